@@ -1,0 +1,5 @@
+import sys
+
+from zdg.cli import main
+
+sys.exit(main())

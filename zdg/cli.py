@@ -1,0 +1,140 @@
+"""The `zdg` command line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from zdg.config import GraphError, load_graph
+from zdg.yamlsrc import YamlSyntaxError
+
+EXIT_INVALID = 2
+
+
+def _add_graph_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("graph", type=Path, help="graph YAML file (see graphs/)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="NODE.PARAM=VALUE",
+                   help="override a node parameter (value parsed as YAML); repeatable")
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    failed = 0
+    for path in args.graphs:
+        try:
+            graph = load_graph(path, args.overrides)
+        except (GraphError, YamlSyntaxError) as exc:
+            print(exc, file=sys.stderr)
+            failed += 1
+            continue
+        print(f"{path}: ok ({len(graph.nodes)} nodes, {len(graph.edges)} edges)")
+    return EXIT_INVALID if failed else 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from zdg.runner import Runner, default_run_dir
+
+    graph = load_graph(args.graph, args.overrides)
+    run_dir = args.run_dir or default_run_dir(graph)
+    progress = False if args.no_progress else None
+    return Runner(graph, args.overrides, run_dir, args.max_restarts, args.grace, progress).run()
+
+
+def cmd_node(args: argparse.Namespace) -> int:
+    from zdg.wiring import Transport
+    from zdg.worker import run_node
+
+    graph = load_graph(args.graph, args.overrides)
+    run_dir = args.run_dir or Path("/tmp/zdg") / graph.name
+    metrics_dir = run_dir / "metrics"
+    metrics_dir.mkdir(parents=True, exist_ok=True)
+    transport = Transport(args.transport, run_dir)
+    return run_node(graph, args.node, args.replica, transport, metrics_dir)
+
+
+def cmd_sub(args: argparse.Namespace) -> int:
+    from zdg.subscribe import subscribe
+
+    subscribe(args.endpoint, args.topics, args.count, args.until_eos, args.timeout)
+    return 0
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    from zdg.render import to_dot, to_mermaid
+
+    graph = load_graph(args.graph, args.overrides)
+    print(to_mermaid(graph) if args.format == "mermaid" else to_dot(graph))
+    return 0
+
+
+def cmd_top(args: argparse.Namespace) -> int:
+    from zdg.top import top
+
+    target = args.target
+    if target.suffix in (".yaml", ".yml"):
+        target = Path("/tmp/zdg") / load_graph(target).name
+    return top(target, args.once)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="zdg", description="ZeroMQ directed-graph network that re-identifies faces in video.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("validate", help="check graph files; exit 2 with file:line errors")
+    p.add_argument("graphs", nargs="+", type=Path)
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="NODE.PARAM=VALUE")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("run", help="run a graph locally, one process per node replica")
+    _add_graph_args(p)
+    p.add_argument("--run-dir", type=Path, help="sockets and metrics go here (default /tmp/zdg/GRAPH_NAME)")
+    p.add_argument("--max-restarts", type=int, default=5, help="restarts in a row before a crashing node is given up")
+    p.add_argument("--grace", type=float, default=10.0, help="seconds to drain after Ctrl-C before stopping nodes")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("node", help="run one replica of one node (what containers and `zdg run` start)")
+    _add_graph_args(p)
+    p.add_argument("node", help="node name in the graph")
+    p.add_argument("--replica", type=int, default=0)
+    p.add_argument("--run-dir", type=Path)
+    p.add_argument("--transport", choices=("ipc", "tcp"), default="ipc")
+    p.set_defaults(func=cmd_node)
+
+    p = sub.add_parser("sub", help="print messages of a published topic as JSON lines")
+    p.add_argument("endpoint", help="e.g. ipc:///tmp/zdg/demo/e2.sock (printed by `zdg run`) or tcp://host:port")
+    p.add_argument("topics", nargs="*", help="topic prefixes (default: all)")
+    p.add_argument("--count", type=int, help="exit after this many messages")
+    p.add_argument("--until-eos", action="store_true", help="exit at the first end-of-stream marker")
+    p.add_argument("--timeout", type=float, help="exit after this many seconds")
+    p.set_defaults(func=cmd_sub)
+
+    p = sub.add_parser("graph", help="print a graph as Mermaid or Graphviz dot")
+    _add_graph_args(p)
+    p.add_argument("--format", choices=("mermaid", "dot"), default="mermaid")
+    p.set_defaults(func=cmd_graph)
+
+    p = sub.add_parser("top", help="live per-node metrics of a running graph")
+    p.add_argument("target", type=Path, help="a run directory, or the graph YAML (uses its default run directory)")
+    p.add_argument("--once", action="store_true", help="print the table once and exit")
+    p.set_defaults(func=cmd_top)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    try:
+        return args.func(args)
+    except (GraphError, YamlSyntaxError) as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_INVALID
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

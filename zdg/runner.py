@@ -1,0 +1,210 @@
+"""`zdg run`: every node replica as its own OS process, supervised and restarted with backoff."""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import logging
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from zdg.config import Graph
+from zdg.metrics import format_table, read_all
+from zdg.wiring import Plan, Transport, compile_plan
+from zdg.worker import EXIT_FATAL, EXIT_OK
+
+log = logging.getLogger("zdg.runner")
+MAX_IPC_PATH = 100
+STABLE_AFTER_S = 30.0
+
+
+def _die_with_parent() -> None:
+    """Children get SIGTERM if the runner itself is killed (Linux prctl PR_SET_PDEATHSIG)."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
+    except OSError:
+        pass
+
+
+@dataclass
+class Replica:
+    node: str
+    index: int
+    source: bool
+    proc: subprocess.Popen | None = None
+    started: float = 0.0
+    restarts: int = 0
+    streak: int = 0
+    restart_at: float | None = None
+    done: bool = False
+    history: list[str] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return f"{self.node}.{self.index}"
+
+
+def default_run_dir(graph: Graph) -> Path:
+    return Path("/tmp/zdg") / graph.name
+
+
+class Runner:
+    def __init__(self, graph: Graph, overrides: list[str], run_dir: Path, max_restarts: int = 5,
+                 grace_s: float = 10.0, progress: bool | None = None) -> None:
+        self.graph = graph
+        self.plan: Plan = compile_plan(graph)
+        self.overrides = overrides
+        self.run_dir = run_dir
+        self.max_restarts = max_restarts
+        self.grace_s = grace_s
+        self.progress = progress
+        self.replicas = [Replica(name, i, n.is_source) for name, n in self.plan.nodes.items() for i in range(n.replicas)]
+        self.draining_since: float | None = None
+        self.terminated_since: float | None = None
+        self.exit_code = EXIT_OK
+
+    @property
+    def metrics_dir(self) -> Path:
+        return self.run_dir / "metrics"
+
+    def _command(self, rep: Replica) -> list[str]:
+        cmd = [sys.executable, "-m", "zdg", "node", str(self.graph.path), rep.node, "--replica", str(rep.index),
+               "--run-dir", str(self.run_dir)]
+        for item in self.overrides:
+            cmd += ["--set", item]
+        return cmd
+
+    def _start(self, rep: Replica) -> None:
+        rep.proc = subprocess.Popen(self._command(rep), start_new_session=True, preexec_fn=_die_with_parent)
+        rep.started = time.monotonic()
+        rep.restart_at = None
+
+    def _prepare(self) -> None:
+        longest = max((len(str(self.run_dir)) + len(link.id) + 12 for link in self.plan.links), default=0)
+        if longest > MAX_IPC_PATH:
+            raise ValueError(f"run directory {self.run_dir} is too long for ipc socket paths; choose a shorter --run-dir")
+        if self.run_dir.exists():
+            shutil.rmtree(self.run_dir)
+        self.metrics_dir.mkdir(parents=True)
+
+    def _on_signal(self, signum: int, _frame: object) -> None:
+        if self.draining_since is None:
+            log.warning("%s: draining (sources stop, queued work finishes); again to stop now", signal.Signals(signum).name)
+            self.draining_since = time.monotonic()
+            self._signal(lambda r: r.source, signal.SIGTERM)
+        else:
+            self._terminate()
+
+    def _signal(self, which, sig: int) -> None:  # noqa: ANN001
+        for rep in self.replicas:
+            if rep.proc and rep.proc.poll() is None and which(rep):
+                rep.proc.send_signal(sig)
+
+    def _terminate(self) -> None:
+        if self.terminated_since is None:
+            self.terminated_since = time.monotonic()
+            self._signal(lambda r: True, signal.SIGTERM)
+
+    def _reap(self, rep: Replica) -> None:
+        assert rep.proc is not None
+        code = rep.proc.returncode
+        if code == EXIT_OK:
+            rep.done = True
+            return
+        why = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+        rep.history.append(why)
+        if code == EXIT_FATAL:
+            log.error("node %s failed (%s); stopping the graph", rep.label, why)
+            self.exit_code = EXIT_FATAL
+            rep.done = True
+            self._terminate()
+            return
+        if self.terminated_since is not None:
+            rep.done = True
+            return
+        if time.monotonic() - rep.started > STABLE_AFTER_S:
+            rep.streak = 0
+        if rep.streak >= self.max_restarts:
+            log.error("node %s %s; gave up after %d restarts in a row", rep.label, why, rep.streak)
+            self.exit_code = 1
+            rep.done = True
+            self._terminate()
+            return
+        delay = min(0.5 * 2 ** rep.streak, 10.0)
+        rep.streak += 1
+        rep.restarts += 1
+        rep.restart_at = time.monotonic() + delay
+        log.warning("node %s %s; restarting in %.1fs (restart %d)", rep.label, why, delay, rep.restarts)
+
+    def run(self) -> int:
+        self._prepare()
+        for link in self.plan.external_topics():
+            log.info("topic %r published at %s  (zdg sub %s %s)", link.topic, self.transport.bind_address(link),
+                     self.transport.bind_address(link), link.topic)
+        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        bars: dict[str, tqdm] = {}
+        try:
+            for rep in sorted(self.replicas, key=lambda r: r.source):
+                self._start(rep)
+            while not all(r.done for r in self.replicas):
+                time.sleep(0.1)
+                now = time.monotonic()
+                for rep in self.replicas:
+                    if rep.done:
+                        continue
+                    if rep.restart_at is not None:
+                        if now >= rep.restart_at and self.terminated_since is None:
+                            self._start(rep)
+                    elif rep.proc and rep.proc.poll() is not None:
+                        self._reap(rep)
+                self._update_progress(bars)
+                if self.draining_since and now - self.draining_since > self.grace_s:
+                    self._terminate()
+                if self.terminated_since and now - self.terminated_since > 3:
+                    self._signal(lambda r: True, signal.SIGKILL)
+        finally:
+            for bar in bars.values():
+                bar.close()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        self._report()
+        return self.exit_code
+
+    @property
+    def transport(self) -> Transport:
+        return Transport("ipc", self.run_dir)
+
+    def _update_progress(self, bars: dict[str, tqdm]) -> None:
+        for snap in read_all(self.metrics_dir):
+            prog = snap.get("progress") or {}
+            if "done" not in prog:
+                continue
+            key = f"{snap['node']}.{snap['replica']}"
+            if key not in bars:
+                bars[key] = tqdm(total=prog.get("total"), desc=key, unit="msg", disable=None if self.progress is None else not self.progress,
+                                 position=len(bars), leave=True, dynamic_ncols=True)
+            bar = bars[key]
+            bar.total = prog.get("total")
+            bar.n = prog["done"]
+            bar.refresh()
+
+    def snapshots(self) -> list[dict]:
+        restarts = {r.label: r.restarts for r in self.replicas}
+        snaps = read_all(self.metrics_dir)
+        for snap in snaps:
+            snap["restarts"] = restarts.get(f"{snap['node']}.{snap['replica']}", 0)
+        return snaps
+
+    def _report(self) -> None:
+        snaps = self.snapshots()
+        summary = self.run_dir / "metrics.json"
+        summary.write_text(json.dumps({"graph": self.graph.name, "exit_code": self.exit_code, "replicas": snaps}, indent=1))
+        print(format_table(snaps), file=sys.stderr)
+        print(f"metrics: {summary}", file=sys.stderr)

@@ -1,0 +1,116 @@
+"""Derive sockets and endpoints from a graph; users never write addresses.
+
+Rules: a replicated node never binds. For each edge the single side binds (the upstream
+when both are single); where both sides are replicated a relay node is inserted that
+binds both ways. Push edges bound upstream use ROUTER/DEALER with credits so end of
+stream reaches every downstream replica exactly once; push edges bound downstream use
+PUSH/PULL; pub edges use XPUB/SUB so publishers can wait for their subscribers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from zdg.config import Edge, Graph, NodeDef
+from zdg.demo_nodes import RelayNode
+from zdg.node import NoParams
+
+TCP_BASE_PORT = 5600
+
+
+@dataclass(frozen=True)
+class Link:
+    """One physical socket pair: user edges map to one link, or two around a relay."""
+
+    id: str
+    src: str
+    src_port: str
+    dst: str | None
+    dst_port: str
+    pattern: Literal["push", "pub"]
+    topic: str
+    hwm: int
+    policy: Literal["block", "drop"]
+    binder: Literal["src", "dst"]
+    number: int
+    src_replicas: int
+    dst_replicas: int
+
+    @property
+    def binder_node(self) -> str:
+        return self.src if self.binder == "src" or self.dst is None else self.dst
+
+    @property
+    def socket_kinds(self) -> tuple[str, str]:
+        """(upstream kind, downstream kind)."""
+        if self.pattern == "pub":
+            return "XPUB", "SUB"
+        return ("ROUTER", "DEALER") if self.binder == "src" else ("PUSH", "PULL")
+
+
+@dataclass(frozen=True)
+class Transport:
+    """ipc under a run directory (local), or tcp between services/hosts (containers)."""
+
+    kind: Literal["ipc", "tcp"]
+    run_dir: Path = Path("/tmp/zdg")
+    hosts: dict[str, str] = field(default_factory=dict)
+
+    def bind_address(self, link: Link) -> str:
+        if self.kind == "ipc":
+            return f"ipc://{self.run_dir}/{link.id}.sock"
+        return f"tcp://*:{TCP_BASE_PORT + link.number}"
+
+    def connect_address(self, link: Link) -> str:
+        if self.kind == "ipc":
+            return self.bind_address(link)
+        host = self.hosts.get(link.binder_node, link.binder_node)
+        return f"tcp://{host}:{TCP_BASE_PORT + link.number}"
+
+
+@dataclass(frozen=True)
+class Plan:
+    graph: Graph
+    nodes: dict[str, NodeDef]
+    links: list[Link]
+
+    def inputs(self, node: str) -> list[Link]:
+        return [link for link in self.links if link.dst == node]
+
+    def outputs(self, node: str) -> list[Link]:
+        return [link for link in self.links if link.src == node]
+
+    def external_topics(self) -> list[Link]:
+        return [link for link in self.links if link.dst is None]
+
+
+def _relay(edge: Edge, host: str | None) -> NodeDef:
+    return NodeDef(f"relay-e{edge.index}", "relay", RelayNode, NoParams(), 1, host)
+
+
+def compile_plan(graph: Graph) -> Plan:
+    nodes = dict(graph.nodes)
+    links: list[Link] = []
+
+    def add(edge: Edge, link_id: str, src: str, src_port: str, dst: str | None, dst_port: str) -> None:
+        src_n = nodes[src].replicas
+        dst_n = nodes[dst].replicas if dst else 0
+        binder: Literal["src", "dst"] = "src" if src_n == 1 else "dst"
+        links.append(Link(link_id, src, src_port, dst, dst_port, edge.pattern, edge.topic, edge.hwm,
+                          edge.policy, binder, len(links), src_n, dst_n))
+
+    for edge in graph.edges:
+        src = graph.nodes[edge.src.node]
+        dst = graph.nodes[edge.dst.node] if edge.dst else None
+        dst_name = edge.dst.node if edge.dst else None
+        dst_port = edge.dst.port if edge.dst else "in"
+        if src.replicas > 1 and (dst is None or dst.replicas > 1):
+            relay = _relay(edge, src.host)
+            nodes[relay.name] = relay
+            add(edge, f"e{edge.index}a", src.name, edge.src.port, relay.name, "in")
+            add(edge, f"e{edge.index}b", relay.name, "out", dst_name, dst_port)
+        else:
+            add(edge, f"e{edge.index}", src.name, edge.src.port, dst_name, dst_port)
+    return Plan(graph, nodes, links)

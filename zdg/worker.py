@@ -1,0 +1,192 @@
+"""Run one replica of one node: open its sockets, feed it messages, forward its outputs, handle EOS."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import zmq
+
+from zdg.channels import InChannel, OutChannel
+from zdg.config import Graph
+from zdg.message import DecodeError, Message, decode, encode, now
+from zdg.metrics import Metrics
+from zdg.node import FatalNodeError, Node, NodeContext, SourceNode, as_list
+from zdg.wiring import Plan, Transport, compile_plan
+
+EXIT_OK, EXIT_CRASH, EXIT_FATAL = 0, 1, 3
+ERROR_LOG_EVERY = 100
+
+
+class Worker:
+    def __init__(self, plan: Plan, name: str, replica: int, transport: Transport, metrics_dir: Path | None) -> None:
+        self.plan = plan
+        self.ndef = plan.nodes[name]
+        self.replica = replica
+        self.log = logging.getLogger(f"zdg.{name}.{replica}")
+        self.context = NodeContext(plan.graph.name, name, replica, self.ndef.replicas, self.log)
+        path = metrics_dir / f"{name}.{replica}.json" if metrics_dir else None
+        self.metrics = Metrics(name, replica, path)
+        self.stop = False
+        self.seq = 0
+        self.zctx = zmq.Context()
+        settings = plan.graph.settings
+        self.outs: dict[str, list[OutChannel]] = defaultdict(list)
+        for link in plan.outputs(name):
+            self.outs[link.src_port].append(OutChannel(self.zctx, link, transport, settings, self.metrics, lambda: self.stop))
+        self.ins = [InChannel(self.zctx, link, transport, settings, f"{name}.{replica}") for link in plan.inputs(name)]
+        self.node: Node = self.ndef.cls(self.ndef.params, self.context)
+
+    def _on_signal(self, signum: int, _frame: object) -> None:
+        self.log.info("received %s: finishing", signal.Signals(signum).name)
+        self.stop = True
+
+    def _write_metrics(self, force: bool = False) -> None:
+        self.metrics.write(self.context.counters, self.context.progress, force)
+
+    def emit(self, msg: Message, parent: Message | None = None) -> None:
+        channels = self.outs.get(msg.port)
+        if msg.port not in self.ndef.cls.outputs:
+            raise ValueError(f"node emitted on unknown port {msg.port!r} (outputs: {self.ndef.cls.outputs})")
+        self.seq += 1
+        msg.meta = {
+            "graph": self.plan.graph.name, "node": self.ndef.name, "replica": self.replica, "seq": self.seq,
+            "created": (parent.meta.get("created") if parent else None) or msg.meta.get("created") or now(),
+            "sent": now(),
+        }
+        self.metrics.counts["out"] += 1
+        if not channels:
+            return
+        frames = encode(msg)
+        for channel in channels:
+            channel.send([channel.link.topic.encode(), *frames[1:]])
+
+    def send_eos(self) -> None:
+        for port, channels in self.outs.items():
+            frames = encode(Message(port=port, eos=True, meta={"node": self.ndef.name, "replica": self.replica}))
+            for channel in channels:
+                channel.send_eos([channel.link.topic.encode(), *frames[1:]])
+
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        try:
+            self.node.setup()
+        except FatalNodeError as exc:
+            self.log.error("%s", exc)
+            return EXIT_FATAL
+        self.metrics.state = "running"
+        self._write_metrics(force=True)
+        try:
+            if isinstance(self.node, SourceNode):
+                self._run_source()
+            else:
+                self._run_inputs()
+            for out in as_list(self._guarded(self.node.finish)):
+                self.emit(out)
+            self.send_eos()
+        except FatalNodeError as exc:
+            self.log.error("%s", exc)
+            return EXIT_FATAL
+        finally:
+            self._guarded(self.node.teardown)
+            self.metrics.state = "done"
+            self._write_metrics(force=True)
+            for channel in self.ins:
+                channel.close()
+            for channels in self.outs.values():
+                for channel in channels:
+                    channel.close()
+            self.zctx.term()
+        return EXIT_OK
+
+    def _guarded(self, fn):  # noqa: ANN001, ANN202
+        try:
+            return fn()
+        except FatalNodeError:
+            raise
+        except Exception:
+            self.metrics.counts["errors"] += 1
+            self.log.exception("%s failed", fn.__name__)
+            return None
+
+    def _run_source(self) -> None:
+        assert isinstance(self.node, SourceNode)
+        for msg in self.node.generate():
+            self.emit(msg)
+            self._write_metrics()
+            if self.stop:
+                break
+
+    def _run_inputs(self) -> None:
+        poller = zmq.Poller()
+        for channel in self.ins:
+            poller.register(channel.sock, zmq.POLLIN)
+        expected = {c.link.id: c.link.src_replicas for c in self.ins}
+        eos_from: dict[str, set] = defaultdict(set)
+        batch: list[tuple[Message, InChannel]] = []
+        batch_size = max(1, int(getattr(self.node, "batch_size", 1)))
+        timeout_s = float(getattr(self.node, "batch_timeout_ms", 50)) / 1000
+        batch_started = 0.0
+        while not self.stop:
+            wait_ms = 100 if not batch else max(0, int((batch_started + timeout_s - time.monotonic()) * 1000))
+            for sock, _ in poller.poll(wait_ms):
+                channel = next(c for c in self.ins if c.sock is sock)
+                while len(batch) < batch_size and (frames := channel.recv()) is not None:
+                    try:
+                        _, msg = decode(frames)
+                    except DecodeError as exc:
+                        self.metrics.counts["decode_errors"] += 1
+                        channel.ack()
+                        if self.metrics.counts["decode_errors"] % ERROR_LOG_EVERY == 1:
+                            self.log.warning("dropped malformed message on %s: %s", channel.link.id, exc)
+                        continue
+                    if msg.eos:
+                        eos_from[channel.link.id].add((msg.meta.get("node"), msg.meta.get("replica")))
+                        continue
+                    msg.port = channel.link.dst_port
+                    if not batch:
+                        batch_started = time.monotonic()
+                    batch.append((msg, channel))
+                    self.metrics.counts["in"] += 1
+            self.metrics.gauges["queue"] = len(batch)
+            if batch and (len(batch) >= batch_size or time.monotonic() >= batch_started + timeout_s):
+                self._process(batch, batch_size)
+                batch = []
+            self._write_metrics()
+            if all(len(eos_from[k]) >= n for k, n in expected.items()) and not batch:
+                break
+        if batch:
+            self._process(batch, batch_size)
+
+    def _process(self, batch: list[tuple[Message, InChannel]], batch_size: int) -> None:
+        msgs = [m for m, _ in batch]
+        started = time.perf_counter()
+        try:
+            outs = self.node.process_batch(msgs) if batch_size > 1 else as_list(self.node.process(msgs[0]))
+        except FatalNodeError:
+            raise
+        except Exception:
+            outs = []
+            self.metrics.counts["errors"] += len(msgs)
+            if self.metrics.counts["errors"] % ERROR_LOG_EVERY <= len(msgs):
+                self.log.exception("process failed on %d message(s); continuing", len(msgs))
+        self.metrics.timing(time.perf_counter() - started, len(msgs))
+        for channel in {id(c): c for _, c in batch}.values():
+            channel.ack(sum(1 for _, c in batch if c is channel))
+        parent = msgs[0] if len(msgs) == 1 else None
+        for out in outs:
+            self.emit(out, parent)
+
+
+def run_node(graph: Graph, name: str, replica: int, transport: Transport, metrics_dir: Path | None) -> int:
+    """Entry point shared by `zdg run` (one process per replica) and containers (`zdg node`)."""
+    plan = compile_plan(graph)
+    if name not in plan.nodes:
+        raise KeyError(f"graph {graph.name!r} has no node {name!r} (nodes: {', '.join(plan.nodes)})")
+    if not 0 <= replica < plan.nodes[name].replicas:
+        raise ValueError(f"node {name!r} has {plan.nodes[name].replicas} replica(s); replica {replica} does not exist")
+    return Worker(plan, name, replica, transport, metrics_dir).run()
