@@ -75,7 +75,7 @@ class CollectNode(SinkNode):
         self.file = None
         if self.params.path:
             Path(self.params.path).parent.mkdir(parents=True, exist_ok=True)
-            self.file = open(self.params.path, "a", buffering=1)
+            self.file = open(self.params.path, "a", buffering=1)  # noqa: SIM115 (open for the node's life)
 
     def process(self, msg: Message) -> None:
         self.received += 1

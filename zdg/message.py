@@ -83,7 +83,7 @@ def decode(frames: list[Any]) -> tuple[str, Message]:
     if not isinstance(specs, list) or len(specs) != len(frames) - 2:
         raise DecodeError(f"header lists {len(specs) if isinstance(specs, list) else '?'} arrays, got {len(frames) - 2} frames")
     arrays = {}
-    for spec, frame in zip(specs, frames[2:]):
+    for spec, frame in zip(specs, frames[2:], strict=True):
         try:
             name, dtype, shape = spec
             dtype = np.dtype(dtype)

@@ -75,11 +75,12 @@ def read_all(metrics_dir: Path) -> list[dict[str, Any]]:
 
 def format_table(snapshots: list[dict[str, Any]]) -> str:
     """A fixed-width table, one row per replica."""
-    cols = ("node", "replica", "state", "in", "out", "dropped", "errors", "decode_errors", "p50_ms", "p95_ms", "queue", "backlog", "restarts")
+    cols = ("node", "replica", "state", "in", "out", "dropped", "errors", "decode_errors",
+            "p50_ms", "p95_ms", "queue", "backlog", "restarts")
     heads = ("node", "rep", "state", "in", "out", "drop", "err", "bad", "p50ms", "p95ms", "queue", "backlog", "restarts")
     rows = [heads] + [tuple("-" if s.get(c) is None else str(s.get(c)) for c in cols) for s in snapshots]
     widths = [max(len(r[i]) for r in rows) for i in range(len(cols))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
     extras = [f"  {s['node']}.{s['replica']}: " + ", ".join(f"{k}={v}" for k, v in sorted(s["counters"].items()))
               for s in snapshots if s.get("counters")]
     return "\n".join(lines + extras)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import logging
@@ -27,10 +28,8 @@ STABLE_AFTER_S = 30.0
 
 def _die_with_parent() -> None:
     """Children get SIGTERM if the runner itself is killed (Linux prctl PR_SET_PDEATHSIG)."""
-    try:
+    with contextlib.suppress(OSError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
-    except OSError:
-        pass
 
 
 @dataclass
@@ -188,7 +187,8 @@ class Runner:
                 continue
             key = f"{snap['node']}.{snap['replica']}"
             if key not in bars:
-                bars[key] = tqdm(total=prog.get("total"), desc=key, unit="msg", disable=None if self.progress is None else not self.progress,
+                disable = None if self.progress is None else not self.progress  # None: only on a terminal
+                bars[key] = tqdm(total=prog.get("total"), desc=key, unit="msg", disable=disable,
                                  position=len(bars), leave=True, dynamic_ncols=True)
             bar = bars[key]
             bar.total = prog.get("total")

@@ -1,0 +1,71 @@
+"""Shared fixtures: graph files in temp dirs, `zdg run` in a subprocess, the shared data folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("ZDG_SHARED", REPO.parent / "shared"))
+
+
+@dataclass
+class RunResult:
+    proc: subprocess.CompletedProcess
+    run_dir: Path
+
+    @property
+    def metrics(self) -> dict[str, dict]:
+        data = json.loads((self.run_dir / "metrics.json").read_text())
+        return {f"{r['node']}.{r['replica']}": r for r in data["replicas"]}
+
+    def total(self, node: str, key: str) -> int:
+        return sum(r[key] for label, r in self.metrics.items() if label.rsplit(".", 1)[0] == node)
+
+
+@pytest.fixture
+def run_dir():
+    """A short path (ipc socket paths are limited to ~100 chars)."""
+    path = Path(tempfile.mkdtemp(prefix="zdgt-", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def write_graph(tmp_path):
+    def write(text: str, name: str = "graph.yaml") -> Path:
+        path = tmp_path / name
+        path.write_text(textwrap.dedent(text))
+        return path
+
+    return write
+
+
+def zdg(*args: str, timeout: float = 120, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "zdg", *args], capture_output=True, text=True, timeout=timeout,
+                          cwd=REPO, **kwargs)
+
+
+@pytest.fixture
+def run_graph(run_dir):
+    def run(graph: Path, *args: str, timeout: float = 120) -> RunResult:
+        proc = zdg("run", str(graph), "--run-dir", str(run_dir / "run"), "--no-progress", *args, timeout=timeout)
+        return RunResult(proc, run_dir / "run")
+
+    return run
+
+
+def shared_path(*parts: str) -> Path:
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"{path} not present (shared data lives beside the repo)")
+    return path

@@ -1,0 +1,28 @@
+"""CLI surfaces other than run/validate: graph drawing, top, help."""
+
+from __future__ import annotations
+
+from tests.conftest import REPO, zdg
+
+
+def test_graph_renders_mermaid_and_dot():
+    mermaid = zdg("graph", str(REPO / "graphs/demo.yaml"))
+    assert mermaid.returncode == 0
+    assert "flowchart LR" in mermaid.stdout and "counter -->|push| square" in mermaid.stdout
+    dot = zdg("graph", str(REPO / "graphs/demo.yaml"), "--format", "dot")
+    assert '"square" -> "collect" [label="pub squares"]' in dot.stdout
+
+
+def test_demo_runs_and_top_shows_its_metrics(run_dir):
+    proc = zdg("run", str(REPO / "graphs/demo.yaml"), "--run-dir", str(run_dir), "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    assert "collected 1000 messages" in proc.stderr
+    top = zdg("top", str(run_dir), "--once")
+    assert top.returncode == 0
+    assert "square" in top.stdout and "done" in top.stdout
+
+
+def test_help_lists_commands():
+    proc = zdg("--help")
+    for command in ("validate", "run", "sub", "graph", "top", "node"):
+        assert command in proc.stdout
