@@ -1,0 +1,72 @@
+"""Detector: SCRFD through insightface's model zoo; emits boxes, keypoints, scores and aligned crops."""
+
+from __future__ import annotations
+
+import numpy as np
+from pydantic import Field
+
+from nodes.faces import CROP_SIZE, Faces, FrameInfo
+from nodes.models import load_model
+from nodes.pose import sharpness, yaw_pitch_from_kps
+from zdg.message import Message
+from zdg.node import Node, Params
+
+
+class DetectorParams(Params):
+    pack: str = Field("buffalo_sc", description="model pack folder under the model root")
+    model: str | None = Field("det_*.onnx", description="file glob in the pack, or a path to an .onnx file")
+    model_root: str | None = Field(None, description="default: $ZDG_MODEL_ROOT, then ~/.insightface")
+    input_size: int = Field(640, ge=128, le=2048, multiple_of=32, description="detector input (square)")
+    min_score: float = Field(0.5, ge=0, le=1)
+    min_size: int = Field(24, ge=0, description="smallest face side in pixels")
+    max_yaw: float = Field(60, ge=0, le=90, description="degrees, estimated from the keypoints")
+    max_pitch: float = Field(45, ge=0, le=90, description="degrees, estimated from the keypoints")
+    min_sharpness: float = Field(10, ge=0, description="Laplacian variance of the aligned crop")
+    max_faces: int = Field(0, ge=0, description="keep the N largest faces per frame (0 = all)")
+    threads: int = Field(1, ge=1, le=64, description="onnxruntime intra-op threads (1 is fastest per process here)")
+
+
+class DetectorNode(Node):
+    """Frame in, Faces out (every frame yields a message, possibly with no faces)."""
+
+    Params = DetectorParams
+
+    def setup(self) -> None:
+        p = self.params
+        self.model = load_model(p.pack, p.model, p.model_root, p.threads, "SCRFD")
+        self.model.prepare(-1, input_size=(p.input_size, p.input_size), det_thresh=p.min_score)
+        from insightface.utils.face_align import norm_crop
+
+        self.norm_crop = norm_crop
+
+    def detect(self, image: np.ndarray, info: FrameInfo) -> Faces:
+        p = self.params
+        boxes, kps = self.model.detect(image, input_size=(p.input_size, p.input_size), max_num=p.max_faces)
+        if kps is None or not len(boxes):
+            return Faces.empty(info)
+        sizes = np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+        yaw, pitch = yaw_pitch_from_kps(kps)
+        keep = np.ones(len(boxes), bool)
+        for reason, rejected in (("small", sizes < p.min_size), ("yaw", np.abs(yaw) > p.max_yaw),
+                                 ("pitch", np.abs(pitch) > p.max_pitch)):
+            self.context.count(f"rejected_{reason}", int((keep & rejected).sum()))
+            keep &= ~rejected
+        crops, quality, kept = [], [], []
+        for i in np.flatnonzero(keep):
+            crop = self.norm_crop(image, kps[i], image_size=CROP_SIZE)
+            sharp = sharpness(crop)
+            if sharp < p.min_sharpness:
+                self.context.count("rejected_blur")
+                continue
+            kept.append(i)
+            crops.append(crop)
+            frontal = 1 - abs(float(yaw[i])) / 90
+            quality.append(float(boxes[i, 4]) * frontal * min(1.0, sharp / 200))
+        self.context.count("faces", len(kept))
+        if not kept:
+            return Faces.empty(info)
+        return Faces(info, boxes[kept, :4].astype(np.float32), kps[kept].astype(np.float32),
+                     boxes[kept, 4].astype(np.float32), np.asarray(quality, np.float32), np.stack(crops))
+
+    def process(self, msg: Message) -> Message:
+        return self.detect(msg.arrays["image"], FrameInfo.of(msg)).to_message()
