@@ -25,8 +25,16 @@ class Metrics:
         self.proc_ms: deque[float] = deque(maxlen=2048)
         self.gauges: dict[str, Any] = {"queue": 0, "backlog": 0}
         self.state = "starting"
+        self.first_in_at: float | None = None
+        self.last_in_at: float | None = None
         self.started = time.time()
         self._last_write = 0.0
+
+    def received(self) -> None:
+        now = time.time()
+        self.counts["in"] += 1
+        self.first_in_at = self.first_in_at or now
+        self.last_in_at = now
 
     def timing(self, seconds: float, n: int = 1) -> None:
         """Record processing time for a batch of n messages (per-message time is stored)."""
@@ -47,6 +55,8 @@ class Metrics:
             **self.gauges,
             "counters": dict(extra_counters or {}),
             "progress": dict(progress or {}),
+            "first_in_at": self.first_in_at,
+            "last_in_at": self.last_in_at,
             "written": time.time(),
         }
 

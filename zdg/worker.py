@@ -151,7 +151,7 @@ class Worker:
                     if not batch:
                         batch_started = time.monotonic()
                     batch.append((msg, channel))
-                    self.metrics.counts["in"] += 1
+                    self.metrics.received()
             self.metrics.gauges["queue"] = len(batch)
             if batch and (len(batch) >= batch_size or time.monotonic() >= batch_started + timeout_s):
                 self._process(batch, batch_size)

@@ -1,0 +1,123 @@
+"""Pipeline benchmark: the same face work three ways, in one invocation, on the same clip and models.
+
+(1) insightface FaceAnalysis with its defaults, one process (what users write today)
+(2) the same work single-threaded in one process (zdg's detector + embedder + sequencer classes)
+(3) graphs/video_sequences.yaml under `zdg run` (detector replicas, pipelined nodes)
+
+All three read every `--stride`th frame and use the same detector size. Prints fps and ratios.
+    python bench/pipeline.py --clip ../shared/data/videos/short_hamilton_clip.mp4
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+
+REPO = Path(__file__).resolve().parents[1]
+PACK_NAME = "zdg_bench_pack"  # FaceAnalysis takes a folder of this name in the cwd first: keep it unusual
+
+
+def frames(clip: str, stride: int):
+    cap = cv2.VideoCapture(clip)
+    index = 0
+    while True:
+        ok, image = cap.read()
+        if not ok:
+            break
+        if index % stride == 0:
+            yield index, image
+        index += 1
+
+
+def make_pack(model_root: Path, det: str, rec: str) -> Path:
+    """A FaceAnalysis pack (<root>/models/<name>/) of symlinks to the detector and recogniser files."""
+    root = Path(tempfile.mkdtemp(prefix="zdg-pack-"))
+    pack = root / "models" / PACK_NAME
+    pack.mkdir(parents=True)
+    for src in (model_root / det, model_root / rec):
+        (pack / src.name).symlink_to(src.resolve())
+    return root
+
+
+def face_analysis(clip: str, stride: int, size: int, pack_root: Path) -> tuple[int, float]:
+    from insightface.app import FaceAnalysis
+
+    app = FaceAnalysis(name=PACK_NAME, root=str(pack_root), providers=["CPUExecutionProvider"])
+    app.prepare(ctx_id=-1, det_size=(size, size))
+    started, n = time.perf_counter(), 0
+    for _, image in frames(clip, stride):
+        app.get(image)
+        n += 1
+    return n, time.perf_counter() - started
+
+
+def single_threaded(clip: str, stride: int, size: int) -> tuple[int, float]:
+    from nodes.detector import DetectorNode, DetectorParams
+    from nodes.embedder import EmbedderNode, EmbedderParams
+    from nodes.faces import FrameInfo
+    from nodes.sequencer import SequencerNode, SequencerParams
+    from zdg.node import NodeContext
+
+    det = DetectorNode(DetectorParams(pack="buffalo_sc", input_size=size, threads=1), NodeContext("b", "det"))
+    emb = EmbedderNode(EmbedderParams(pack="mfn128", threads=1), NodeContext("b", "emb"))
+    seq = SequencerNode(SequencerParams(), NodeContext("b", "seq"))
+    for node in (det, emb, seq):
+        node.setup()
+    started, n = time.perf_counter(), 0
+    for index, image in frames(clip, stride):
+        faces = det.detect(image, FrameInfo("v", clip, index, n, 0.0)).to_message()
+        seq.process(emb.process(faces))
+        n += 1
+    seq.finish()
+    return n, time.perf_counter() - started
+
+
+def graph(clip: str, stride: int, size: int, n_frames: int) -> tuple[int, float, float]:
+    """Frames, wall seconds including start-up, and steady-state fps (first to last frame at the sequencer)."""
+    out = Path(tempfile.mkdtemp(prefix="zdg-bench-"))
+    cmd = [sys.executable, "-m", "zdg", "run", str(REPO / "graphs/video_sequences.yaml"), "--no-progress",
+           "--run-dir", str(out / "run"), "--set", f"source.path={clip}", "--set", f"source.stride={stride}",
+           "--set", f"detector.input_size={size}", "--set", f"jsonl.path={out / 's.jsonl'}",
+           "--set", f"gallery.out_dir={out / 'g'}", "--set", "gallery.annotate_video=false"]
+    started = time.perf_counter()
+    subprocess.run(cmd, check=True, capture_output=True, cwd=REPO)
+    total = time.perf_counter() - started
+    replicas = json.loads((out / "run" / "metrics.json").read_text())["replicas"]
+    seq = next(r for r in replicas if r["node"] == "sequencer")
+    steady = (seq["in"] - 1) / (seq["last_in_at"] - seq["first_in_at"])
+    return n_frames, total, steady
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clip", action="append", help="video file (repeatable); default: the shared samples")
+    parser.add_argument("--stride", type=int, default=2)
+    parser.add_argument("--size", type=int, default=640, help="detector input size, same for all three")
+    parser.add_argument("--model-root", default=os.environ.get("ZDG_MODEL_ROOT", str(REPO.parent / "shared/models")))
+    args = parser.parse_args()
+    os.environ["ZDG_MODEL_ROOT"] = args.model_root
+    clips = args.clip or [str(REPO.parent / f"shared/data/videos/{n}") for n in ("short_hamilton_clip.mp4", "friends_poker.mp4")]
+    pack_root = make_pack(Path(args.model_root), "buffalo_sc/det_500m.onnx", "mfn128/mobilefacenet_128.onnx")
+    print(f"cores: {os.cpu_count()}  stride: {args.stride}  detector size: {args.size}")
+    for clip in clips:
+        fa_n, fa_t = face_analysis(clip, args.stride, args.size, pack_root)
+        st_n, st_t = single_threaded(clip, args.stride, args.size)
+        gr_n, gr_t, steady = graph(clip, args.stride, args.size, st_n)
+        fa, st, gr = fa_n / fa_t, st_n / st_t, gr_n / gr_t
+        print(f"{Path(clip).name}: {st_n} frames")
+        print(f"  (1) FaceAnalysis default, one process : {fa:6.1f} fps")
+        print(f"  (2) same work, single-threaded        : {st:6.1f} fps   ({st / fa:.2f}x of 1)")
+        print(f"  (3) zdg graph, whole run incl. start-up: {gr:6.1f} fps   ({gr / fa:.2f}x of 1, {gr / st:.2f}x of 2)")
+        print(f"  (3) zdg graph, steady state           : {steady:6.1f} fps   ({steady / fa:.2f}x of 1, {steady / st:.2f}x of 2)")
+
+
+if __name__ == "__main__":
+    main()

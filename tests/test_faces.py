@@ -1,0 +1,96 @@
+"""Face path on the real models and real clips in ../shared (skipped only where shared/ is absent)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from sklearn.metrics import silhouette_score
+
+from tests.conftest import REPO, shared_path, zdg
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(autouse=True)
+def model_root(monkeypatch):
+    root = os.environ.get("ZDG_MODEL_ROOT") or str(shared_path("models"))
+    monkeypatch.setenv("ZDG_MODEL_ROOT", root)
+    return root
+
+
+def run_sequences(run_dir: Path, out: Path, *sets: str) -> tuple[int, list[dict], str]:
+    args = ["run", str(REPO / "graphs/video_sequences.yaml"), "--run-dir", str(run_dir), "--no-progress",
+            "--set", f"jsonl.path={out / 'seq.jsonl'}", "--set", "jsonl.include_vectors=true",
+            "--set", f"gallery.out_dir={out / 'gallery'}"]
+    for item in sets:
+        args += ["--set", item]
+    proc = zdg(*args, timeout=300)
+    path = out / "seq.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    return proc.returncode, rows, proc.stderr
+
+
+def test_detector_finds_the_faces_on_a_known_frame(model_root):
+    from nodes.detector import DetectorNode, DetectorParams
+    from nodes.faces import FrameInfo
+    from zdg.node import NodeContext
+
+    cap = cv2.VideoCapture(str(shared_path("data", "videos", "friends_poker.mp4")))
+    ok, frame = cap.read()
+    assert ok
+    node = DetectorNode(DetectorParams(pack="buffalo_sc"), NodeContext("t", "detector"))
+    node.setup()
+    faces = node.detect(frame, FrameInfo("v", "", 0, 0, 0.0))
+    # Frame 0 shows two people (Phoebe left, Ross right), both well inside the frame.
+    assert len(faces) == 2
+    centres = sorted(((b[0] + b[2]) / 2, (b[1] + b[3]) / 2) for b in faces.boxes_xyxy)
+    assert abs(centres[0][0] - 432) < 30 and abs(centres[1][0] - 887) < 30
+    assert faces.crops.shape == (2, 112, 112, 3)
+    assert (faces.scores > 0.8).all()
+
+
+def test_one_person_across_consecutive_frames_is_one_sequence(run_dir, tmp_path):
+    # The first 4 s of friends_poker is one shot of two people who stay on screen.
+    code, rows, err = run_sequences(run_dir, tmp_path, "source.path=" + str(shared_path("data/videos/friends_poker.mp4")),
+                                    "source.end_s=4")
+    assert code == 0, err
+    assert len(rows) == 2, [(r["first_frame"], r["last_frame"]) for r in rows]
+    for row in rows:
+        assert row["first_frame"] == 0 and row["last_frame"] >= 90
+        assert row["size"] >= 45  # nearly every emitted frame (stride 2) of the shot
+
+
+def test_friends_sequences_are_well_separated_and_eos_closes_them(run_dir, tmp_path):
+    clip = shared_path("data/videos/friends_poker.mp4")
+    code, rows, err = run_sequences(run_dir, tmp_path, f"source.path={clip}")
+    assert code == 0, err
+    assert len(rows) >= 8
+    vectors = np.concatenate([np.asarray(r["vectors"], np.float32) for r in rows])
+    labels = np.concatenate([[i] * r["size"] for i, r in enumerate(rows)])
+    assert vectors.shape[1] == 128  # from the model, not assumed
+    score = silhouette_score(vectors, labels, metric="cosine")
+    print(f"silhouette of {len(rows)} friends_poker sequences: {score:.3f}")
+    assert score > 0.15
+    last_emitted = (int(cv2.VideoCapture(str(clip)).get(cv2.CAP_PROP_FRAME_COUNT)) - 1) // 2 * 2
+    assert any(r["last_frame"] == last_emitted for r in rows), "sequences open at end of stream must be closed"
+    assert (tmp_path / "gallery" / "friends_poker_annotated.mp4").stat().st_size > 100_000
+    assert len(list((tmp_path / "gallery" / "friends_poker").glob("*.png"))) == len(rows)
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (b"\x00\x01 not a video at all" * 100, "corrupt or unsupported"),
+    (None, "no such file or folder"),
+])
+def test_bad_video_is_one_clear_error_and_exit_code(run_dir, tmp_path, content, message):
+    clip = tmp_path / "broken.mp4"
+    if content is not None:
+        clip.write_bytes(content)
+    code, rows, err = run_sequences(run_dir, tmp_path, f"source.path={clip}")
+    assert code == 3
+    assert f"{clip}" in err and message in err
+    assert "Traceback" not in err

@@ -1,0 +1,65 @@
+"""Sequencer logic in memory: tracks, gaps, splits, reordering, end of stream."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from nodes.faces import Faces, FrameInfo
+from nodes.sequencer import SequencerNode, SequencerParams
+from zdg.node import NodeContext
+
+DIM = 16
+RNG = np.random.default_rng(0)
+PEOPLE = np.linalg.qr(RNG.normal(size=(DIM, DIM)))[0][:3]  # orthonormal identities
+
+
+def frame(seq: int, people: list[tuple[int, float]]) -> Faces:
+    """A frame with one face per (identity, x position)."""
+    n = len(people)
+    boxes = np.array([[x, 100, x + 80, 200] for _, x in people], np.float32).reshape(n, 4)
+    emb = np.array([PEOPLE[p] + RNG.normal(scale=0.05, size=DIM) for p, _ in people], np.float32).reshape(n, DIM)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True).clip(1e-9)
+    return Faces(FrameInfo("v", "", seq * 2, seq, seq / 12), boxes, np.zeros((n, 5, 2), np.float32),
+                 np.full(n, 0.9, np.float32), np.full(n, 0.5, np.float32), np.zeros((n, 112, 112, 3), np.uint8), emb)
+
+
+def run(frames: list[Faces], **params) -> list[dict]:
+    node = SequencerNode(SequencerParams(**params), NodeContext("t", "sequencer"))
+    node.setup()
+    out = []
+    for faces in frames:
+        out += node.process(faces.to_message())
+    out += node.finish()
+    return [m.fields | {"frames": m.arrays["frames"].tolist()} for m in out if m.port == "out"]
+
+
+def test_two_people_moving_are_two_sequences():
+    frames = [frame(i, [(0, 100 + 5 * i), (1, 600 - 5 * i)]) for i in range(20)]
+    seqs = run(frames)
+    assert sorted(s["size"] for s in seqs) == [20, 20]
+
+
+def test_occlusion_shorter_than_max_gap_keeps_one_sequence_longer_splits():
+    frames = [frame(i, [(0, 100)] if not 5 <= i < 9 else []) for i in range(15)]
+    assert [s["size"] for s in run(frames, max_gap=6)] == [11]
+    assert sorted(s["size"] for s in run(frames, max_gap=2)) == [5, 6]
+
+
+def test_identity_jump_at_the_same_place_splits():
+    frames = [frame(i, [(0 if i < 10 else 2, 100)]) for i in range(20)]
+    assert sorted(s["size"] for s in run(frames)) == [10, 10]
+
+
+def test_out_of_order_frames_are_reordered():
+    frames = [frame(i, [(0, 100 + 3 * i)]) for i in range(30)]
+    shuffled = frames[:]
+    for i in range(0, 30, 4):
+        shuffled[i:i + 4] = reversed(shuffled[i:i + 4])
+    seqs = run(shuffled)
+    assert len(seqs) == 1 and seqs[0]["frames"] == [f.info.frame for f in frames]
+
+
+def test_short_sequences_are_dropped_and_open_ones_closed_at_end():
+    frames = [frame(0, [(0, 100)]), frame(1, [(0, 100)])] + [frame(i, [(1, 500)]) for i in range(10, 14)]
+    seqs = run(frames, min_length=3, max_gap=3)
+    assert [s["size"] for s in seqs] == [4]
