@@ -61,7 +61,7 @@ def annotate_video(video_path: str, boxes: dict[int, list[tuple[np.ndarray, str]
 
 
 class GallerySinkNode(SinkNode):
-    """Takes `sequence.closed` (or re-id) messages carrying crops, frames and boxes."""
+    """Takes `sequence.closed` (or re-id) messages carrying crops, frames and boxes; one strip per sequence."""
 
     Params = GallerySinkParams
 
@@ -73,7 +73,7 @@ class GallerySinkNode(SinkNode):
         video = msg.fields["video"]
         label = str(msg.fields.get(self.params.label_field, msg.fields.get("sequence_id")))
         if len(msg.arrays.get("crops", ())):
-            name = label.replace(":", "_").replace("/", "_")
+            name = str(msg.fields.get("sequence_id", label)).replace(":", "_").replace("/", "_")
             write_strip(msg.arrays["crops"], Path(self.params.out_dir) / video / f"{name}.png")
         self.paths[video] = msg.fields.get("video_path", "")
         for frame, box in zip(msg.arrays["frames"], msg.arrays["boxes_xyxy"], strict=True):

@@ -41,6 +41,7 @@ class Track:
     video_path: str
     vectors: list[np.ndarray] = field(default_factory=list)
     frames: list[int] = field(default_factory=list)
+    face_index: list[int] = field(default_factory=list)
     timestamps: list[float] = field(default_factory=list)
     boxes: list[np.ndarray] = field(default_factory=list)
     kps: list[np.ndarray] = field(default_factory=list)
@@ -56,6 +57,7 @@ class Track:
     def add(self, faces: Faces, i: int, keep_crops: int) -> None:
         self.vectors.append(faces.embeddings[i])
         self.frames.append(faces.info.frame)
+        self.face_index.append(i)
         self.timestamps.append(faces.info.ts)
         self.boxes.append(faces.boxes_xyxy[i])
         self.kps.append(faces.kps[i])
@@ -79,7 +81,7 @@ class Track:
                     "first_ts": self.timestamps[0], "last_ts": self.timestamps[-1], "size": len(self.vectors),
                     "mean_score": float(np.mean(self.scores))},
             arrays={"vectors": vectors, "centroid": centroid.astype(np.float32),
-                    "frames": np.asarray(self.frames, np.int32), "boxes_xyxy": np.stack(self.boxes).astype(np.float32),
+                    "frames": np.asarray(self.frames, np.int32), "face_index": np.asarray(self.face_index, np.int32), "boxes_xyxy": np.stack(self.boxes).astype(np.float32),
                     "kps": np.stack(self.kps).astype(np.float32), "scores": np.asarray(self.scores, np.float32),
                     "quality": np.asarray(self.quality, np.float32), "crops": crops,
                     "crop_frames": np.asarray([c[1] for c in self.crops], np.int32)},

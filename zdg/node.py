@@ -74,6 +74,10 @@ class Node:
             out.extend(as_list(self.process(msg)))
         return out
 
+    def idle(self) -> Message | list[Message] | None:
+        """Called about every 100 ms while no input arrives (retry buffered work, emit timers)."""
+        return None
+
     def finish(self) -> Message | list[Message] | None:
         """End of stream: flush state. Returned messages go out before the EOS marker."""
         return None

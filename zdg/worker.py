@@ -133,7 +133,11 @@ class Worker:
         batch_started = 0.0
         while not self.stop:
             wait_ms = 100 if not batch else max(0, int((batch_started + timeout_s - time.monotonic()) * 1000))
-            for sock, _ in poller.poll(wait_ms):
+            events = poller.poll(wait_ms)
+            if not events and not batch:
+                for out in as_list(self._guarded(self.node.idle)):
+                    self.emit(out)
+            for sock, _ in events:
                 channel = next(c for c in self.ins if c.sock is sock)
                 while len(batch) < batch_size and (frames := channel.recv()) is not None:
                     try:

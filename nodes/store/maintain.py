@@ -1,0 +1,115 @@
+"""Cluster maintenance: refresh silhouettes, merge weak clusters, forget vectors beyond a cap."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+import psycopg
+from sklearn.metrics import silhouette_samples
+
+from nodes.setdist import set_distance
+from nodes.store.db import to_numpy
+from nodes.store.reid import DECISION_LOCK, ReidSettings, refresh_cluster
+
+SAMPLE_PER_CLUSTER = 50
+
+
+@dataclass
+class MaintenanceReport:
+    merges: list[tuple[int, int]] = field(default_factory=list)
+    forgotten: int = 0
+    silhouette: float | None = None
+
+
+def _sampled(conn: psycopg.Connection) -> tuple[np.ndarray, np.ndarray, dict[int, str | None]]:
+    rows = conn.execute(
+        "SELECT cluster_id, embedding FROM (SELECT cluster_id, embedding, row_number() OVER "
+        "(PARTITION BY cluster_id ORDER BY quality DESC NULLS LAST, id) AS rn FROM faces WHERE cluster_id IS NOT NULL) t "
+        "WHERE rn <= %s ORDER BY cluster_id", (SAMPLE_PER_CLUSTER,)).fetchall()
+    names = dict(conn.execute("SELECT id, name FROM clusters").fetchall())
+    if not rows:
+        return np.zeros((0, 0), np.float32), np.zeros(0, int), names
+    labels = np.array([r[0] for r in rows])
+    return np.stack([to_numpy(r[1]) for r in rows]), labels, names
+
+
+def _silhouette(vectors: np.ndarray, labels: np.ndarray) -> np.ndarray | None:
+    if len(set(labels.tolist())) < 2 or len(vectors) <= len(set(labels.tolist())):
+        return None
+    return silhouette_samples(vectors, labels, metric="cosine")
+
+
+def _second_choice(vectors: np.ndarray, labels: np.ndarray, weak: int) -> int | None:
+    """The cluster that the weak cluster's vectors most often rank second (nearest other cluster)."""
+    others = [c for c in np.unique(labels) if c != weak]
+    if not others:
+        return None
+    mine = vectors[labels == weak]
+    dist = np.stack([(1 - mine @ vectors[labels == c].T).mean(axis=1) for c in others], axis=1)
+    votes = np.bincount(dist.argmin(axis=1), minlength=len(others))
+    return int(others[int(votes.argmax())])
+
+
+def merge_weak(conn: psycopg.Connection, s: ReidSettings, report: MaintenanceReport) -> None:
+    vectors, labels, names = _sampled(conn)
+    scores = _silhouette(vectors, labels)
+    if scores is None:
+        return
+    per_cluster = {int(c): float(scores[labels == c].mean()) for c in np.unique(labels)}
+    for weak in sorted(per_cluster, key=per_cluster.get):
+        if per_cluster[weak] >= s.silhouette_floor or weak not in labels:
+            continue
+        target = _second_choice(vectors, labels, weak)
+        if target is None or (names.get(weak) and names.get(target) and names[weak] != names[target]):
+            continue
+        if set_distance(vectors[labels == weak], vectors[labels == target], s.distance) >= s.threshold:
+            continue
+        merged = np.where(labels == weak, target, labels)
+        after = _silhouette(vectors, merged)
+        before = float(scores.mean())
+        if after is not None and float(after.mean()) <= before:
+            continue
+        keep_name = names.get(target) or names.get(weak)
+        conn.execute("UPDATE faces SET cluster_id = %s WHERE cluster_id = %s", (target, weak))
+        conn.execute("UPDATE sequences SET cluster_id = %s WHERE cluster_id = %s", (target, weak))
+        conn.execute("DELETE FROM clusters WHERE id = %s", (weak,))
+        conn.execute("UPDATE clusters SET name = %s WHERE id = %s", (keep_name, target))
+        refresh_cluster(conn, target)
+        detail = {"silhouette_before": before, "silhouette_after": None if after is None else float(after.mean())}
+        conn.execute("INSERT INTO cluster_events (kind, cluster_id, other_id, detail) VALUES ('merge', %s, %s, %s)",
+                     (target, weak, json.dumps(detail)))
+        report.merges.append((weak, target))
+        labels = merged
+        scores = after if after is not None else scores
+
+
+def forget(conn: psycopg.Connection, max_vectors: int, report: MaintenanceReport) -> None:
+    """Clusters over the cap lose the vectors least similar to their centroid (those that lower cohesion most)."""
+    big = conn.execute("SELECT id, size FROM clusters WHERE size > %s", (max_vectors,)).fetchall()
+    for cluster_id, size in big:
+        ids = [r[0] for r in conn.execute(
+            "SELECT f.id FROM faces f, clusters c WHERE f.cluster_id = c.id AND c.id = %s "
+            "ORDER BY f.embedding <=> c.centroid DESC LIMIT %s", (cluster_id, size - max_vectors))]
+        conn.execute("UPDATE faces SET cluster_id = NULL WHERE id = ANY(%s)", (ids,))
+        conn.execute("INSERT INTO cluster_events (kind, cluster_id, detail) VALUES ('forget', %s, %s)",
+                     (cluster_id, json.dumps({"vectors": len(ids)})))
+        refresh_cluster(conn, cluster_id)
+        report.forgotten += len(ids)
+
+
+def maintain(conn: psycopg.Connection, s: ReidSettings, max_vectors: int = 500) -> MaintenanceReport:
+    """One maintenance pass in one transaction; returns what changed."""
+    report = MaintenanceReport()
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (DECISION_LOCK,))
+        merge_weak(conn, s, report)
+        forget(conn, max_vectors, report)
+        vectors, labels, _ = _sampled(conn)
+        scores = _silhouette(vectors, labels)
+        if scores is not None:
+            report.silhouette = float(scores.mean())
+            for c in np.unique(labels):
+                conn.execute("UPDATE clusters SET silhouette = %s WHERE id = %s", (float(scores[labels == c].mean()), int(c)))
+    return report

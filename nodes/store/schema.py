@@ -1,0 +1,107 @@
+"""Versioned migrations, applied at start. The vector dimension is fixed when the store is created."""
+
+from __future__ import annotations
+
+import psycopg
+
+from zdg.node import FatalNodeError
+
+MIGRATIONS: list[str] = [
+    # 1: sources, sequences, faces, clusters, crops and merge history
+    """
+    CREATE TABLE sources (
+        id bigserial PRIMARY KEY,
+        name text UNIQUE NOT NULL,
+        path text,
+        created_at timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE TABLE clusters (
+        id bigserial PRIMARY KEY,
+        name text UNIQUE,
+        centroid vector({dim}),
+        size int NOT NULL DEFAULT 0,
+        cohesion real,
+        silhouette real,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        updated_at timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE TABLE sequences (
+        id bigserial PRIMARY KEY,
+        source_id bigint NOT NULL REFERENCES sources ON DELETE CASCADE,
+        seq_key text UNIQUE NOT NULL,
+        first_frame int NOT NULL,
+        last_frame int NOT NULL,
+        first_ts double precision,
+        last_ts double precision,
+        size int NOT NULL,
+        centroid vector({dim}) NOT NULL,
+        cluster_id bigint REFERENCES clusters ON DELETE SET NULL,
+        distance real,
+        created_at timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE TABLE faces (
+        id bigserial PRIMARY KEY,
+        source_id bigint NOT NULL REFERENCES sources ON DELETE CASCADE,
+        frame int NOT NULL,
+        face_index int NOT NULL,
+        sequence_id bigint REFERENCES sequences ON DELETE CASCADE,
+        bbox real[] NOT NULL,
+        kps real[],
+        score real,
+        quality real,
+        embedding vector({dim}) NOT NULL,
+        cluster_id bigint REFERENCES clusters ON DELETE SET NULL,
+        UNIQUE (source_id, frame, face_index)
+    );
+    CREATE INDEX faces_cluster ON faces (cluster_id);
+    CREATE INDEX faces_sequence ON faces (sequence_id);
+    CREATE INDEX faces_embedding_hnsw ON faces USING hnsw (embedding vector_cosine_ops);
+    CREATE TABLE crops (
+        sequence_id bigint NOT NULL REFERENCES sequences ON DELETE CASCADE,
+        frame int NOT NULL,
+        png bytea NOT NULL,
+        PRIMARY KEY (sequence_id, frame)
+    );
+    CREATE TABLE cluster_events (
+        id bigserial PRIMARY KEY,
+        kind text NOT NULL,
+        cluster_id bigint,
+        other_id bigint,
+        detail jsonb,
+        at timestamptz NOT NULL DEFAULT now()
+    );
+    """,
+]
+
+
+class DimensionMismatch(FatalNodeError):
+    """The model's embedding dimension differs from the store's."""
+
+
+def migrate(conn: psycopg.Connection, dim: int) -> int:
+    """Create or upgrade the schema; returns the store's dimension. Raises DimensionMismatch."""
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(7243)")
+        conn.execute("CREATE TABLE IF NOT EXISTS zdg_meta (key text PRIMARY KEY, value text NOT NULL)")
+        rows = dict(conn.execute("SELECT key, value FROM zdg_meta").fetchall())
+        stored_dim = int(rows.get("dim", dim))
+        if stored_dim != dim:
+            raise DimensionMismatch(
+                f"store holds {stored_dim}-d embeddings but the model gives {dim}-d; "
+                "use the model the store was created with, or a new store (ZDG_DSN / store_dir)")
+        version = int(rows.get("schema_version", 0))
+        for number, sql in enumerate(MIGRATIONS[version:], start=version + 1):
+            conn.execute(sql.format(dim=dim))
+            conn.execute("INSERT INTO zdg_meta VALUES ('schema_version', %s) "
+                         "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (str(number),))
+        conn.execute("INSERT INTO zdg_meta VALUES ('dim', %s) ON CONFLICT (key) DO NOTHING", (str(dim),))
+    return dim
+
+
+def store_dim(conn: psycopg.Connection) -> int | None:
+    """The dimension recorded in the store, or None for an empty database."""
+    exists = conn.execute("SELECT to_regclass('zdg_meta')").fetchone()[0]
+    if not exists:
+        return None
+    row = conn.execute("SELECT value FROM zdg_meta WHERE key = 'dim'").fetchone()
+    return int(row[0]) if row else None

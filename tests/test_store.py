@@ -1,0 +1,123 @@
+"""Store and re-id logic on a real Postgres + pgvector (fresh database per test), synthetic vectors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nodes.identities import delete, list_identities, merge
+from nodes.setdist import cluster_silhouette, set_distance
+from nodes.store.db import connect
+from nodes.store.maintain import maintain
+from nodes.store.reid import ReidSettings, decide
+from nodes.store.schema import DimensionMismatch, migrate
+from nodes.store.writes import write_sequence
+from zdg.message import Message
+
+DIM = 32
+RNG = np.random.default_rng(1)
+CENTRES = np.linalg.qr(RNG.normal(size=(DIM, DIM)))[0][:6]
+
+
+def person(i: int, n: int = 12, noise: float = 0.12) -> np.ndarray:
+    v = CENTRES[i] + RNG.normal(scale=noise, size=(n, DIM))
+    return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
+
+
+_next_frame = iter(range(0, 10**6, 1000))
+
+
+def sequence(key: str, vectors: np.ndarray, video: str = "v") -> Message:
+    """A closed sequence on frames of its own (natural keys must not collide across sequences)."""
+    n = len(vectors)
+    first = next(_next_frame)
+    frames = np.arange(first, first + n, dtype=np.int32)
+    return Message(
+        fields={"sequence_id": f"{video}:{key}", "video": video, "video_path": "", "first_frame": int(frames[0]),
+                "last_frame": int(frames[-1]), "first_ts": 0.0, "last_ts": 1.0, "size": n},
+        arrays={"vectors": vectors, "centroid": vectors.mean(axis=0), "frames": frames,
+                "face_index": np.zeros(n, np.int32), "boxes_xyxy": np.tile([0, 0, 10, 10], (n, 1)).astype(np.float32),
+                "kps": np.zeros((n, 5, 2), np.float32), "scores": np.ones(n, np.float32), "quality": np.ones(n, np.float32),
+                "crops": np.zeros((0, 112, 112, 3), np.uint8), "crop_frames": np.zeros(0, np.int32)})
+
+
+@pytest.fixture
+def conn(store_dsn):
+    c = connect(store_dsn)
+    migrate(c, DIM)
+    yield c
+    c.close()
+
+
+def store(conn, msg: Message) -> int:
+    with conn.transaction():
+        return write_sequence(conn, msg)[0]
+
+
+def test_dimension_is_fixed_when_the_store_is_created(conn):
+    assert migrate(conn, DIM) == DIM
+    with pytest.raises(DimensionMismatch, match="store holds 32-d embeddings but the model gives 512-d"):
+        migrate(conn, 512)
+
+
+def test_replayed_sequence_writes_nothing_twice(conn):
+    msg = sequence("1", person(0))
+    first = store(conn, msg)
+    again = store(conn, msg)
+    assert first == again
+    assert conn.execute("SELECT count(*) FROM faces").fetchone()[0] == 12
+    assert conn.execute("SELECT count(*) FROM sequences").fetchone()[0] == 1
+
+
+def test_same_person_is_recognised_and_a_stranger_is_new(conn):
+    s = ReidSettings()
+    a1 = decide(conn, store(conn, sequence("1", person(0))), person(0), s)
+    b1 = decide(conn, store(conn, sequence("2", person(1))), person(1), s)
+    a2_vectors = person(0)
+    a2 = decide(conn, store(conn, sequence("3", a2_vectors)), a2_vectors, s)
+    assert (a1.status, b1.status, a2.status) == ("new", "new", "recognised")
+    assert a2.cluster_id == a1.cluster_id != b1.cluster_id
+    assert a2.silhouette is not None and a2.silhouette > 0.5
+
+
+def test_occlusion_split_sequences_end_in_one_cluster_after_maintenance(conn):
+    strict = ReidSettings(threshold=0.01)  # at decision time nothing matches: every sequence starts a cluster
+    ids = {}
+    for key, who in {"a_before": 0, "a_after": 0, "b": 1, "c": 2}.items():
+        vectors = person(who)
+        ids[key] = decide(conn, store(conn, sequence(key, vectors)), vectors, strict).cluster_id
+    assert len(set(ids.values())) == 4
+    report = maintain(conn, ReidSettings())
+    clusters = dict(conn.execute("SELECT seq_key, cluster_id FROM sequences").fetchall())
+    assert clusters["v:a_before"] == clusters["v:a_after"]
+    assert len({clusters["v:a_before"], clusters["v:b"], clusters["v:c"]}) == 3
+    assert len(report.merges) == 1 and report.silhouette > 0.5
+
+
+def test_forgetting_caps_vectors_and_drops_the_least_cohesive(conn):
+    vectors = np.concatenate([person(0, 30), person(3, 5)])  # 5 outliers that belong elsewhere
+    decision = decide(conn, store(conn, sequence("1", vectors)), vectors, ReidSettings())
+    report = maintain(conn, ReidSettings(), max_vectors=30)
+    assert report.forgotten == 5
+    kept = np.array([np.asarray(r[0].to_numpy()) for r in conn.execute(
+        "SELECT embedding FROM faces WHERE cluster_id = %s", (decision.cluster_id,))])
+    assert (kept @ CENTRES[0] > 0.5).all()
+
+
+def test_identities_merge_and_delete_remove_every_vector(conn):
+    s = ReidSettings()
+    a = decide(conn, store(conn, sequence("1", person(0))), person(0), s).cluster_id
+    b = decide(conn, store(conn, sequence("2", person(1))), person(1), s).cluster_id
+    merge(conn, b, a)
+    assert [i.id for i in list_identities(conn)] == [a]
+    assert delete(conn, a) == 24
+    assert conn.execute("SELECT count(*) FROM faces").fetchone()[0] == 0
+    assert conn.execute("SELECT count(*) FROM sequences").fetchone()[0] == 0
+
+
+def test_set_distances_order_same_before_different():
+    a, a2, b = person(0), person(0), person(1)
+    for method in ("mean_min", "hausdorff", "modified_hausdorff", "centroid"):
+        assert set_distance(a, a2, method) < set_distance(a, b, method), method
+    assert cluster_silhouette(np.concatenate([a, a2]), [b]) > 0.5
+    assert cluster_silhouette(a, []) is None
