@@ -29,7 +29,7 @@ from zdg.yamlsrc import parse_yaml
 
 GRAPH = """
 name: bench
-settings: {hwm: 16}
+settings: {hwm: 32}  # credits = messages in flight; raw PUSH+PULL below hold 16 + 16
 nodes:
   - {name: src, type: counter}
   - {name: dst, type: collect}

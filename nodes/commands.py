@@ -94,6 +94,14 @@ def cmd_maintain(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from nodes.report import write_report
+
+    page = write_report(open_store(load_graph(args.graph)), args.out, args.videos)
+    print(f"report: {page}")
+    return 0
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:
     def graph_arg(p: argparse.ArgumentParser) -> None:
         p.add_argument("--graph", type=Path, default=DEFAULT_GRAPH, help="graph whose models and store to use")
@@ -119,3 +127,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-vectors", type=int, default=500, help="vectors kept per cluster")
     graph_arg(p)
     p.set_defaults(func=cmd_maintain)
+
+    p = sub.add_parser("report", help="HTML page of the store: identities, crops, appearances, silhouette plot")
+    p.add_argument("--out", type=Path, default=Path("out/report"))
+    p.add_argument("--videos", type=Path, default=Path("out/reid"), help="folder with annotated videos to link")
+    graph_arg(p)
+    p.set_defaults(func=cmd_report)

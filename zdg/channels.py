@@ -111,8 +111,10 @@ class OutChannel:
 
     def _send_routed(self, frames: list[Any]) -> bool:
         while True:
-            self._pump(0)
             peer = self._pick_peer()
+            if peer is None:  # credits are read only when spent: fewer syscalls per message
+                self._pump(0)
+                peer = self._pick_peer()
             if peer is None:
                 if self.drop or self.stopping():
                     self.metrics.counts["dropped"] += 1
