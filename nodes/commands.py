@@ -102,6 +102,18 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    from nodes.evaluate import evaluate
+
+    detector, embedder = _models(load_graph(args.graph))
+    levels = [(1.0, 0.0)] + [(d, b) for d, b in zip(args.downscale, args.blur, strict=True)]
+    rows = evaluate(args.dir, detector, embedder, levels, args.distance)
+    print(f"{'probe':<26} {'identities':>10} {'no face':>8} {'single-image top-1':>19} {'set-to-set top-1':>17}")
+    for r in rows:
+        print(f"{r.degradation:<26} {r.identities:>10} {r.no_face:>8} {r.single_top1:>19.3f} {r.set_top1:>17.3f}")
+    return 0
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:
     def graph_arg(p: argparse.ArgumentParser) -> None:
         p.add_argument("--graph", type=Path, default=DEFAULT_GRAPH, help="graph whose models and store to use")
@@ -133,3 +145,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--videos", type=Path, default=Path("out/reid"), help="folder with annotated videos to link")
     graph_arg(p)
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("eval", help="single-image vs set-to-set identification on a labelled photo folder")
+    p.add_argument("what", choices=("faces",))
+    p.add_argument("dir", type=Path, help="DIR/<identity>/*.jpg (identity folders may be nested)")
+    p.add_argument("--downscale", type=float, nargs="*", default=[4.0, 8.0], help="degradation levels (with --blur)")
+    p.add_argument("--blur", type=float, nargs="*", default=[1.0, 2.0], help="Gaussian sigma per level")
+    p.add_argument("--distance", default="mean_min", choices=("mean_min", "hausdorff", "modified_hausdorff", "centroid"))
+    graph_arg(p)
+    p.set_defaults(func=cmd_eval)

@@ -70,7 +70,8 @@ def write_report(conn: psycopg.Connection, out_dir: Path, videos_dir: Path | Non
         links = "".join(f"<li><a href='{html.escape(str(p.resolve()))}'>{html.escape(p.name)}</a></li>"
                         for p in sorted(videos_dir.glob("*_annotated.mp4")))
         parts.append(f"<h2>Annotated videos</h2><ul>{links}</ul>")
-    style = "<style>body{font-family:sans-serif;max-width:1000px;margin:auto} img{margin:2px} section{border-top:1px solid #ccc}</style>"
+    style = ("<style>body{font-family:sans-serif;max-width:1000px;margin:auto} img{margin:2px} "
+             "section{border-top:1px solid #ccc}</style>")
     page = out_dir / "index.html"
     page.write_text(f"<!doctype html><meta charset='utf-8'><title>zdg report</title>{style}{''.join(parts)}")
     return page
