@@ -48,7 +48,7 @@ def _setup(run_dir: str):
 def zdg_sender(run_dir: str, n: int, small: bool) -> None:
     settings, link, transport = _setup(run_dir)
     ctx = zmq.Context()
-    out = OutChannel(ctx, link, transport, settings, Metrics("src", 0, None), lambda: False)
+    out = OutChannel(ctx, link, transport, settings, Metrics("src", 0, None), lambda: False, "src.0")
     frame = np.random.default_rng(0).integers(0, 255, SHAPE, dtype=np.uint8)
     pad = "x" * 900
     for i in range(n):
@@ -73,6 +73,7 @@ def zdg_receiver(run_dir: str, result: mp.Queue) -> None:
         now = time.perf_counter()
         _, msg = decode(frames)
         if msg.eos:
+            inp.ack_eos("src.0")
             break
         inp.ack()
         start = start or now

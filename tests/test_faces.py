@@ -120,3 +120,21 @@ def test_embedder_backends_tell_the_two_people_apart_across_frames(model_root, b
     a, b = first.embeddings[order(first)], later.embeddings[order(later)]
     sim = a @ b.T
     assert sim[0, 0] > sim[0, 1] and sim[1, 1] > sim[1, 0], sim
+
+
+def test_folder_of_photos_is_a_source(tmp_path):
+    from nodes.video_source import VideoSourceNode, VideoSourceParams
+    from zdg.node import NodeContext
+
+    photos = sorted(shared_path("data", "faces", "ageitgey_knn").rglob("*.jp*g"))
+    for i, photo in enumerate(photos):
+        (tmp_path / f"{i:02d}{photo.suffix}").write_bytes(photo.read_bytes())
+    (tmp_path / "notes.txt").write_text("not an image")
+    (tmp_path / "zz_broken.jpg").write_bytes(b"not a jpeg")
+    node = VideoSourceNode(VideoSourceParams(path=str(tmp_path), stride=2), NodeContext("t", "source"))
+    node.setup()
+    frames = list(node.generate())
+    assert [m.fields["frame"] for m in frames] == list(range(0, len(photos), 2))
+    assert [m.fields["seq"] for m in frames] == list(range(len(frames)))
+    assert frames[0].arrays["image"].ndim == 3 and frames[0].fields["video"] == tmp_path.name
+    assert node.context.counters["unreadable_images"] == 1

@@ -151,9 +151,9 @@ def test_malformed_frames_are_dropped_and_counted(write_graph, tmp_path, run_dir
                               cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _wait_for(lambda: _pid_of(rdir, "collect.0"))
     ctx = zmq.Context()
-    push = ctx.socket(zmq.PUSH)
+    push = ctx.socket(zmq.DEALER)
     push.linger = 2000
-    push.connect(f"ipc://{rdir}/e1.sock")  # square (x2) -> collect: collect binds a PULL here
+    push.connect(f"ipc://{rdir}/e1.sock")  # square (x2) -> collect: collect binds a ROUTER here
     bad_header = msgpack.packb({"v": 1, "fields": {}, "meta": {}, "arrays": [["a", "float32", [4]]], "eos": False})
     push.send_multipart([b"", b"\xc1 not msgpack"])
     push.send_multipart([b"", bad_header, b"123"])  # 3 bytes where 16 are declared

@@ -1,4 +1,11 @@
-"""Socket ends of a link. The worker sends and receives frame lists; these classes own the sockets."""
+"""Socket ends of a link. The worker sends and receives frame lists; these classes own the sockets.
+
+Push links bound upstream are ROUTER → DEALER with credits (load balancing over replicas);
+push links bound downstream are DEALER → ROUTER; pub links are XPUB → XSUB. End of stream is
+acknowledged: each downstream end answers EOS with an ack naming the sender (an XSUB can send
+upstream), and the upstream end waits for every ack before closing. ZeroMQ's linger alone
+does not guarantee the last write batch reaches the peer when a process exits at once.
+"""
 
 from __future__ import annotations
 
@@ -15,78 +22,86 @@ from zdg.metrics import Metrics
 from zdg.wiring import Link, Transport
 
 log = logging.getLogger("zdg.channels")
-HELLO, CREDIT = b"H", b"C"
-OUT_LINGER_MS = 10_000
+HELLO, CREDIT, EOS_ACK = b"H", b"C", b"A"
+DROP_LINGER_MS = 2_000  # drop-policy edges give up queued messages this long after close
+SOCKET_TYPES = {"XPUB": zmq.XPUB, "ROUTER": zmq.ROUTER, "DEALER": zmq.DEALER, "XSUB": zmq.XSUB}
 
 
-def _open(ctx: zmq.Context, kind: int, link: Link, transport: Transport, binds: bool) -> zmq.Socket:
-    sock = ctx.socket(kind)
+def _attach(sock: zmq.Socket, link: Link, transport: Transport, binds: bool) -> None:
     if binds:
         sock.bind(transport.bind_address(link))
     else:
         sock.connect(transport.connect_address(link))
-    return sock
 
 
 class OutChannel:
     """Upstream end of a link. `send` returns False when the message was dropped."""
 
     def __init__(self, ctx: zmq.Context, link: Link, transport: Transport, settings: Settings,
-                 metrics: Metrics, stopping: Callable[[], bool]) -> None:
+                 metrics: Metrics, stopping: Callable[[], bool], sender: str) -> None:
         self.link = link
+        self.sender = sender.encode()
         self.settings = settings
         self.metrics = metrics
         self.stopping = stopping
         self.drop = link.policy == "drop"
-        kind = {"XPUB": zmq.XPUB, "ROUTER": zmq.ROUTER, "PUSH": zmq.PUSH}[link.socket_kinds[0]]
-        self.sock = ctx.socket(kind)
-        self.sock.linger = OUT_LINGER_MS
+        self.kind = link.socket_kinds[0]
+        self.sock = ctx.socket(SOCKET_TYPES[self.kind])
+        # block policy: nothing queued is discarded at exit (a restarted peer reconnects and drains it)
+        self.sock.linger = DROP_LINGER_MS if self.drop else -1
         self.sock.sndhwm = link.hwm + 8
-        if kind == zmq.XPUB:
+        if self.kind == "XPUB":
             self.sock.setsockopt(zmq.XPUB_VERBOSE, 1)
             if not self.drop:
                 self.sock.setsockopt(zmq.XPUB_NODROP, 1)
-        if kind == zmq.ROUTER:
+        if self.kind == "ROUTER":
             self.sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
             self.sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
-        if link.binder == "src":
-            self.sock.bind(transport.bind_address(link))
-        else:
-            self.sock.connect(transport.connect_address(link))
+        _attach(self.sock, link, transport, link.binder == "src")
         self.credits: dict[bytes, int] = {}
-        self.subscribers = 0
+        self.acked: set[bytes] = set()
+        self.subscribed = 0
+        self.pub_acks = 0
         self.ready = link.pattern != "pub" or link.dst_replicas == 0
 
     def _pump(self, timeout_ms: int) -> None:
-        """Read credit (ROUTER) or subscription (XPUB) messages waiting on the socket."""
-        if self.link.pattern == "push" and self.link.binder == "dst":
-            return
+        """Read what flows back: credits and acks (ROUTER, DEALER) or (un)subscriptions (XPUB)."""
         if timeout_ms and not self.sock.poll(timeout_ms, zmq.POLLIN):
             return
         while True:
             try:
                 frames = self.sock.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
-                return
-            if self.link.pattern == "pub":
+                break
+            if self.kind == "XPUB":
                 if frames[0][:1] == b"\x01":
-                    self.subscribers += 1
-            elif len(frames) == 3:
-                peer, kind, amount = frames
-                n = int(amount)
+                    self.subscribed += 1
+                elif frames[0] == EOS_ACK + self.sender:
+                    self.pub_acks += 1
+                continue
+            peer, kind, *rest = frames if self.kind == "ROUTER" else [b"", *frames]
+            if kind == EOS_ACK:
+                self.acked.add(peer)
+            elif kind in (HELLO, CREDIT) and rest:
+                n = int(rest[0])
                 self.credits[peer] = n if kind == HELLO else self.credits.get(peer, 0) + n
-        self.metrics.gauges["backlog"] = max(0, sum(self.link.hwm - c for c in self.credits.values()))
+        if self.kind == "ROUTER":
+            self.metrics.gauges["backlog"] = max(0, sum(self.link.hwm - c for c in self.credits.values()))
+
+    def _wait(self, done: Callable[[], bool], timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while not done():
+            if time.monotonic() > deadline or self.stopping():
+                return False
+            self._pump(100)
+        return True
 
     def wait_ready(self) -> None:
         """Publishers wait until every internal subscriber has subscribed (no slow-joiner loss)."""
-        deadline = time.monotonic() + self.settings.connect_timeout_s
-        while not self.ready and not self.stopping():
-            self._pump(100)
-            self.ready = self.subscribers >= self.link.dst_replicas
-            if time.monotonic() > deadline:
-                log.warning("link %s: %d of %d subscribers after %.0fs; publishing anyway",
-                            self.link.id, self.subscribers, self.link.dst_replicas, self.settings.connect_timeout_s)
-                self.ready = True
+        if not self._wait(lambda: self.subscribed >= self.link.dst_replicas, self.settings.connect_timeout_s):
+            log.warning("link %s: %d of %d subscribers after %.0fs; publishing anyway",
+                        self.link.id, self.subscribed, self.link.dst_replicas, self.settings.connect_timeout_s)
+        self.ready = True
 
     def _pick_peer(self) -> bytes | None:
         best = max(self.credits.items(), key=lambda kv: kv[1], default=None)
@@ -95,7 +110,7 @@ class OutChannel:
     def send(self, frames: list[Any]) -> bool:
         if not self.ready:
             self.wait_ready()
-        if self.link.socket_kinds[0] == "ROUTER":
+        if self.kind == "ROUTER":
             return self._send_routed(frames)
         while True:
             try:
@@ -106,8 +121,8 @@ class OutChannel:
                     self.metrics.counts["dropped"] += 1
                     return False
                 self._pump(0)
-                if self.sock.poll(100, zmq.POLLOUT) == 0 or self.link.pattern == "pub":
-                    time.sleep(0.001)
+                if self.kind == "XPUB" or self.sock.poll(100, zmq.POLLOUT) == 0:
+                    time.sleep(0.001)  # XPUB reports POLLOUT even when full under NODROP
 
     def _send_routed(self, frames: list[Any]) -> bool:
         while True:
@@ -132,55 +147,71 @@ class OutChannel:
             return True
 
     def send_eos(self, frames: list[Any]) -> None:
-        """End of stream reaches every downstream replica exactly once."""
-        if self.link.socket_kinds[0] != "ROUTER":
+        """End of stream reaches every downstream replica exactly once, and is acknowledged."""
+        timeout = self.settings.eos_timeout_s
+        if self.kind == "ROUTER":
+            self._wait(lambda: len(self.credits) >= self.link.dst_replicas, self.settings.connect_timeout_s)
+            for peer in list(self.credits):
+                try:
+                    self.sock.send_multipart([peer, *frames], copy=False)
+                except zmq.ZMQError as exc:
+                    log.warning("link %s: end of stream not delivered to %r: %s", self.link.id, peer, exc)
+            acked = self._wait(lambda: self.acked >= set(self.credits), timeout)
+        elif self.kind == "DEALER":
             self.send(frames)
-            return
-        deadline = time.monotonic() + self.settings.connect_timeout_s
-        while len(self.credits) < self.link.dst_replicas and time.monotonic() < deadline and not self.stopping():
-            self._pump(100)
-        for peer in list(self.credits):
-            try:
-                self.sock.send_multipart([peer, *frames], copy=False)
-            except zmq.ZMQError as exc:
-                log.warning("link %s: end of stream not delivered to %r: %s", self.link.id, peer, exc)
+            acked = self._wait(lambda: bool(self.acked), timeout)
+        else:
+            self.send(frames)
+            acked = self._wait(lambda: self.pub_acks >= self.link.dst_replicas, timeout)
+        if not acked and not self.stopping():
+            log.warning("link %s: end of stream not acknowledged within %.0fs", self.link.id, timeout)
 
     def close(self) -> None:
         self.sock.close()
 
 
 class InChannel:
-    """Downstream end of a link; `ack` returns credit for messages processed (ROUTER links)."""
+    """Downstream end of a link; `ack` returns credit (ROUTER upstream), `ack_eos` confirms end of stream."""
 
     def __init__(self, ctx: zmq.Context, link: Link, transport: Transport, settings: Settings,
                  identity: str) -> None:
         self.link = link
-        kind = {"SUB": zmq.SUB, "DEALER": zmq.DEALER, "PULL": zmq.PULL}[link.socket_kinds[1]]
-        self.sock = ctx.socket(kind)
-        self.sock.linger = 0
+        self.kind = link.socket_kinds[1]
+        self.sock = ctx.socket(SOCKET_TYPES[self.kind])
+        self.sock.linger = 1000
         self.sock.rcvhwm = link.hwm + 8
         self.sock.setsockopt(zmq.MAXMSGSIZE, int(settings.max_message_mb * 1024 * 1024))
-        self.credited = kind == zmq.DEALER
-        if kind == zmq.SUB:
-            self.sock.setsockopt(zmq.SUBSCRIBE, link.topic.encode())
-        if self.credited:
+        self.last_peer = b""
+        if self.kind == "DEALER":
             self.sock.setsockopt(zmq.ROUTING_ID, f"{link.dst_port}:{identity}@{socket.gethostname()}".encode())
-        if link.binder == "dst":
-            self.sock.bind(transport.bind_address(link))
-        else:
-            self.sock.connect(transport.connect_address(link))
-        if self.credited:
+        _attach(self.sock, link, transport, link.binder == "dst")
+        if self.kind == "DEALER":
             self.sock.send_multipart([HELLO, str(link.hwm).encode()])
+        if self.kind == "XSUB":
+            self.sock.send(b"\x01" + link.topic.encode())  # subscribe (re-sent to publishers that join later)
 
     def recv(self) -> list[zmq.Frame] | None:
         try:
-            return self.sock.recv_multipart(zmq.NOBLOCK, copy=False)
+            frames = self.sock.recv_multipart(zmq.NOBLOCK, copy=False)
         except zmq.Again:
             return None
+        if self.kind == "ROUTER":
+            self.last_peer = frames[0].bytes
+            return frames[1:]
+        return frames
 
     def ack(self, n: int = 1) -> None:
-        if self.credited and n:
+        if self.kind == "DEALER" and n:
             self.sock.send_multipart([CREDIT, str(n).encode()])
+
+    def ack_eos(self, sender: str) -> None:
+        """Confirm an end-of-stream marker from `sender` (node.replica)."""
+        if self.kind == "DEALER":
+            self.sock.send_multipart([EOS_ACK, b"1"])
+        elif self.kind == "ROUTER":
+            self.sock.send_multipart([self.last_peer, EOS_ACK])
+        else:
+            self.sock.send(EOS_ACK + sender.encode())
 
     def close(self) -> None:
         self.sock.close()

@@ -29,6 +29,7 @@ class Settings(Strict):
     policy: Policy = Field("block", description="block = backpressure (files); drop = drop and count (live cameras)")
     max_message_mb: float = Field(64, gt=0, description="largest frame a socket accepts (ZMQ_MAXMSGSIZE)")
     connect_timeout_s: float = Field(30, gt=0, description="how long a publisher waits for its subscribers")
+    eos_timeout_s: float = Field(600, gt=0, description="how long a node waits for downstream to confirm end of stream")
 
 
 class NodeSpec(Strict):

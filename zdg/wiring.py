@@ -4,7 +4,8 @@ Rules: a replicated node never binds. For each edge the single side binds (the u
 when both are single); where both sides are replicated a relay node is inserted that
 binds both ways. Push edges bound upstream use ROUTER/DEALER with credits so end of
 stream reaches every downstream replica exactly once; push edges bound downstream use
-PUSH/PULL; pub edges use XPUB/SUB so publishers can wait for their subscribers.
+DEALER/ROUTER; pub edges use XPUB/XSUB so publishers can wait for their subscribers and
+subscribers can acknowledge end of stream.
 """
 
 from __future__ import annotations
@@ -46,8 +47,8 @@ class Link:
     def socket_kinds(self) -> tuple[str, str]:
         """(upstream kind, downstream kind)."""
         if self.pattern == "pub":
-            return "XPUB", "SUB"
-        return ("ROUTER", "DEALER") if self.binder == "src" else ("PUSH", "PULL")
+            return "XPUB", "XSUB"
+        return ("ROUTER", "DEALER") if self.binder == "src" else ("DEALER", "ROUTER")
 
 
 @dataclass(frozen=True)

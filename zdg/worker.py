@@ -36,7 +36,8 @@ class Worker:
         settings = plan.graph.settings
         self.outs: dict[str, list[OutChannel]] = defaultdict(list)
         for link in plan.outputs(name):
-            self.outs[link.src_port].append(OutChannel(self.zctx, link, transport, settings, self.metrics, lambda: self.stop))
+            self.outs[link.src_port].append(
+                OutChannel(self.zctx, link, transport, settings, self.metrics, lambda: self.stop, f"{name}.{replica}"))
         self.ins = [InChannel(self.zctx, link, transport, settings, f"{name}.{replica}") for link in plan.inputs(name)]
         self.node: Node = self.ndef.cls(self.ndef.params, self.context)
 
@@ -150,6 +151,7 @@ class Worker:
                         continue
                     if msg.eos:
                         eos_from[channel.link.id].add((msg.meta.get("node"), msg.meta.get("replica")))
+                        channel.ack_eos(f"{msg.meta.get('node')}.{msg.meta.get('replica')}")
                         continue
                     msg.port = channel.link.dst_port
                     if not batch:

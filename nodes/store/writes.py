@@ -9,6 +9,7 @@ import psycopg
 from zdg.message import Message
 
 FACE_COLUMNS = "source_id, frame, face_index, sequence_id, bbox, kps, score, quality, embedding"
+FACE_TYPES = ["int8", "int4", "int4", "int8", "float4[]", "float4[]", "float4", "float4", "vector"]
 
 
 def ensure_source(conn: psycopg.Connection, name: str, path: str) -> int:
@@ -30,7 +31,8 @@ def write_sequence(conn: psycopg.Connection, msg: Message) -> tuple[int, bool]:
         return conn.execute("SELECT id FROM sequences WHERE seq_key = %s", (f["sequence_id"],)).fetchone()[0], False
     sequence_id = row[0]
     conn.execute("CREATE TEMP TABLE IF NOT EXISTS faces_in (LIKE faces INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
-    with conn.cursor().copy(f"COPY faces_in ({FACE_COLUMNS}) FROM STDIN") as copy:
+    with conn.cursor().copy(f"COPY faces_in ({FACE_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types(FACE_TYPES)
         for i in range(len(a["vectors"])):
             copy.write_row((source_id, int(a["frames"][i]), int(a["face_index"][i]), sequence_id,
                             a["boxes_xyxy"][i].tolist(), a["kps"][i].ravel().tolist(), float(a["scores"][i]),
