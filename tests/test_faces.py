@@ -138,3 +138,14 @@ def test_folder_of_photos_is_a_source(tmp_path):
     assert [m.fields["seq"] for m in frames] == list(range(len(frames)))
     assert frames[0].arrays["image"].ndim == 3 and frames[0].fields["video"] == tmp_path.name
     assert node.context.counters["unreadable_images"] == 1
+
+
+def test_eval_faces_prints_single_image_and_set_scores(model_root):
+    proc = zdg("eval", "faces", str(shared_path("data", "faces")), "--downscale", "4", "--blur", "1",
+               env={**os.environ, "ZDG_MODEL_ROOT": model_root}, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    rows = {line[:26].strip(): line.split() for line in proc.stdout.splitlines()[1:]}
+    assert set(rows) == {"clean", "downscale 4x, blur 1"}
+    identities, no_face, single, set_top1 = rows["clean"][1:]
+    assert int(identities) == 11 and int(no_face) == 0
+    assert float(single) >= 0.9 and float(set_top1) >= 0.9

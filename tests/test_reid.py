@@ -70,6 +70,14 @@ def test_enrolled_friends_are_named_in_the_clip(env, run_dir, tmp_path):
     assert len(main) >= 10
     assert right / len(main) >= 0.75
     assert wrong <= 1 and not any(others)
+    report = subprocess.run([sys.executable, "-m", "zdg", "report", "--out", str(tmp_path / "report"),
+                             "--graph", str(REPO / "graphs/video_reid.yaml")], env=env, cwd=REPO,
+                            capture_output=True, text=True, timeout=120)
+    assert report.returncode == 0, report.stderr
+    page = (tmp_path / "report" / "index.html").read_text()
+    assert all(f"<h2>{name}</h2>" in page for name in ("Ross", "Phoebe", "Chandler"))
+    assert (tmp_path / "report" / "silhouette.png").stat().st_size > 10_000
+    assert page.count("<img src='crops/") >= 10
 
 
 def test_second_run_of_a_clip_joins_the_first_runs_clusters(env, run_dir, tmp_path):
