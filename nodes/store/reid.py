@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import psycopg
+from pgvector import Vector
 from pydantic import BaseModel, Field
 
 from nodes.setdist import SetDistance, cluster_silhouette, set_distance, unit
@@ -47,12 +48,12 @@ def candidates(conn: psycopg.Connection, vectors: np.ndarray, s: ReidSettings, e
     """Clusters voted for by the nearest stored faces of the sequence's vectors, plus the nearest centroids."""
     conn.execute(f"SET LOCAL hnsw.ef_search = {int(s.ef_search)}")
     conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-    votes: Counter = Counter()
-    for q in sample(vectors, s.query_vectors):
-        rows = conn.execute(
-            "SELECT cluster_id FROM faces WHERE cluster_id IS NOT NULL AND sequence_id IS DISTINCT FROM %s "
-            "ORDER BY embedding <=> %s LIMIT %s", (exclude_sequence, q, s.neighbours)).fetchall()
-        votes.update(r[0] for r in rows)
+    probes = [Vector(q) for q in sample(vectors, s.query_vectors)]
+    rows = conn.execute(
+        "SELECT f.cluster_id FROM unnest(%s::vector[]) AS q(v) CROSS JOIN LATERAL ("
+        "SELECT cluster_id FROM faces WHERE cluster_id IS NOT NULL AND sequence_id IS DISTINCT FROM %s "
+        "ORDER BY embedding <=> q.v LIMIT %s) f", (probes, exclude_sequence, s.neighbours)).fetchall()
+    votes = Counter(r[0] for r in rows)
     ranked = [c for c, _ in votes.most_common(s.max_candidates)]
     centroid = unit(vectors.mean(axis=0)).astype(np.float32)
     for (cluster_id,) in conn.execute("SELECT id FROM clusters WHERE size > 0 ORDER BY centroid <=> %s LIMIT 3", (centroid,)):

@@ -71,6 +71,10 @@ MIGRATIONS: list[str] = [
         at timestamptz NOT NULL DEFAULT now()
     );
     """,
+    # 2: candidate clusters by centroid stay fast when clusters number in the hundred thousands
+    """
+    CREATE INDEX clusters_centroid_hnsw ON clusters USING hnsw (centroid vector_cosine_ops);
+    """,
 ]
 
 
