@@ -173,27 +173,28 @@ def verify_node_types(spec: GraphSpec, classes: dict[str, type[Node]]) -> list[I
     return issues
 
 
+def _edge_end_issue(i: int, key: str, ref: str, names: set[str], classes: dict[str, type[Node]]) -> Issue | None:
+    """An edge's `from` or `to` must name a node and one of its output (from) or input (to) ports."""
+    node, port = _split_ref(ref, "out" if key == "from" else "in")
+    if node not in names:
+        return Issue(("edges", i, key), f"edge {key} unknown node {node!r} (nodes: {', '.join(sorted(names))})")
+    direction = "output" if key == "from" else "input"
+    ports = list(getattr(classes[node], f"{direction}s")) if node in classes else [port]
+    if port not in ports:
+        return Issue(("edges", i, key), f"node {node!r} has no {direction} port {port!r} ({direction}s: {ports})")
+    return None
+
+
 def verify_edges(spec: GraphSpec, classes: dict[str, type[Node]]) -> list[Issue]:
     """Edges name existing nodes and ports; push edges have a target; pub edges a topic."""
     names = {n.name for n in spec.nodes}
     issues = []
     for i, edge in enumerate(spec.edges):
-        src, src_port = _split_ref(edge.from_, "out")
-        if src not in names:
-            issues.append(Issue(("edges", i, "from"), f"edge from unknown node {src!r} (nodes: {', '.join(sorted(names))})"))
-        elif src in classes and src_port not in classes[src].outputs:
-            outputs = list(classes[src].outputs)
-            issues.append(Issue(("edges", i, "from"), f"node {src!r} has no output port {src_port!r} (outputs: {outputs})"))
-        if edge.to is None:
-            if edge.pattern == "push":
-                issues.append(Issue(("edges", i), "a push edge needs `to:` (only pub edges may end outside the graph)"))
-        else:
-            dst, dst_port = _split_ref(edge.to, "in")
-            if dst not in names:
-                issues.append(Issue(("edges", i, "to"), f"edge to unknown node {dst!r} (nodes: {', '.join(sorted(names))})"))
-            elif dst in classes and dst_port not in classes[dst].inputs:
-                inputs = list(classes[dst].inputs)
-                issues.append(Issue(("edges", i, "to"), f"node {dst!r} has no input port {dst_port!r} (inputs: {inputs})"))
+        if edge.to is None and edge.pattern == "push":
+            issues.append(Issue(("edges", i), "a push edge needs `to:` (only pub edges may end outside the graph)"))
+        for key, ref in (("from", edge.from_), ("to", edge.to)):
+            if ref is not None and (issue := _edge_end_issue(i, key, ref, names, classes)):
+                issues.append(issue)
         if edge.pattern == "pub" and not edge.topic:
             issues.append(Issue(("edges", i), "a pub edge needs a `topic:`"))
         if edge.pattern == "push" and edge.topic:
