@@ -149,3 +149,46 @@ def test_eval_faces_prints_single_image_and_set_scores(model_root):
     identities, no_face, single, set_top1 = rows["clean"][1:]
     assert int(identities) == 11 and int(no_face) == 0
     assert float(single) >= 0.9 and float(set_top1) >= 0.9
+
+
+def test_stream_source_reconnects_after_the_stream_drops():
+    """A local MJPEG-over-HTTP stream that hangs up after a few frames, twice: the source reconnects."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from nodes.video_source import VideoSourceNode, VideoSourceParams
+    from zdg.node import NodeContext
+
+    cap = cv2.VideoCapture(str(shared_path("data", "videos", "short_hamilton_clip.mp4")))
+    jpegs = [cv2.imencode(".jpg", cap.read()[1])[1].tobytes() for _ in range(10)]
+    connections = []
+
+    class Mjpeg(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's name
+            connections.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+            self.end_headers()
+            for jpeg in jpegs:  # then the connection closes: the stream "drops"
+                self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: "
+                                 + str(len(jpeg)).encode() + b"\r\n\r\n" + jpeg + b"\r\n")
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Mjpeg)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/stream.mjpg"
+        node = VideoSourceNode(VideoSourceParams(path=url, reconnect_s=0.1), NodeContext("t", "source"))
+        node.setup()
+        frames = []
+        for msg in node.generate():
+            frames.append(msg)
+            if len(frames) >= 25:
+                break
+    finally:
+        server.shutdown()
+    assert len(connections) >= 3 and node.context.counters["reconnects"] >= 2
+    assert frames[0].arrays["image"].shape == (360, 640, 3)
+    assert [m.fields["seq"] for m in frames] == list(range(25))
