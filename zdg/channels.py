@@ -24,6 +24,7 @@ from zdg.wiring import Link, Transport
 log = logging.getLogger("zdg.channels")
 HELLO, CREDIT, EOS_ACK = b"H", b"C", b"A"
 DROP_LINGER_MS = 2_000  # drop-policy edges give up queued messages this long after close
+EOS_RESEND_S = 2.0  # unacknowledged end of stream is sent again (a restarted peer missed it)
 SOCKET_TYPES = {"XPUB": zmq.XPUB, "ROUTER": zmq.ROUTER, "DEALER": zmq.DEALER, "XSUB": zmq.XSUB}
 
 
@@ -61,7 +62,7 @@ class OutChannel:
         self.credits: dict[bytes, int] = {}
         self.acked: set[bytes] = set()
         self.subscribed = 0
-        self.pub_acks = 0
+        self.pub_acks: set[bytes] = set()
         self.ready = link.pattern != "pub" or link.dst_replicas == 0
 
     def _pump(self, timeout_ms: int) -> None:
@@ -76,8 +77,8 @@ class OutChannel:
             if self.kind == "XPUB":
                 if frames[0][:1] == b"\x01":
                     self.subscribed += 1
-                elif frames[0] == EOS_ACK + self.sender:
-                    self.pub_acks += 1
+                elif frames[0].startswith(EOS_ACK + self.sender + b"|"):
+                    self.pub_acks.add(frames[0])
                 continue
             peer, kind, *rest = frames if self.kind == "ROUTER" else [b"", *frames]
             if kind == EOS_ACK:
@@ -146,25 +147,37 @@ class OutChannel:
             self.credits[peer] -= 1
             return True
 
+    def _eos_pending(self) -> bool:
+        if self.kind == "ROUTER":
+            return not self.acked >= set(self.credits)
+        if self.kind == "DEALER":
+            return not self.acked
+        return len(self.pub_acks) < self.link.dst_replicas
+
+    def _send_eos_once(self, frames: list[Any]) -> None:
+        if self.kind != "ROUTER":
+            self.send(frames)
+            return
+        for peer in set(self.credits) - self.acked:
+            try:
+                self.sock.send_multipart([peer, *frames], copy=False)
+            except zmq.ZMQError as exc:
+                log.warning("link %s: end of stream not delivered to %r: %s", self.link.id, peer, exc)
+
     def send_eos(self, frames: list[Any]) -> None:
-        """End of stream reaches every downstream replica exactly once, and is acknowledged."""
-        timeout = self.settings.eos_timeout_s
+        """End of stream reaches every downstream replica and is acknowledged; unacknowledged
+        peers get it again every EOS_RESEND_S (receivers count each sender once)."""
         if self.kind == "ROUTER":
             self._wait(lambda: len(self.credits) >= self.link.dst_replicas, self.settings.connect_timeout_s)
-            for peer in list(self.credits):
-                try:
-                    self.sock.send_multipart([peer, *frames], copy=False)
-                except zmq.ZMQError as exc:
-                    log.warning("link %s: end of stream not delivered to %r: %s", self.link.id, peer, exc)
-            acked = self._wait(lambda: self.acked >= set(self.credits), timeout)
-        elif self.kind == "DEALER":
-            self.send(frames)
-            acked = self._wait(lambda: bool(self.acked), timeout)
-        else:
-            self.send(frames)
-            acked = self._wait(lambda: self.pub_acks >= self.link.dst_replicas, timeout)
-        if not acked and not self.stopping():
-            log.warning("link %s: end of stream not acknowledged within %.0fs", self.link.id, timeout)
+        deadline = time.monotonic() + self.settings.eos_timeout_s
+        while True:
+            self._send_eos_once(frames)
+            if self._wait(lambda: not self._eos_pending(), min(EOS_RESEND_S, deadline - time.monotonic())):
+                return
+            if time.monotonic() >= deadline or self.stopping():
+                break
+        if not self.stopping():
+            log.warning("link %s: end of stream not acknowledged within %.0fs", self.link.id, self.settings.eos_timeout_s)
 
     def close(self) -> None:
         self.sock.close()
@@ -182,8 +195,9 @@ class InChannel:
         self.sock.rcvhwm = link.hwm + 8
         self.sock.setsockopt(zmq.MAXMSGSIZE, int(settings.max_message_mb * 1024 * 1024))
         self.last_peer = b""
+        self.identity = f"{identity}@{socket.gethostname()}".encode()
         if self.kind == "DEALER":
-            self.sock.setsockopt(zmq.ROUTING_ID, f"{link.dst_port}:{identity}@{socket.gethostname()}".encode())
+            self.sock.setsockopt(zmq.ROUTING_ID, f"{link.dst_port}:".encode() + self.identity)
         _attach(self.sock, link, transport, link.binder == "dst")
         if self.kind == "DEALER":
             self.sock.send_multipart([HELLO, str(link.hwm).encode()])
@@ -205,13 +219,13 @@ class InChannel:
             self.sock.send_multipart([CREDIT, str(n).encode()])
 
     def ack_eos(self, sender: str) -> None:
-        """Confirm an end-of-stream marker from `sender` (node.replica)."""
+        """Confirm an end-of-stream marker from `sender` (node.replica); pub acks name this subscriber too."""
         if self.kind == "DEALER":
             self.sock.send_multipart([EOS_ACK, b"1"])
         elif self.kind == "ROUTER":
             self.sock.send_multipart([self.last_peer, EOS_ACK])
         else:
-            self.sock.send(EOS_ACK + sender.encode())
+            self.sock.send(EOS_ACK + sender.encode() + b"|" + self.identity)
 
     def close(self) -> None:
         self.sock.close()

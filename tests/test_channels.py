@@ -1,0 +1,69 @@
+"""Link ends over real sockets: end of stream survives a receiver restarted after it was sent."""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import zmq
+
+from zdg.channels import InChannel, OutChannel
+from zdg.config import build_graph
+from zdg.message import Message, decode, encode
+from zdg.metrics import Metrics
+from zdg.wiring import Transport, compile_plan
+from zdg.yamlsrc import parse_yaml
+
+GRAPH = """
+name: c
+nodes:
+  - {name: src, type: counter}
+  - {name: dst, type: collect}
+edges:
+  - EDGE
+"""
+EDGES = {"push": "{from: src, to: dst}", "pub": "{from: src, to: dst, pattern: pub, topic: t}"}
+
+
+def link_for(pattern: str):
+    graph = build_graph(parse_yaml(GRAPH.replace("EDGE", EDGES[pattern]), Path("c.yaml")))
+    return graph.settings, compile_plan(graph).links[0]
+
+
+def receive(channel: InChannel, timeout_s: float = 10) -> Message:
+    assert channel.sock.poll(int(timeout_s * 1000)), "nothing received"
+    return decode(channel.recv())[1]
+
+
+@pytest.mark.parametrize("pattern", ["push", "pub"])
+def test_restarted_receiver_still_gets_end_of_stream(pattern):
+    settings, link = link_for(pattern)
+    transport = Transport("ipc", Path(tempfile.mkdtemp(prefix="zdgc", dir="/tmp")))
+    ctx = zmq.Context()
+    first = InChannel(ctx, link, transport, settings, "dst.0")
+    out = OutChannel(ctx, link, transport, settings, Metrics("src", 0, None), lambda: False, "src.0")
+    out.send(encode(Message(fields={"i": 1}), link.topic))
+    assert receive(first).fields == {"i": 1}
+    first.close()  # the receiver dies before end of stream
+
+    done = threading.Event()
+
+    def finish() -> None:
+        out.send_eos(encode(Message(eos=True), link.topic))
+        done.set()
+
+    sender = threading.Thread(target=finish)
+    sender.start()
+    time.sleep(0.5)
+    second = InChannel(ctx, link, transport, settings, "dst.0")  # restarted with the same identity
+    while not receive(second).eos:
+        pass
+    second.ack_eos("src.0")
+    assert done.wait(10), "sender still waiting for the acknowledgement"
+    sender.join()
+    out.close()
+    second.close()
+    ctx.term()
