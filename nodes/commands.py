@@ -6,20 +6,27 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from zdg.config import Graph, load_graph
+from zdg.config import Graph, NodeDef, load_graph
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from nodes.detector import DetectorNode
+    from nodes.embedder import EmbedderNode
 
 DEFAULT_GRAPH = Path("graphs/video_reid.yaml")
 
 
-def _nodes_of_type(graph: Graph, type_name: str):  # noqa: ANN202
+def _nodes_of_type(graph: Graph, type_name: str) -> NodeDef:
     found = [n for n in graph.nodes.values() if n.type == type_name]
     if not found:
         raise SystemExit(f"{graph.path}: no {type_name} node (the graph gives the models and the store)")
     return found[0]
 
 
-def open_store(graph: Graph):  # noqa: ANN201
+def open_store(graph: Graph) -> psycopg.Connection:
     """Connect to the store the graph's reid node uses, with the graph's embedding dimension checked later."""
     from nodes.store.db import connect, resolve_dsn
 
@@ -27,7 +34,7 @@ def open_store(graph: Graph):  # noqa: ANN201
     return connect(resolve_dsn(params.dsn, params.store_dir))
 
 
-def _models(graph: Graph):  # noqa: ANN202
+def _models(graph: Graph) -> tuple[DetectorNode, EmbedderNode]:
     from zdg.node import NodeContext
 
     made = []

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -18,6 +19,10 @@ import numpy as np
 from nodes.identities import largest_face
 from nodes.setdist import SetDistance, set_distance
 from nodes.video_source import IMAGE_SUFFIXES
+
+if TYPE_CHECKING:
+    from nodes.detector import DetectorNode
+    from nodes.embedder import EmbedderNode
 
 VARIANTS = 8
 
@@ -66,13 +71,14 @@ def degrade(image: np.ndarray, downscale: float, blur: float) -> np.ndarray:
     return image
 
 
-def embed_set(detector, embedder, images: list[np.ndarray]) -> np.ndarray:  # noqa: ANN001
+def embed_set(detector: DetectorNode, embedder: EmbedderNode, images: list[np.ndarray]) -> np.ndarray:
     found = [largest_face(detector, embedder, im, "eval") for im in images]
     vectors = [f[0] for f in found if f is not None]
     return np.stack(vectors) if vectors else np.zeros((0, embedder.recogniser.dim), np.float32)
 
 
-def evaluate(root: Path, detector, embedder, levels: list[tuple[float, float]], method: SetDistance) -> list[EvalRow]:  # noqa: ANN001
+def evaluate(root: Path, detector: DetectorNode, embedder: EmbedderNode, levels: list[tuple[float, float]],
+             method: SetDistance) -> list[EvalRow]:
     people = identity_folders(root)
     galleries = {}
     for i, (name, photos) in enumerate(people.items()):

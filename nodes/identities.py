@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -13,6 +14,10 @@ from nodes.faces import FrameInfo
 from nodes.store.reid import new_cluster, refresh_cluster
 from nodes.store.writes import ensure_source
 from nodes.video_source import IMAGE_SUFFIXES
+
+if TYPE_CHECKING:
+    from nodes.detector import DetectorNode
+    from nodes.embedder import EmbedderNode
 
 
 def photo_files(paths: list[Path]) -> list[Path]:
@@ -27,8 +32,9 @@ def photo_files(paths: list[Path]) -> list[Path]:
     return files
 
 
-def largest_face(detector, embedder, image: np.ndarray, label: str) -> np.ndarray | None:  # noqa: ANN001
-    """The embedding of the largest face in a photo, or None."""
+def largest_face(detector: DetectorNode, embedder: EmbedderNode, image: np.ndarray,
+                 label: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, float] | None:
+    """(embedding, box, keypoints, score) of the largest face in a photo, or None."""
     faces = detector.detect(image, FrameInfo(label, label, 0, 0, 0.0))
     if not len(faces):
         return None
@@ -44,7 +50,8 @@ def cluster_by_name(conn: psycopg.Connection, name: str) -> int:
     return row[0] if row else new_cluster(conn, name)
 
 
-def enroll(conn: psycopg.Connection, name: str, photos: list[Path], detector, embedder) -> tuple[int, list[str]]:  # noqa: ANN001
+def enroll(conn: psycopg.Connection, name: str, photos: list[Path], detector: DetectorNode,
+           embedder: EmbedderNode) -> tuple[int, list[str]]:
     """Add each photo's largest face to the named cluster; returns (cluster id, photos without a face)."""
     skipped = []
     with conn.transaction():

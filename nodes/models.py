@@ -5,6 +5,9 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import Any
+
+import onnxruntime as ort
 
 from zdg.node import FatalNodeError
 
@@ -50,9 +53,7 @@ def find_model_files(pack: str, model: str | None, model_root: str | None) -> li
     return files
 
 
-def session_options(threads: int):  # noqa: ANN201 - onnxruntime.SessionOptions
-    import onnxruntime as ort
-
+def session_options(threads: int) -> ort.SessionOptions:
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
@@ -60,7 +61,7 @@ def session_options(threads: int):  # noqa: ANN201 - onnxruntime.SessionOptions
     return opts
 
 
-def load_model(pack: str, model: str | None, model_root: str | None, threads: int, kind: str):  # noqa: ANN201
+def load_model(pack: str, model: str | None, model_root: str | None, threads: int, kind: str) -> Any:
     """The first model of the pack that insightface routes to class `kind` (SCRFD, ArcFaceONNX)."""
     from insightface.model_zoo import get_model
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 import numpy as np
 import psycopg
@@ -14,6 +16,8 @@ from nodes.store.reid import ReidSettings, decide
 from nodes.store.schema import migrate
 from zdg.message import Message
 from zdg.node import FatalNodeError, Node
+
+T = TypeVar("T")
 
 
 class ReidParams(StoreParams, ReidSettings):
@@ -31,7 +35,7 @@ class ReidNode(Node):
         self.conn: psycopg.Connection | None = None
         self.decisions = 0
 
-    def _with_store(self, dim: int, work):  # noqa: ANN001, ANN202
+    def _with_store(self, dim: int, work: Callable[[psycopg.Connection], T]) -> T:
         """Run work(conn), reconnecting with backoff while the store is unreachable (up to wait_s)."""
         deadline = time.monotonic() + self.params.wait_s
         delay = 0.5

@@ -24,7 +24,8 @@ def env(store_dsn, tmp_path):
     return {**os.environ, "ZDG_DSN": store_dsn, "ZDG_MODEL_ROOT": models}
 
 
-def reid_run(env: dict, run_dir: Path, out: Path, video_id: str, wait: bool = True):  # noqa: ANN201
+def reid_run(env: dict, run_dir: Path, out: Path, video_id: str,
+             wait: bool = True) -> subprocess.CompletedProcess | subprocess.Popen:
     """`zdg run graphs/video_reid.yaml` on friends_poker; waits (CompletedProcess) or not (Popen)."""
     clip = shared_path("data", "videos", "friends_poker.mp4")
     cmd = [sys.executable, "-m", "zdg", "run", str(REPO / "graphs/video_reid.yaml"), "--no-progress",

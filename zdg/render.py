@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from zdg.config import Graph
+from zdg.config import Edge, Graph
 
 
 def _label(graph: Graph, name: str) -> str:
@@ -11,7 +11,7 @@ def _label(graph: Graph, name: str) -> str:
     return f"{name}{reps}\\n({node.type})"
 
 
-def _edge_label(edge) -> str:  # noqa: ANN001
+def _edge_label(edge: Edge) -> str:
     return f"pub {edge.topic}" if edge.pattern == "pub" else "push"
 
 

@@ -11,7 +11,8 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
@@ -43,7 +44,6 @@ class Replica:
     streak: int = 0
     restart_at: float | None = None
     done: bool = False
-    history: list[str] = field(default_factory=list)
 
     @property
     def label(self) -> str:
@@ -101,7 +101,7 @@ class Runner:
         else:
             self._terminate()
 
-    def _signal(self, which, sig: int) -> None:  # noqa: ANN001
+    def _signal(self, which: Callable[[Replica], bool], sig: int) -> None:
         for rep in self.replicas:
             if rep.proc and rep.proc.poll() is None and which(rep):
                 rep.proc.send_signal(sig)
@@ -118,7 +118,6 @@ class Runner:
             rep.done = True
             return
         why = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
-        rep.history.append(why)
         if code == EXIT_FATAL:
             log.error("node %s failed (%s); stopping the graph", rep.label, why)
             self.exit_code = EXIT_FATAL

@@ -6,7 +6,9 @@ import logging
 import signal
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import zmq
 
@@ -17,7 +19,8 @@ from zdg.metrics import Metrics
 from zdg.node import FatalNodeError, Node, NodeContext, SourceNode, as_list
 from zdg.wiring import Plan, Transport, compile_plan
 
-EXIT_OK, EXIT_CRASH, EXIT_FATAL = 0, 1, 3
+EXIT_OK, EXIT_FATAL = 0, 3  # any other exit (a crash) is restarted by the runner
+T = TypeVar("T")
 ERROR_LOG_EVERY = 100
 
 
@@ -104,7 +107,8 @@ class Worker:
             self.zctx.term()
         return EXIT_OK
 
-    def _guarded(self, fn):  # noqa: ANN001, ANN202
+    def _guarded(self, fn: Callable[[], T]) -> T | None:
+        """Run a node hook; an exception is logged and counted, never fatal unless FatalNodeError."""
         try:
             return fn()
         except FatalNodeError:

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 import os
-import time
 from pathlib import Path
 
 import numpy as np
 import psycopg
 from pgvector.psycopg import register_vector
 
-log = logging.getLogger("zdg.store")
 DEFAULT_STORE_DIR = ".zdg/store"
 _servers: dict[Path, object] = {}
 
@@ -43,19 +40,9 @@ def to_numpy(value: object) -> np.ndarray:
     return np.asarray(value.to_numpy() if hasattr(value, "to_numpy") else value, np.float32)
 
 
-def connect(dsn: str, wait_s: float = 0, should_stop=lambda: False) -> psycopg.Connection:  # noqa: ANN001
-    """Connect, retrying with backoff for up to `wait_s` seconds while the server is unreachable."""
-    deadline = time.monotonic() + wait_s
-    delay = 0.5
-    while True:
-        try:
-            conn = psycopg.connect(dsn, autocommit=True, connect_timeout=5)
-            conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
-            register_vector(conn)
-            return conn
-        except psycopg.OperationalError as exc:
-            if time.monotonic() + delay > deadline or should_stop():
-                raise
-            log.warning("store %s unreachable (%s); retrying in %.1fs", describe(dsn), str(exc).strip().splitlines()[0], delay)
-            time.sleep(delay)
-            delay = min(delay * 2, 5.0)
+def connect(dsn: str) -> psycopg.Connection:
+    """Connect (autocommit) with pgvector registered; raises psycopg.OperationalError if unreachable."""
+    conn = psycopg.connect(dsn, autocommit=True, connect_timeout=5)
+    conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+    register_vector(conn)
+    return conn
