@@ -12,15 +12,15 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import psycopg  # noqa: E402
 
-from nodes.store.maintain import _sampled, _silhouette  # noqa: E402
+from nodes.store.maintain import sampled_vectors, silhouette_values  # noqa: E402
 
 MAX_CROPS = 6
 
 
 def silhouette_plot(conn: psycopg.Connection, path: Path) -> float | None:
     """The seed's plot: per-cluster silhouette values, sorted, stacked; returns the mean."""
-    vectors, labels, names = _sampled(conn)
-    scores = _silhouette(vectors, labels)
+    vectors, labels, names = sampled_vectors(conn)
+    scores = silhouette_values(vectors, labels)
     fig, ax = plt.subplots(figsize=(7, max(3, len(set(labels.tolist())) * 0.35)))
     if scores is not None:
         y = 0

@@ -23,7 +23,8 @@ class MaintenanceReport:
     silhouette: float | None = None
 
 
-def _sampled(conn: psycopg.Connection) -> tuple[np.ndarray, np.ndarray, dict[int, str | None]]:
+def sampled_vectors(conn: psycopg.Connection) -> tuple[np.ndarray, np.ndarray, dict[int, str | None]]:
+    """Up to SAMPLE_PER_CLUSTER best-quality vectors per cluster, their cluster ids, and cluster names."""
     rows = conn.execute(
         "SELECT cluster_id, embedding FROM (SELECT cluster_id, embedding, row_number() OVER "
         "(PARTITION BY cluster_id ORDER BY quality DESC NULLS LAST, id) AS rn FROM faces WHERE cluster_id IS NOT NULL) t "
@@ -35,7 +36,8 @@ def _sampled(conn: psycopg.Connection) -> tuple[np.ndarray, np.ndarray, dict[int
     return np.stack([to_numpy(r[1]) for r in rows]), labels, names
 
 
-def _silhouette(vectors: np.ndarray, labels: np.ndarray) -> np.ndarray | None:
+def silhouette_values(vectors: np.ndarray, labels: np.ndarray) -> np.ndarray | None:
+    """Per-vector cosine silhouette, or None with fewer than two clusters."""
     if len(set(labels.tolist())) < 2 or len(vectors) <= len(set(labels.tolist())):
         return None
     return silhouette_samples(vectors, labels, metric="cosine")
@@ -53,8 +55,8 @@ def _second_choice(vectors: np.ndarray, labels: np.ndarray, weak: int) -> int | 
 
 
 def merge_weak(conn: psycopg.Connection, s: ReidSettings, report: MaintenanceReport) -> None:
-    vectors, labels, names = _sampled(conn)
-    scores = _silhouette(vectors, labels)
+    vectors, labels, names = sampled_vectors(conn)
+    scores = silhouette_values(vectors, labels)
     if scores is None:
         return
     per_cluster = {int(c): float(scores[labels == c].mean()) for c in np.unique(labels)}
@@ -67,7 +69,7 @@ def merge_weak(conn: psycopg.Connection, s: ReidSettings, report: MaintenanceRep
         if set_distance(vectors[labels == weak], vectors[labels == target], s.distance) >= s.threshold:
             continue
         merged = np.where(labels == weak, target, labels)
-        after = _silhouette(vectors, merged)
+        after = silhouette_values(vectors, merged)
         before = float(scores.mean())
         if after is not None and float(after.mean()) <= before:
             continue
@@ -106,8 +108,8 @@ def maintain(conn: psycopg.Connection, s: ReidSettings, max_vectors: int = 500) 
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (DECISION_LOCK,))
         merge_weak(conn, s, report)
         forget(conn, max_vectors, report)
-        vectors, labels, _ = _sampled(conn)
-        scores = _silhouette(vectors, labels)
+        vectors, labels, _ = sampled_vectors(conn)
+        scores = silhouette_values(vectors, labels)
         if scores is not None:
             report.silhouette = float(scores.mean())
             for c in np.unique(labels):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass
 
@@ -112,6 +113,6 @@ def decide(conn: psycopg.Connection, sequence_db_id: int, vectors: np.ndarray, s
         conn.execute("UPDATE faces SET cluster_id = %s WHERE sequence_id = %s", (cluster_id, sequence_db_id))
         conn.execute("UPDATE sequences SET cluster_id = %s, distance = %s WHERE id = %s", (cluster_id, distance, sequence_db_id))
         refresh_cluster(conn, cluster_id, silhouette)
-        conn.execute("INSERT INTO cluster_events (kind, cluster_id, detail) VALUES (%s, %s, %s::jsonb)",
-                     (status, cluster_id, f'{{"sequence": {sequence_db_id}, "distance": {distance or "null"}}}'))
+        conn.execute("INSERT INTO cluster_events (kind, cluster_id, detail) VALUES (%s, %s, %s)",
+                     (status, cluster_id, json.dumps({"sequence": sequence_db_id, "distance": distance})))
         return Decision(cluster_id, status, distance, silhouette, names.get(cluster_id))
