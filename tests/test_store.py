@@ -121,3 +121,18 @@ def test_set_distances_order_same_before_different():
         assert set_distance(a, a2, method) < set_distance(a, b, method), method
     assert cluster_silhouette(np.concatenate([a, a2]), [b]) > 0.5
     assert cluster_silhouette(a, []) is None
+
+
+def test_faces_without_a_sequence_are_candidates(conn):
+    """Enrolled photos have no sequence; nothing excluded must mean nothing filtered."""
+    from nodes.identities import cluster_by_name
+    from nodes.store.reid import candidates
+    from nodes.store.writes import ensure_source
+
+    with conn.transaction():
+        cluster = cluster_by_name(conn, "Ann")
+        source = ensure_source(conn, "photo:ann.jpg", "ann.jpg")
+        conn.execute("INSERT INTO faces (source_id, frame, face_index, bbox, embedding, cluster_id) "
+                     "VALUES (%s, 0, 0, '{0,0,1,1}', %s, %s)", (source, person(4, 1)[0], cluster))
+    with conn.transaction():
+        assert candidates(conn, person(4), ReidSettings(), None) == [cluster]

@@ -53,7 +53,9 @@ def candidates(conn: psycopg.Connection, vectors: np.ndarray, s: ReidSettings, e
     rows = conn.execute(
         "SELECT f.cluster_id FROM unnest(%s::vector[]) AS q(v) CROSS JOIN LATERAL ("
         "SELECT cluster_id FROM faces WHERE cluster_id IS NOT NULL AND sequence_id IS DISTINCT FROM %s "
-        "ORDER BY embedding <=> q.v LIMIT %s) f", (probes, exclude_sequence, s.neighbours)).fetchall()
+        "ORDER BY embedding <=> q.v LIMIT %s) f",
+        # IS DISTINCT FROM NULL would mean IS NOT NULL and drop faces without a sequence: compare with -1
+        (probes, -1 if exclude_sequence is None else exclude_sequence, s.neighbours)).fetchall()
     votes = Counter(r[0] for r in rows)
     ranked = [c for c, _ in votes.most_common(s.max_candidates)]
     centroid = unit(vectors.mean(axis=0)).astype(np.float32)
