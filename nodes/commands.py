@@ -91,11 +91,9 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 def cmd_maintain(args: argparse.Namespace) -> int:
     from nodes.store.maintain import maintain
-    from nodes.store.reid import ReidSettings
 
     graph = load_graph(args.graph)
-    params = _nodes_of_type(graph, "reid").params
-    settings = ReidSettings(**{k: getattr(params, k) for k in ReidSettings.model_fields})
+    settings = _nodes_of_type(graph, "reid").params  # ReidParams extends ReidSettings
     report = maintain(open_store(graph), settings, args.max_vectors)
     print(f"merged: {report.merges}  forgotten vectors: {report.forgotten}  silhouette: {report.silhouette}")
     return 0

@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import psycopg
 
+from nodes.embedder import l2_normalise
 from nodes.faces import FrameInfo
 from nodes.store.reid import new_cluster, refresh_cluster
 from nodes.store.writes import ensure_source
@@ -40,8 +41,7 @@ def largest_face(detector: DetectorNode, embedder: EmbedderNode, image: np.ndarr
         return None
     areas = (faces.boxes_xyxy[:, 2] - faces.boxes_xyxy[:, 0]) * (faces.boxes_xyxy[:, 3] - faces.boxes_xyxy[:, 1])
     i = int(areas.argmax())
-    faces.embeddings = embedder.recogniser.embed([faces.crops[i]])
-    faces.embeddings /= np.linalg.norm(faces.embeddings, axis=1, keepdims=True)
+    faces.embeddings = l2_normalise(embedder.recogniser.embed([faces.crops[i]]))
     return faces.embeddings[0], faces.boxes_xyxy[i], faces.kps[i], float(faces.scores[i])
 
 

@@ -31,7 +31,6 @@ class ReidNode(Node):
 
     def setup(self) -> None:
         self.dsn = resolve_dsn(self.params.dsn, self.params.store_dir)
-        self.settings = ReidSettings(**{k: getattr(self.params, k) for k in ReidSettings.model_fields})
         self.conn: psycopg.Connection | None = None
         self.decisions = 0
 
@@ -56,11 +55,11 @@ class ReidNode(Node):
 
     def process(self, msg: Message) -> Message:
         vectors = np.asarray(msg.arrays["vectors"], np.float32)
-        decision = self._with_store(vectors.shape[1], lambda c: decide(c, msg.fields["sequence_db_id"], vectors, self.settings))
+        decision = self._with_store(vectors.shape[1], lambda c: decide(c, msg.fields["sequence_db_id"], vectors, self.params))
         self.context.count(decision.status)
         self.decisions += 1
         if self.params.maintain_every and self.decisions % self.params.maintain_every == 0:
-            self._with_store(vectors.shape[1], lambda c: maintain(c, self.settings))
+            self._with_store(vectors.shape[1], lambda c: maintain(c, self.params))
         f = msg.fields
         return Message(
             fields={"kind": "reid", "sequence_id": f["sequence_id"], "sequence_db_id": f["sequence_db_id"],
@@ -74,7 +73,7 @@ class ReidNode(Node):
     def finish(self) -> None:
         if self.decisions and self.conn is not None:
             dim = int(self.conn.execute("SELECT value FROM zdg_meta WHERE key = 'dim'").fetchone()[0])
-            self._with_store(dim, lambda c: maintain(c, self.settings))
+            self._with_store(dim, lambda c: maintain(c, self.params))
 
     def teardown(self) -> None:
         if self.conn is not None:

@@ -15,6 +15,7 @@ from pydantic import Field
 from scipy.optimize import linear_sum_assignment
 
 from nodes.faces import Faces
+from nodes.setdist import unit
 from zdg.message import Message
 from zdg.node import Node, Params
 
@@ -51,8 +52,7 @@ class Track:
     last_seq: int = 0
 
     def recent(self, n: int = 5) -> np.ndarray:
-        mean = np.mean(self.vectors[-n:], axis=0)
-        return mean / max(float(np.linalg.norm(mean)), 1e-12)
+        return unit(np.mean(self.vectors[-n:], axis=0))
 
     def add(self, faces: Faces, i: int, keep_crops: int) -> None:
         self.vectors.append(faces.embeddings[i])
@@ -71,8 +71,7 @@ class Track:
 
     def message(self, kind: str, port: str) -> Message:
         vectors = np.stack(self.vectors).astype(np.float32)
-        centroid = vectors.mean(axis=0)
-        centroid /= max(float(np.linalg.norm(centroid)), 1e-12)
+        centroid = unit(vectors.mean(axis=0))
         crops = np.stack([c[2] for c in self.crops]) if self.crops else np.zeros((0, 112, 112, 3), np.uint8)
         return Message(
             port=port,
