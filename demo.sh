@@ -11,7 +11,7 @@ export ZDG_MODEL_ROOT=${ZDG_MODEL_ROOT:-$(cd .. && pwd)/shared/models}
 if [ ! -x .venv/bin/zdg ]; then
     python3 -m venv .venv
     .venv/bin/pip install -q --upgrade pip
-    .venv/bin/pip install -q -e .
+    .venv/bin/pip install -q -e '.[all]'
 fi
 . .venv/bin/activate
 zdg run graphs/video_reid.yaml --set source.path="$CLIP" "$@"

@@ -18,6 +18,7 @@ from typing import Any
 import zmq
 
 from zdg.config import Settings
+from zdg.curve import MissingKeyError
 from zdg.metrics import Metrics
 from zdg.wiring import Link, Transport
 
@@ -29,6 +30,14 @@ SOCKET_TYPES = {"XPUB": zmq.XPUB, "ROUTER": zmq.ROUTER, "DEALER": zmq.DEALER, "X
 
 
 def _attach(sock: zmq.Socket, link: Link, transport: Transport, binds: bool) -> None:
+    if link.crosses_boxes and transport.kind == "tcp":
+        if transport.keys is None:
+            raise MissingKeyError(f"link {link.id} crosses boxes ({link.src_host} -> {link.dst_host}): "
+                                  "give the box's key folder (--keys or $ZDG_KEYS, made by `zdg keys`)")
+        if binds:
+            transport.keys.serve(sock)
+        else:
+            transport.keys.connect_to(sock, link.src_host if link.binder == "src" else link.dst_host)
     if binds:
         sock.bind(transport.bind_address(link))
     else:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import warnings
 from pathlib import Path
 
+from zdg.compose import STORE_IMAGE, ComposeError
 from zdg.config import GraphError, load_graph
+from zdg.images import DockerError
 from zdg.yamlsrc import YamlSyntaxError
 
 EXIT_INVALID = 2
@@ -42,16 +45,83 @@ def cmd_run(args: argparse.Namespace) -> int:
     return Runner(graph, args.overrides, run_dir, args.max_restarts, args.grace, progress).run()
 
 
+def _addresses(items: list[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        box, eq, address = item.partition("=")
+        if not eq or not box or not address:
+            raise LookupError(f"--address {item!r}: expected BOX=ADDRESS")
+        out[box] = address
+    return out
+
+
 def cmd_node(args: argparse.Namespace) -> int:
-    from zdg.wiring import Transport
+    from zdg.curve import CurveKeys
+    from zdg.wiring import Transport, compile_plan
     from zdg.worker import run_node
 
     graph = load_graph(args.graph, args.overrides)
     run_dir = args.run_dir or Path("/tmp/zdg") / graph.name
     metrics_dir = run_dir / "metrics"
     metrics_dir.mkdir(parents=True, exist_ok=True)
-    transport = Transport(args.transport, run_dir)
+    ndef = compile_plan(graph).nodes.get(args.node)
+    keys = CurveKeys(args.keys, ndef.host) if args.keys and ndef and ndef.host else None
+    transport = Transport(args.transport, run_dir, {**graph.hosts, **_addresses(args.address)}, keys)
     return run_node(graph, args.node, args.replica, transport, metrics_dir)
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    """Healthy while some node of this container wrote its metrics lately (the worker writes them twice a second)."""
+    import time
+
+    fresh = [p for p in args.run_dir.glob("*/metrics/*.json") if time.time() - p.stat().st_mtime < args.max_age]
+    return 0 if fresh else 1
+
+
+def cmd_compose(args: argparse.Namespace) -> int:
+    from zdg.compose import ComposeFiles, build_compose, render
+    from zdg.images import DB_INIT
+
+    graph = load_graph(args.graph, args.overrides)
+    out_dir = (args.output.parent if args.output else Path.cwd())
+    doc = build_compose(graph, ComposeFiles(out_dir, args.graph, DB_INIT), args.overrides, args.host, args.store_image)
+    text = render(doc, graph, "zdg compose" + (f" --host {args.host}" if args.host else ""), args.host)
+    if args.output:
+        args.output.write_text(text)
+        print(f"wrote {args.output} ({len(doc['services'])} services)", file=sys.stderr)
+    else:
+        print(text, end="")
+    return 0
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    from zdg.compose import boxes
+    from zdg.curve import generate_keys
+
+    graph = load_graph(args.graph)
+    if not boxes(graph):
+        raise LookupError(f"{args.graph}: no node has host:, so no edge crosses boxes and no keys are needed")
+    for folder in generate_keys(boxes(graph), args.output):
+        print(f"{folder}  (mount on box {folder.name}; holds its secret key)")
+    return 0
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from zdg.images import build_images
+
+    for tag in build_images(args.base_image, args.store, args.gpu, args.ca_file):
+        print(f"built {tag}")
+    return 0
+
+
+def cmd_bundle(args: argparse.Namespace) -> int:
+    from zdg.images import bundle
+
+    graph = load_graph(args.graph, args.overrides)
+    images = bundle(graph, args.overrides, args.host, args.output, args.store_image, args.keys)
+    print(f"wrote {args.output} ({', '.join(images)}); on the box: tar -xf {args.output.name} && "
+          f"./{args.output.name.split('.')[0]}/load.sh")
+    return 0
 
 
 def cmd_sub(args: argparse.Namespace) -> int:
@@ -110,7 +180,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--replica", type=int, default=0)
     p.add_argument("--run-dir", type=Path)
     p.add_argument("--transport", choices=("ipc", "tcp"), default="ipc")
+    p.add_argument("--keys", type=Path, default=os.environ.get("ZDG_KEYS") or None,
+                   help="this box's CURVE key folder (from `zdg keys`), for edges that cross boxes (default $ZDG_KEYS)")
+    p.add_argument("--address", action="append", default=[], metavar="BOX=ADDRESS",
+                   help="where another box is reached (overrides the graph's hosts:); repeatable")
     p.set_defaults(func=cmd_node)
+
+    p = sub.add_parser("health", help="container healthcheck: exit 0 while a node here is alive")
+    p.add_argument("--run-dir", type=Path, default=Path("/tmp/zdg"))
+    p.add_argument("--max-age", type=float, default=30.0, help="seconds since the last metrics write")
+    p.set_defaults(func=cmd_health)
+
+    p = sub.add_parser("compose", help="write a Compose file for a graph (one service per node)")
+    _add_graph_args(p)
+    p.add_argument("-o", "--output", type=Path, help="file to write (default: stdout); mounts are relative to it")
+    p.add_argument("--host", help="only the services of this box (nodes with host: NAME)")
+    p.add_argument("--store-image", default=STORE_IMAGE, help="Postgres + pgvector image (default %(default)s)")
+    p.set_defaults(func=cmd_compose)
+
+    p = sub.add_parser("keys", help="make CURVE key pairs for the boxes of a graph (one folder per box)")
+    p.add_argument("graph", type=Path)
+    p.add_argument("-o", "--output", type=Path, default=Path("keys"), help="default %(default)s/")
+    p.set_defaults(func=cmd_keys)
+
+    p = sub.add_parser("build", help="build the container images (docker CLI; DOCKER_HOST picks the engine)")
+    p.add_argument("--base-image", help="FROM image for all (default: the Dockerfiles' python:3.11-slim-bookworm)")
+    p.add_argument("--store", action="store_true", help="also build zdg-store, a local Postgres + pgvector image")
+    p.add_argument("--gpu", action="store_true", help="faces image with onnxruntime-gpu on a CUDA base")
+    p.add_argument("--ca-file", type=Path, help="CA bundle pip needs behind a proxy (used while building only)")
+    p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("bundle", help="one tar for an offline box: images, compose file, graph, load.sh")
+    _add_graph_args(p)
+    p.add_argument("-o", "--output", type=Path, required=True, help="e.g. box.tar")
+    p.add_argument("--host", help="the box to bundle (nodes with host: NAME)")
+    p.add_argument("--keys", type=Path, help="key folder from `zdg keys`; the box's own folder goes in the bundle")
+    p.add_argument("--store-image", default=STORE_IMAGE, help="Postgres + pgvector image (default %(default)s)")
+    p.set_defaults(func=cmd_bundle)
 
     p = sub.add_parser("sub", help="print messages of a published topic as JSON lines")
     p.add_argument("endpoint", help="e.g. ipc:///tmp/zdg/demo/e2.sock (printed by `zdg run`) or tcp://host:port")
@@ -146,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     except (GraphError, YamlSyntaxError) as exc:
         print(exc, file=sys.stderr)
         return EXIT_INVALID
-    except (LookupError, FileNotFoundError) as exc:
+    except (LookupError, FileNotFoundError, ComposeError, DockerError) as exc:
         print(f"zdg: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

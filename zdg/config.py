@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ from zdg.registry import UnknownNodeType, resolve
 from zdg.yamlsrc import Loc, YamlSource, load_yaml
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
+HOST_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 Policy = Literal["block", "drop"]
 
 
@@ -37,7 +39,7 @@ class NodeSpec(Strict):
     type: str
     params: dict[str, Any] = Field(default_factory=dict)
     replicas: int = Field(1, ge=1, le=64)
-    host: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    host: str | None = Field(None, pattern=HOST_PATTERN, description="the box this node runs on (`zdg compose --host`)")
 
 
 class EdgeSpec(Strict):
@@ -53,6 +55,7 @@ class GraphSpec(Strict):
     name: str = Field(pattern=NAME_PATTERN)
     description: str = ""
     settings: Settings = Settings()
+    hosts: dict[str, str] = Field(default_factory=dict, description="box name -> address other boxes reach it at")
     nodes: list[NodeSpec] = Field(min_length=1)
     edges: list[EdgeSpec] = Field(default_factory=list)
 
@@ -125,6 +128,11 @@ class Graph:
     settings: Settings
     nodes: dict[str, NodeDef]
     edges: list[Edge]
+    hosts: dict[str, str]
+
+    def address_of(self, host: str) -> str:
+        """Where other boxes reach `host`: its `hosts:` entry, else the name itself."""
+        return self.hosts.get(host, host)
 
     def in_edges(self, node: str) -> list[Edge]:
         return [e for e in self.edges if e.dst and e.dst.node == node]
@@ -153,6 +161,18 @@ def verify_unique_names(spec: GraphSpec) -> list[Issue]:
         if node.name in seen:
             issues.append(Issue(("nodes", i, "name"), f"duplicate node name {node.name!r} (first at nodes[{seen[node.name]}])"))
         seen.setdefault(node.name, i)
+    return issues
+
+
+def verify_hosts(spec: GraphSpec) -> list[Issue]:
+    """Either no node names a box or every node does, and `hosts:` lists only boxes in use."""
+    placed = [n.host for n in spec.nodes if n.host]
+    if not placed:
+        return [Issue(("hosts", h), f"no node has host: {h}") for h in spec.hosts]
+    issues = [Issue(("nodes", i), f"node {n.name!r} has no host: (other nodes name their box, so every node must)")
+              for i, n in enumerate(spec.nodes) if not n.host]
+    issues += [Issue(("hosts", h), f"no node has host: {h}") for h in spec.hosts if h not in placed]
+    issues += [Issue(("hosts", h), f"invalid address {a!r}") for h, a in spec.hosts.items() if not re.fullmatch(HOST_PATTERN, a)]
     return issues
 
 
@@ -272,6 +292,7 @@ def build_graph(source: YamlSource, overrides: list[str] | None = None) -> Graph
         raise GraphError(source, issues + _pydantic_issues(exc)) from None
     classes: dict[str, type[Node]] = {}
     issues += verify_unique_names(spec)
+    issues += verify_hosts(spec)
     issues += verify_node_types(spec, classes)
     issues += verify_edges(spec, classes)
     if not issues:  # these rules assume sound edges; otherwise they only repeat the same problem
@@ -294,7 +315,7 @@ def build_graph(source: YamlSource, overrides: list[str] | None = None) -> Graph
             hwm=e.hwm or spec.settings.hwm,
             policy=e.policy or ("drop" if external else spec.settings.policy),
         ))
-    return Graph(spec.name, source.path, spec.settings, nodes, edges)
+    return Graph(spec.name, source.path, spec.settings, nodes, edges, dict(spec.hosts))
 
 
 def load_graph(path: str | Path, overrides: list[str] | None = None) -> Graph:

@@ -36,7 +36,8 @@ def resolve(type_name: str) -> type[Node]:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise UnknownNodeType(f"node type {type_name!r}: cannot import {module_name}: {exc}") from None
+        hint = " (face and store nodes need `pip install 'zdg[faces]'`)" if module_name.startswith("nodes.") else ""
+        raise UnknownNodeType(f"node type {type_name!r}: cannot import {module_name}: {exc}{hint}") from None
     cls = getattr(module, class_name, None)
     if not (isinstance(cls, type) and issubclass(cls, Node)):
         raise UnknownNodeType(f"node type {type_name!r}: {target} is not a zdg Node class")

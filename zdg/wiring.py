@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Literal
 
 from zdg.config import Edge, Graph, NodeDef
+from zdg.curve import CurveKeys
 from zdg.demo_nodes import RelayNode
 from zdg.node import NoParams
 
@@ -38,6 +39,13 @@ class Link:
     number: int
     src_replicas: int
     dst_replicas: int
+    src_host: str | None = None
+    dst_host: str | None = None
+
+    @property
+    def crosses_boxes(self) -> bool:
+        """Both ends are placed (`host:`) on different boxes: the edge is CURVE-encrypted TCP."""
+        return self.dst is not None and self.src_host != self.dst_host
 
     @property
     def binder_node(self) -> str:
@@ -51,24 +59,39 @@ class Link:
         return ("ROUTER", "DEALER") if self.binder == "src" else ("DEALER", "ROUTER")
 
 
+def service_name(node: str) -> str:
+    """The container (and DNS) name of a node: underscores are not valid in host names."""
+    return node.replace("_", "-")
+
+
+def tcp_port(link: Link) -> int:
+    return TCP_BASE_PORT + link.number
+
+
 @dataclass(frozen=True)
 class Transport:
-    """ipc under a run directory (local), or tcp between services/hosts (containers)."""
+    """ipc under a run directory (local), or tcp between services (containers); links that cross
+    boxes connect to the other box's address (`addresses`, box name -> address) and use `keys`."""
 
     kind: Literal["ipc", "tcp"]
     run_dir: Path = Path("/tmp/zdg")
-    hosts: dict[str, str] = field(default_factory=dict)
+    addresses: dict[str, str] = field(default_factory=dict)
+    keys: CurveKeys | None = None
 
     def bind_address(self, link: Link) -> str:
         if self.kind == "ipc":
             return f"ipc://{self.run_dir}/{link.id}.sock"
-        return f"tcp://*:{TCP_BASE_PORT + link.number}"
+        return f"tcp://*:{tcp_port(link)}"
 
     def connect_address(self, link: Link) -> str:
         if self.kind == "ipc":
             return self.bind_address(link)
-        host = self.hosts.get(link.binder_node, link.binder_node)
-        return f"tcp://{host}:{TCP_BASE_PORT + link.number}"
+        if link.crosses_boxes:
+            binder_host = link.src_host if link.binder == "src" else link.dst_host
+            host = self.addresses.get(binder_host or "", binder_host)
+        else:
+            host = service_name(link.binder_node)
+        return f"tcp://{host}:{tcp_port(link)}"
 
 
 @dataclass(frozen=True)
@@ -100,7 +123,8 @@ def compile_plan(graph: Graph) -> Plan:
         dst_n = nodes[dst].replicas if dst else 0
         binder: Literal["src", "dst"] = "src" if src_n == 1 else "dst"
         links.append(Link(link_id, src, src_port, dst, dst_port, edge.pattern, edge.topic, edge.hwm,
-                          edge.policy, binder, len(links), src_n, dst_n))
+                          edge.policy, binder, len(links), src_n, dst_n, nodes[src].host,
+                          nodes[dst].host if dst else None))
 
     for edge in graph.edges:
         src = graph.nodes[edge.src.node]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -29,6 +30,8 @@ class Worker:
         self.plan = plan
         self.ndef = plan.nodes[name]
         self.replica = replica
+        self.instance = f"{replica}@{socket.gethostname()}"  # containers of one service all have replica 0
+        self.keys = transport.keys
         self.log = logging.getLogger(f"zdg.{name}.{replica}")
         self.context = NodeContext(plan.graph.name, name, replica, self.ndef.replicas, self.log)
         path = metrics_dir / f"{name}.{replica}.json" if metrics_dir else None
@@ -40,7 +43,7 @@ class Worker:
         self.outs: dict[str, list[OutChannel]] = defaultdict(list)
         for link in plan.outputs(name):
             self.outs[link.src_port].append(
-                OutChannel(self.zctx, link, transport, settings, self.metrics, lambda: self.stop, f"{name}.{replica}"))
+                OutChannel(self.zctx, link, transport, settings, self.metrics, lambda: self.stop, f"{name}.{self.instance}"))
         self.ins = [InChannel(self.zctx, link, transport, settings, f"{name}.{replica}") for link in plan.inputs(name)]
         self.node: Node = self.ndef.cls(self.ndef.params, self.context)
 
@@ -49,6 +52,8 @@ class Worker:
         self.stop = True
 
     def _write_metrics(self, force: bool = False) -> None:
+        if self.keys is not None:
+            self.metrics.counts["auth_refused"] = self.keys.refused
         self.metrics.write(self.context.counters, self.context.progress, force)
 
     def emit(self, msg: Message, parent: Message | None = None) -> None:
@@ -70,7 +75,7 @@ class Worker:
 
     def send_eos(self) -> None:
         for port, channels in self.outs.items():
-            frames = encode(Message(port=port, eos=True, meta={"node": self.ndef.name, "replica": self.replica}))
+            frames = encode(Message(port=port, eos=True, meta={"node": self.ndef.name, "replica": self.instance}))
             for channel in channels:
                 channel.send_eos([channel.link.topic.encode(), *frames[1:]])
 
@@ -104,6 +109,8 @@ class Worker:
             for channels in self.outs.values():
                 for channel in channels:
                     channel.close()
+            if self.keys is not None:
+                self.keys.close()
             self.zctx.term()
         return EXIT_OK
 

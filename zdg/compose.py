@@ -1,0 +1,156 @@
+"""`zdg compose`: a Compose-spec file from a graph, wired by the same rules as `zdg run`.
+
+One service per node (replicas -> deploy.replicas), TCP endpoints from zdg.wiring, a Postgres +
+pgvector service when a node uses the store, and published ports only for topics meant for the
+outside and for edges that cross boxes (those are CURVE-encrypted with the box's key folder).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from zdg import __version__
+from zdg.config import Graph, NodeDef
+from zdg.wiring import Link, Plan, compile_plan, service_name, tcp_port
+
+GRAPH_IN_CONTAINER = "/etc/zdg/graph.yaml"
+STORE_SERVICE = "postgres"
+STORE_DSN = "postgresql://zdg:${ZDG_DB_PASSWORD:-zdg}@postgres:5432/zdg"
+BASE_IMAGE = f"zdg:{__version__}"
+FACES_IMAGE = f"zdg-faces:{__version__}"
+STORE_IMAGE = "pgvector/pgvector:pg17"  # `zdg build --store` makes a local stand-in for boxes without a registry
+
+
+class ComposeError(ValueError):
+    """The graph cannot be turned into a compose file as asked (e.g. a box that does not exist)."""
+
+
+@dataclass(frozen=True)
+class ComposeFiles:
+    """Where the compose file lives and the paths (relative to it) of what its services mount."""
+
+    out_dir: Path
+    graph: Path
+    db_init: Path
+
+    def rel(self, path: Path) -> str:
+        rel = os.path.relpath(path.resolve(), self.out_dir.resolve())
+        return rel if rel.startswith("..") else f"./{rel}"
+
+
+def image_of(ndef: NodeDef) -> str:
+    """Framework and demo nodes run on the small base image; face and store nodes on the faces image."""
+    return BASE_IMAGE if ndef.cls.__module__.startswith("zdg.") else FACES_IMAGE
+
+
+def uses_store(ndef: NodeDef) -> bool:
+    return "dsn" in type(ndef.params).model_fields
+
+
+def boxes(graph: Graph) -> list[str]:
+    return sorted({n.host for n in graph.nodes.values() if n.host})
+
+
+def _published(plan: Plan, node: str, host: str | None) -> list[Link]:
+    """Links this node binds that someone outside its box connects to."""
+    return [link for link in plan.links if link.binder_node == node
+            and (link.dst is None or (host is not None and link.crosses_boxes))]
+
+
+def _node_service(plan: Plan, ndef: NodeDef, files: ComposeFiles, overrides: list[str], host: str | None) -> dict[str, Any]:
+    image = image_of(ndef)
+    crossing = [link for link in plan.links if link.crosses_boxes and ndef.name in (link.src, link.dst)]
+    command = [GRAPH_IN_CONTAINER, ndef.name, "--transport", "tcp"]
+    for item in overrides:
+        command += ["--set", item]
+    env: dict[str, str] = {}
+    volumes = [f"{files.rel(files.graph)}:{GRAPH_IN_CONTAINER}:ro", "${ZDG_OUT:-./out}:/work/out"]
+    if image == FACES_IMAGE:
+        env |= {"ZDG_MODEL_ROOT": "/models", "ZDG_DATA_ROOT": "/data"}
+        volumes += ["${ZDG_MODEL_ROOT:-./models}:/models:ro", "${ZDG_DATA_ROOT:-./data}:/data:ro"]
+    if uses_store(ndef):
+        env["ZDG_DSN"] = STORE_DSN
+    if crossing:
+        env["ZDG_KEYS"] = "/keys"
+        volumes.append(f"${{ZDG_KEYS:-./keys/{host}}}:/keys:ro")
+        for other in sorted(({link.src_host for link in crossing} | {link.dst_host for link in crossing}) - {host}):
+            variable = f"ZDG_ADDRESS_{other.upper().replace('-', '_').replace('.', '_')}"
+            command += ["--address", f"{other}=${{{variable}:-{plan.graph.address_of(other)}}}"]
+    service: dict[str, Any] = {
+        "image": f"${{ZDG_{'FACES_' if image == FACES_IMAGE else ''}IMAGE:-{image}}}",
+        "command": command,
+        "environment": env,
+        "volumes": volumes,
+        "restart": "on-failure",
+        "healthcheck": {"test": ["CMD", "zdg", "health"], "interval": "10s", "timeout": "5s", "retries": 3,
+                        "start_period": "30s"},
+    }
+    if ndef.replicas > 1:
+        service["deploy"] = {"replicas": ndef.replicas}
+    ports = [f"{tcp_port(link)}:{tcp_port(link)}" for link in _published(plan, ndef.name, host)]
+    if ports:
+        service["ports"] = ports
+    if uses_store(ndef):
+        service["depends_on"] = {STORE_SERVICE: {"condition": "service_healthy"}}
+    return service
+
+
+def _store_service(files: ComposeFiles, store_image: str) -> dict[str, Any]:
+    return {
+        "image": f"${{ZDG_STORE_IMAGE:-{store_image}}}",
+        "environment": {"POSTGRES_USER": "zdg", "POSTGRES_PASSWORD": "${ZDG_DB_PASSWORD:-zdg}", "POSTGRES_DB": "zdg"},
+        "volumes": ["zdg-store:/var/lib/postgresql/data",
+                    f"{files.rel(files.db_init)}:/docker-entrypoint-initdb.d/10-zdg.sql:ro"],
+        "restart": "unless-stopped",
+        "healthcheck": {"test": ["CMD-SHELL", "pg_isready -h 127.0.0.1 -U zdg -d zdg"], "interval": "5s", "timeout": "5s",
+                        "retries": 20},
+    }
+
+
+def build_compose(graph: Graph, files: ComposeFiles, overrides: list[str], host: str | None = None,
+                  store_image: str = STORE_IMAGE) -> dict[str, Any]:
+    """The Compose-spec document for the whole graph, or for one box of it (`host`)."""
+    placed = boxes(graph)
+    if placed and host is None:
+        raise ComposeError(f"{graph.path}: nodes are placed on boxes {', '.join(placed)}: pass --host NAME")
+    if host is not None and host not in placed:
+        raise ComposeError(f"{graph.path}: no node has host: {host} (boxes: {', '.join(placed) or 'none'})")
+    plan = compile_plan(graph)
+    mine = [n for n in plan.nodes.values() if host is None or n.host == host]
+    services: dict[str, Any] = {}
+    if any(uses_store(n) for n in mine):
+        services[STORE_SERVICE] = _store_service(files, store_image)
+    for ndef in mine:
+        if service_name(ndef.name) in services:
+            raise ComposeError(f"{graph.path}: node {ndef.name!r} clashes with the {STORE_SERVICE} service's name")
+        services[service_name(ndef.name)] = _node_service(plan, ndef, files, overrides, host)
+    doc: dict[str, Any] = {"services": services}
+    if STORE_SERVICE in services:
+        doc["volumes"] = {"zdg-store": {}}
+    return doc
+
+
+def images_of(graph: Graph, host: str | None = None, store_image: str = STORE_IMAGE) -> list[str]:
+    """The images a graph's (or one box's) services run."""
+    mine = [n for n in compile_plan(graph).nodes.values() if host is None or n.host == host]
+    return sorted({image_of(n) for n in mine} | ({store_image} if any(uses_store(n) for n in mine) else set()))
+
+
+def published_topics(graph: Graph, host: str | None = None) -> list[str]:
+    """`zdg sub` endpoints of the outside topics a compose file publishes."""
+    plan = compile_plan(graph)
+    return [f"tcp://localhost:{tcp_port(link)} {link.topic}" for link in plan.external_topics()
+            if host is None or link.src_host == host]
+
+
+def render(doc: dict[str, Any], graph: Graph, command: str, host: str | None = None) -> str:
+    """YAML text with a header saying where it came from (regenerate, don't edit)."""
+    topics = ", ".join(published_topics(graph, host)) or "none"
+    header = (f"# Generated from {graph.path.name} by `{command}`: regenerate, don't edit.\n"
+              f"# Build the images first (`zdg build`). Topics for `zdg sub`: {topics}\n")
+    return header + yaml.safe_dump(doc, sort_keys=False, width=120)

@@ -1,0 +1,108 @@
+"""`zdg build` and `zdg bundle`: container images and one-file bundles for offline boxes (docker CLI)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tarfile
+import tempfile
+from pathlib import Path
+
+from zdg.compose import BASE_IMAGE, FACES_IMAGE, ComposeFiles, build_compose, images_of, render
+from zdg.config import Graph
+
+REPO = Path(__file__).resolve().parents[1]
+STORE_BUILD_IMAGE = BASE_IMAGE.replace("zdg:", "zdg-store:")
+CA_DIR = REPO / "docker" / "build-ca"  # a CA bundle put here is used by pip during builds only
+DB_INIT = REPO / "docker" / "db" / "init.sql"
+
+LOAD_SH = """#!/bin/sh
+# Load this bundle's images and start its graph on this box: ./load.sh
+# Models: put the model packs in ./models or export ZDG_MODEL_ROOT; clips in ./data or export ZDG_DATA_ROOT.
+set -eu
+cd "$(dirname "$0")"
+docker load -i images.tar
+missing=""
+for image in {images}; do
+  docker image inspect "$image" >/dev/null 2>&1 || missing="$missing $image"
+done
+if [ -n "$missing" ]; then
+  echo "load.sh: images.tar did not provide:$missing" >&2
+  exit 1
+fi
+mkdir -p out
+if docker compose version >/dev/null 2>&1; then docker compose up -d; else docker-compose up -d; fi
+echo "started; results in ./out, logs with: docker compose logs -f"
+"""
+
+
+class DockerError(RuntimeError):
+    """A docker command failed, or an image a bundle needs is not here."""
+
+
+def docker(*args: str, capture: bool = False) -> str:
+    """Run the docker CLI (DOCKER_HOST decides which engine); raise DockerError with its message."""
+    env = {**os.environ, "DOCKER_BUILDKIT": os.environ.get("DOCKER_BUILDKIT", "0")}
+    try:
+        done = subprocess.run(["docker", *args], env=env, text=True,
+                              stdout=subprocess.PIPE if capture else None, stderr=subprocess.PIPE)
+    except FileNotFoundError:
+        raise DockerError("docker CLI not found (install Docker, or see docker/setup-podman.sh)") from None
+    if done.returncode:
+        raise DockerError(f"docker {args[0]} failed: {done.stderr.strip()[-2000:]}")
+    return done.stdout or ""
+
+
+def build_images(base_image: str | None, store: bool, gpu: bool, ca_file: Path | None) -> list[str]:
+    """Build the base, faces (or faces-gpu) and optionally the store image; return their tags."""
+    args = [f"--build-arg=BASE_IMAGE={base_image}"] if base_image else []
+    staged = CA_DIR / "ca.crt"
+    if ca_file:
+        shutil.copyfile(ca_file, staged)
+    try:
+        docker("build", "--network", "host", *args, "-f", str(REPO / "Dockerfile"), "-t", BASE_IMAGE, str(REPO))
+        faces = "faces-gpu.Dockerfile" if gpu else "faces.Dockerfile"
+        docker("build", "--network", "host", f"--build-arg=ZDG_IMAGE={BASE_IMAGE}", "-f", str(REPO / "docker" / faces),
+               "-t", FACES_IMAGE, str(REPO))
+        built = [BASE_IMAGE, FACES_IMAGE]
+        if store:
+            docker("build", "--network", "host", *args, "-f", str(REPO / "docker" / "store.Dockerfile"),
+                   "-t", STORE_BUILD_IMAGE, str(REPO))
+            built.append(STORE_BUILD_IMAGE)
+    finally:
+        staged.unlink(missing_ok=True)
+    return built
+
+
+def missing_images(images: list[str]) -> list[str]:
+    return [image for image in images if subprocess.run(["docker", "image", "inspect", image], capture_output=True).returncode]
+
+
+def bundle(graph: Graph, overrides: list[str], host: str | None, out: Path, store_image: str,
+           keys_dir: Path | None) -> list[str]:
+    """Write `out` (a tar): images.tar, docker-compose.yml, graph.yaml, db/init.sql, keys/ and load.sh."""
+    images = images_of(graph, host, store_image)
+    missing = missing_images(images)
+    if missing:
+        raise DockerError(f"cannot bundle: image(s) not found here: {', '.join(missing)} (build them with `zdg build`)")
+    with tempfile.TemporaryDirectory(prefix="zdg-bundle-") as tmp:
+        box = Path(tmp) / (out.name.split(".")[0] or "box")
+        (box / "db").mkdir(parents=True)
+        shutil.copyfile(graph.path, box / "graph.yaml")
+        shutil.copyfile(DB_INIT, box / "db" / "init.sql")
+        doc = build_compose(graph, ComposeFiles(box, box / "graph.yaml", box / "db" / "init.sql"), overrides, host,
+                            store_image)
+        (box / "docker-compose.yml").write_text(render(doc, graph, "zdg bundle", host))
+        if keys_dir is not None and host is not None:
+            if not (keys_dir / host).is_dir():
+                raise DockerError(f"{keys_dir / host}: no key folder for box {host!r} (make them with `zdg keys`)")
+            shutil.copytree(keys_dir / host, box / "keys" / host)
+        load = box / "load.sh"
+        load.write_text(LOAD_SH.format(images=" ".join(images)))
+        load.chmod(0o755)
+        docker("save", "-o", str(box / "images.tar"), *images)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tarfile.open(out, "w") as tar:
+            tar.add(box, arcname=box.name)
+    return images
