@@ -23,6 +23,7 @@ STORE_SERVICE = "postgres"
 STORE_DSN = "postgresql://zdg:${ZDG_DB_PASSWORD:-zdg}@postgres:5432/zdg"
 BASE_IMAGE = f"zdg:{__version__}"
 FACES_IMAGE = f"zdg-faces:{__version__}"
+MAX_RESTARTS = 5
 STORE_IMAGE = "pgvector/pgvector:pg17"  # `zdg build --store` makes a local stand-in for boxes without a registry
 
 
@@ -84,9 +85,9 @@ def _node_service(plan: Plan, ndef: NodeDef, files: ComposeFiles, overrides: lis
     service: dict[str, Any] = {
         "image": f"${{ZDG_{'FACES_' if image == FACES_IMAGE else ''}IMAGE:-{image}}}",
         "command": command,
-        "environment": env,
+        **({"environment": env} if env else {}),
         "volumes": volumes,
-        "restart": "on-failure",
+        "restart": f"on-failure:{MAX_RESTARTS}",  # a crash is restarted; a node that keeps failing is left down
         "healthcheck": {"test": ["CMD", "zdg", "health"], "interval": "10s", "timeout": "5s", "retries": 3,
                         "start_period": "30s"},
     }
