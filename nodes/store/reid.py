@@ -22,10 +22,12 @@ class ReidSettings(BaseModel):
     threshold: float = Field(0.45, gt=0, le=2, description="accept below this distance")
     named_threshold: float = Field(0.6, gt=0, le=2, description="tolerance for named (enrolled) clusters")
     silhouette_floor: float = Field(0.25, ge=-1, le=1, description="0.25 weak, 0.5 reasonable, 0.7 strong")
-    query_vectors: int = Field(8, ge=1, le=64, description="sequence vectors sent to the ANN index")
+    query_vectors: int = Field(4, ge=0, le=64, description="sequence vectors sent to the faces ANN index (0: none)")
     neighbours: int = Field(20, ge=1, le=1000, description="nearest stored faces per query vector")
-    ef_search: int = Field(100, ge=10, le=1000, description="hnsw.ef_search (the default 40 loses recall at scale)")
-    max_candidates: int = Field(5, ge=1, le=50, description="clusters scored per decision")
+    ef_search: int = Field(40, ge=10, le=1000, description="hnsw.ef_search for the faces ANN (bench/RESULTS.md)")
+    max_candidates: int = Field(5, ge=1, le=50, description="clusters voted for by the faces ANN that are scored")
+    centroid_candidates: int = Field(5, ge=0, le=100, description="clusters with the nearest centroids that are scored")
+    centroid_ef_search: int = Field(100, ge=10, le=1000, description="hnsw.ef_search for the centroids ANN")
     vectors_per_cluster: int = Field(200, ge=1, description="vectors fetched per candidate cluster")
 
 
@@ -47,29 +49,41 @@ def sample(vectors: np.ndarray, n: int) -> np.ndarray:
 
 def candidates(conn: psycopg.Connection, vectors: np.ndarray, s: ReidSettings, exclude_sequence: int | None) -> list[int]:
     """Clusters voted for by the nearest stored faces of the sequence's vectors, plus the nearest centroids."""
-    conn.execute(f"SET LOCAL hnsw.ef_search = {int(s.ef_search)}")
     conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-    probes = [Vector(q) for q in sample(vectors, s.query_vectors)]
-    rows = conn.execute(
-        "SELECT f.cluster_id FROM unnest(%s::vector[]) AS q(v) CROSS JOIN LATERAL ("
-        "SELECT cluster_id FROM faces WHERE cluster_id IS NOT NULL AND sequence_id IS DISTINCT FROM %s "
-        "ORDER BY embedding <=> q.v LIMIT %s) f",
-        # IS DISTINCT FROM NULL would mean IS NOT NULL and drop faces without a sequence: compare with -1
-        (probes, -1 if exclude_sequence is None else exclude_sequence, s.neighbours)).fetchall()
-    votes = Counter(r[0] for r in rows)
-    ranked = [c for c, _ in votes.most_common(s.max_candidates)]
-    centroid = unit(vectors.mean(axis=0)).astype(np.float32)
-    for (cluster_id,) in conn.execute("SELECT id FROM clusters WHERE size > 0 ORDER BY centroid <=> %s LIMIT 3", (centroid,)):
-        if cluster_id not in ranked:
-            ranked.append(cluster_id)
+    ranked: list[int] = []
+    if s.query_vectors:
+        conn.execute(f"SET LOCAL hnsw.ef_search = {int(s.ef_search)}")
+        probes = [Vector(q) for q in sample(vectors, s.query_vectors)]
+        rows = conn.execute(
+            "SELECT f.cluster_id FROM unnest(%s::vector[]) AS q(v) CROSS JOIN LATERAL ("
+            "SELECT cluster_id FROM faces WHERE cluster_id IS NOT NULL AND sequence_id IS DISTINCT FROM %s "
+            "ORDER BY embedding <=> q.v LIMIT %s) f",
+            # IS DISTINCT FROM NULL would mean IS NOT NULL and drop faces without a sequence: compare with -1
+            (probes, -1 if exclude_sequence is None else exclude_sequence, s.neighbours)).fetchall()
+        ranked = [c for c, _ in Counter(r[0] for r in rows).most_common(s.max_candidates)]
+    if s.centroid_candidates:
+        conn.execute(f"SET LOCAL hnsw.ef_search = {int(s.centroid_ef_search)}")
+        centroid = unit(vectors.mean(axis=0)).astype(np.float32)
+        for (cluster_id,) in conn.execute("SELECT id FROM clusters WHERE size > 0 ORDER BY centroid <=> %s LIMIT %s",
+                                          (centroid, s.centroid_candidates)):
+            if cluster_id not in ranked:
+                ranked.append(cluster_id)
     return ranked
+
+
+def nearest_clusters(conn: psycopg.Connection, vectors: np.ndarray, s: ReidSettings,
+                     exclude_sequence: int | None) -> tuple[list[tuple[float, int]], dict[int, np.ndarray]]:
+    """Candidate clusters as (set distance, cluster id), nearest first, and the stored vectors they were scored on."""
+    ids = candidates(conn, vectors, s, exclude_sequence)
+    stored = cluster_vectors(conn, ids, s.vectors_per_cluster) if ids else {}
+    return sorted((set_distance(vectors, vecs, s.distance), c) for c, vecs in stored.items()), stored
 
 
 def cluster_vectors(conn: psycopg.Connection, ids: list[int], per_cluster: int) -> dict[int, np.ndarray]:
     rows = conn.execute(
         "SELECT cluster_id, embedding FROM (SELECT cluster_id, embedding, row_number() OVER "
         "(PARTITION BY cluster_id ORDER BY quality DESC NULLS LAST, id) AS rn FROM faces WHERE cluster_id = ANY(%s)) t "
-        "WHERE rn <= %s", (ids, per_cluster)).fetchall()
+        "WHERE rn <= %s", (ids, per_cluster), binary=True).fetchall()  # binary: parsing text vectors dominated
     out: dict[int, list] = {}
     for cluster_id, emb in rows:
         out.setdefault(cluster_id, []).append(to_numpy(emb))
@@ -97,10 +111,9 @@ def decide(conn: psycopg.Connection, sequence_db_id: int, vectors: np.ndarray, s
                            "LEFT JOIN clusters c ON c.id = s.cluster_id WHERE s.id = %s", (sequence_db_id,)).fetchone()
         if row and row[0] is not None:
             return Decision(row[0], "already_assigned", row[1], row[2], row[3])
-        ids = candidates(conn, vectors, s, sequence_db_id)
-        stored = cluster_vectors(conn, ids, s.vectors_per_cluster) if ids else {}
+        scored, stored = nearest_clusters(conn, vectors, s, sequence_db_id)
+        ids = list(stored)
         names = dict(conn.execute("SELECT id, name FROM clusters WHERE id = ANY(%s)", (ids,)).fetchall()) if ids else {}
-        scored = sorted((set_distance(vectors, vecs, s.distance), c) for c, vecs in stored.items())
         chosen, distance, silhouette = None, None, None
         if scored:
             distance, best = scored[0]
