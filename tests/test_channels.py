@@ -33,6 +33,14 @@ def link_for(pattern: str):
     return graph.settings, compile_plan(graph).links[0]
 
 
+def connected(channel: InChannel) -> InChannel:
+    """Wait for the handshake and say HELLO, as the worker's loop does (push links only)."""
+    if channel.monitor is not None:
+        assert channel.monitor.poll(5000), "no handshake"
+        channel.greet()
+    return channel
+
+
 def receive(channel: InChannel, timeout_s: float = 10) -> Message:
     assert channel.sock.poll(int(timeout_s * 1000)), "nothing received"
     return decode(channel.recv())[1]
@@ -45,6 +53,7 @@ def test_restarted_receiver_still_gets_end_of_stream(pattern):
     ctx = zmq.Context()
     first = InChannel(ctx, link, transport, settings, "dst.0")
     out = OutChannel(ctx, link, transport, settings, Metrics("src", 0, None), lambda: False, "src.0")
+    connected(first)
     out.send(encode(Message(fields={"i": 1}), link.topic))
     assert receive(first).fields == {"i": 1}
     first.close()  # the receiver dies before end of stream
@@ -58,10 +67,11 @@ def test_restarted_receiver_still_gets_end_of_stream(pattern):
     sender = threading.Thread(target=finish)
     sender.start()
     time.sleep(0.5)
-    second = InChannel(ctx, link, transport, settings, "dst.0")  # restarted with the same identity
+    second = connected(InChannel(ctx, link, transport, settings, "dst.0"))  # restarted with the same identity
     while not receive(second).eos:
         pass
-    second.ack_eos("src.0")
+    second.hold_eos("src.0")
+    second.ack_eos()
     assert done.wait(10), "sender still waiting for the acknowledgement"
     sender.join()
     out.close()

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import msgpack
+import pytest
 import zmq
 
 from tests.conftest import REPO
@@ -23,7 +24,7 @@ nodes:
     params: {{count: {count}, rate: {rate}}}
   - name: square
     type: square
-    replicas: 2
+    replicas: {replicas}
     params: {{fail_on: {fail_on}}}
   - name: collect
     type: collect
@@ -37,10 +38,11 @@ edges:
 {topic}"""
 
 
-def pipeline(write_graph, tmp_path: Path, count=500, rate=0, fail_on=(), pattern="push") -> tuple[Path, Path]:
+def pipeline(write_graph, tmp_path: Path, count=500, rate=0, fail_on=(), pattern="push", replicas=2) -> tuple[Path, Path]:
     out = tmp_path / "collected.jsonl"
     topic = "    topic: squares\n" if pattern == "pub" else ""
-    text = PIPELINE.format(count=count, rate=rate, fail_on=list(fail_on), out=out, pattern=pattern, topic=topic)
+    text = PIPELINE.format(count=count, rate=rate, fail_on=list(fail_on), out=out, pattern=pattern, topic=topic,
+                           replicas=replicas)
     return write_graph(text), out
 
 
@@ -126,8 +128,9 @@ def _pid_of(run_dir: Path, label: str) -> int | None:
         return None
 
 
-def test_killed_node_is_restarted_and_the_graph_completes(write_graph, tmp_path, run_dir):
-    graph, out = pipeline(write_graph, tmp_path, count=400, rate=200)
+@pytest.mark.parametrize("replicas", [1, 2])  # 1: it binds its output, and the restarted one is greeted anew
+def test_killed_node_is_restarted_and_the_graph_completes(write_graph, tmp_path, run_dir, replicas):
+    graph, out = pipeline(write_graph, tmp_path, count=400, rate=200, replicas=replicas)
     rdir = run_dir / "r"
     runner = subprocess.Popen([sys.executable, "-m", "zdg", "run", str(graph), "--run-dir", str(rdir), "--no-progress"],
                               cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -142,6 +145,24 @@ def test_killed_node_is_restarted_and_the_graph_completes(write_graph, tmp_path,
     assert _pid_of(rdir, "square.0") != pid
     seen = {r["i"] for r in collected(out)}
     assert max(seen) >= 390  # work continued after the restart, to the end of the stream
+
+
+def test_node_that_crashes_while_finishing_is_restarted_and_sent_end_of_stream_again(write_graph, tmp_path, run_graph):
+    out = tmp_path / "collected.jsonl"
+    graph = write_graph(f"""
+        name: t
+        nodes:
+          - {{name: counter, type: counter, params: {{count: 200}}}}
+          - {{name: crashy, type: "tests.crashing_nodes:CrashOnceInFinishNode", params: {{marker: {tmp_path / "crashed"}}}}}
+          - {{name: collect, type: collect, params: {{path: {out}}}}}
+        edges:
+          - {{from: counter, to: crashy}}
+          - {{from: crashy, to: collect}}
+        """)
+    result = run_graph(graph, timeout=60)
+    assert result.proc.returncode == 0, result.proc.stderr
+    assert "crashy.0 exit code 1; restarting" in result.proc.stderr
+    assert sorted(r["i"] for r in collected(out)) == list(range(-1, 200))  # -1: the restarted replica finished
 
 
 def test_malformed_frames_are_dropped_and_counted(write_graph, tmp_path, run_dir):

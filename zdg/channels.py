@@ -3,8 +3,10 @@
 Push links bound upstream are ROUTER → DEALER with credits (load balancing over replicas);
 push links bound downstream are DEALER → ROUTER; pub links are XPUB → XSUB. End of stream is
 acknowledged: each downstream end answers EOS with an ack naming the sender (an XSUB can send
-upstream), and the upstream end waits for every ack before closing. ZeroMQ's linger alone
-does not guarantee the last write batch reaches the peer when a process exits at once.
+upstream) once its node has finished and passed its own EOS on, and the upstream end waits for
+every ack before closing, re-sending EOS meanwhile. ZeroMQ's linger alone does not guarantee the
+last write batch reaches the peer when a process exits at once, and a replica that crashes while
+finishing is sent EOS again when it is restarted.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from zdg.config import Settings
 from zdg.curve import MissingKeyError
@@ -193,7 +196,7 @@ class OutChannel:
 
 
 class InChannel:
-    """Downstream end of a link; `ack` returns credit (ROUTER upstream), `ack_eos` confirms end of stream."""
+    """Downstream end of a link; `ack` returns credit (ROUTER upstream), `hold_eos`/`ack_eos` confirm end of stream."""
 
     def __init__(self, ctx: zmq.Context, link: Link, transport: Transport, settings: Settings,
                  identity: str) -> None:
@@ -204,12 +207,15 @@ class InChannel:
         self.sock.rcvhwm = link.hwm + 8
         self.sock.setsockopt(zmq.MAXMSGSIZE, int(settings.max_message_mb * 1024 * 1024))
         self.last_peer = b""
+        self.eos_held: dict[str, bytes] = {}
+        self.pending = 0  # received against credit and not yet acked (DEALER)
         self.identity = f"{identity}@{socket.gethostname()}".encode()
+        self.monitor: zmq.Socket | None = None
         if self.kind == "DEALER":
             self.sock.setsockopt(zmq.ROUTING_ID, f"{link.dst_port}:".encode() + self.identity)
+            # HELLO on every handshake: a restarted upstream node starts with no credit for this peer
+            self.monitor = self.sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
         _attach(self.sock, link, transport, link.binder == "dst")
-        if self.kind == "DEALER":
-            self.sock.send_multipart([HELLO, str(link.hwm).encode()])
         if self.kind == "XSUB":
             self.sock.send(b"\x01" + link.topic.encode())  # subscribe (re-sent to publishers that join later)
 
@@ -221,20 +227,39 @@ class InChannel:
         if self.kind == "ROUTER":
             self.last_peer = frames[0].bytes
             return frames[1:]
+        self.pending += 1
         return frames
+
+    def greet(self) -> None:
+        """Answer each (re)connection to the upstream ROUTER with HELLO and the credit this end can take."""
+        assert self.monitor is not None
+        while self.monitor.poll(0):
+            recv_monitor_message(self.monitor)
+            self.sock.send_multipart([HELLO, str(max(0, self.link.hwm - self.pending)).encode()])
 
     def ack(self, n: int = 1) -> None:
         if self.kind == "DEALER" and n:
+            self.pending -= n
             self.sock.send_multipart([CREDIT, str(n).encode()])
 
-    def ack_eos(self, sender: str) -> None:
-        """Confirm an end-of-stream marker from `sender` (node.replica); pub acks name this subscriber too."""
+    def hold_eos(self, sender: str) -> None:
+        """Note the end-of-stream marker just received from `sender` (node.replica) until `ack_eos`."""
+        self.eos_held[sender] = self.last_peer
         if self.kind == "DEALER":
-            self.sock.send_multipart([EOS_ACK, b"1"])
-        elif self.kind == "ROUTER":
-            self.sock.send_multipart([self.last_peer, EOS_ACK])
-        else:
-            self.sock.send(EOS_ACK + sender.encode() + b"|" + self.identity)
+            self.pending -= 1  # end of stream is sent outside the credit window
+
+    def ack_eos(self) -> None:
+        """Confirm every held end-of-stream marker; pub acks name this subscriber too."""
+        for sender, peer in self.eos_held.items():
+            if self.kind == "DEALER":
+                self.sock.send_multipart([EOS_ACK, b"1"])
+            elif self.kind == "ROUTER":
+                self.sock.send_multipart([peer, EOS_ACK])
+            else:
+                self.sock.send(EOS_ACK + sender.encode() + b"|" + self.identity)
 
     def close(self) -> None:
+        if self.monitor is not None:
+            self.sock.disable_monitor()
+            self.monitor.close()
         self.sock.close()

@@ -97,6 +97,8 @@ class Worker:
             for out in as_list(self._guarded(self.node.finish)):
                 self.emit(out)
             self.send_eos()
+            for channel in self.ins:  # only now: a replica that crashed before this is sent EOS again
+                channel.ack_eos()
         except FatalNodeError as exc:
             self.log.error("%s", exc)
             return EXIT_FATAL
@@ -137,6 +139,8 @@ class Worker:
         poller = zmq.Poller()
         for channel in self.ins:
             poller.register(channel.sock, zmq.POLLIN)
+            if channel.monitor is not None:
+                poller.register(channel.monitor, zmq.POLLIN)
         expected = {c.link.id: c.link.src_replicas for c in self.ins}
         eos_from: dict[str, set] = defaultdict(set)
         batch: list[tuple[Message, InChannel]] = []
@@ -150,7 +154,10 @@ class Worker:
                 for out in as_list(self._guarded(self.node.idle)):
                     self.emit(out)
             for sock, _ in events:
-                channel = next(c for c in self.ins if c.sock is sock)
+                channel = next(c for c in self.ins if sock in (c.sock, c.monitor))
+                if sock is channel.monitor:
+                    channel.greet()
+                    continue
                 while len(batch) < batch_size and (frames := channel.recv()) is not None:
                     try:
                         _, msg = decode(frames)
@@ -162,7 +169,7 @@ class Worker:
                         continue
                     if msg.eos:
                         eos_from[channel.link.id].add((msg.meta.get("node"), msg.meta.get("replica")))
-                        channel.ack_eos(f"{msg.meta.get('node')}.{msg.meta.get('replica')}")
+                        channel.hold_eos(f"{msg.meta.get('node')}.{msg.meta.get('replica')}")
                         continue
                     msg.port = channel.link.dst_port
                     if not batch:
