@@ -40,7 +40,7 @@ def _attach(sock: zmq.Socket, link: Link, transport: Transport, binds: bool) -> 
         if binds:
             transport.keys.serve(sock)
         else:
-            transport.keys.connect_to(sock, link.src_host if link.binder == "src" else link.dst_host)
+            transport.keys.connect_to(sock, link.binder_host)
     if binds:
         sock.bind(transport.bind_address(link))
     else:

@@ -52,6 +52,11 @@ class Link:
         return self.src if self.binder == "src" or self.dst is None else self.dst
 
     @property
+    def binder_host(self) -> str | None:
+        """The box of the binding end: where the connecting end of a crossing edge reaches."""
+        return self.src_host if self.binder == "src" else self.dst_host
+
+    @property
     def socket_kinds(self) -> tuple[str, str]:
         """(upstream kind, downstream kind)."""
         if self.pattern == "pub":
@@ -87,8 +92,7 @@ class Transport:
         if self.kind == "ipc":
             return self.bind_address(link)
         if link.crosses_boxes:
-            binder_host = link.src_host if link.binder == "src" else link.dst_host
-            host = self.addresses.get(binder_host or "", binder_host)
+            host = self.addresses.get(link.binder_host or "", link.binder_host)
         else:
             host = service_name(link.binder_node)
         return f"tcp://{host}:{tcp_port(link)}"
