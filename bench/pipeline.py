@@ -60,21 +60,18 @@ def face_analysis(clip: str, stride: int, size: int, pack_root: Path) -> tuple[i
 
 
 def single_threaded(clip: str, stride: int, size: int) -> tuple[int, float]:
-    from nodes.detector import DetectorNode, DetectorParams
-    from nodes.embedder import EmbedderNode, EmbedderParams
-    from nodes.faces import FrameInfo
-    from nodes.sequencer import SequencerNode, SequencerParams
-    from zdg.node import NodeContext
+    from nodes.detector import DetectorNode
+    from nodes.embedder import EmbedderNode
+    from nodes.messages import Frame
+    from nodes.sequencer import SequencerNode
+    from zdg.testing import NodeHarness
 
-    det = DetectorNode(DetectorParams(pack="buffalo_sc", input_size=size, threads=1), NodeContext("b", "det"))
-    emb = EmbedderNode(EmbedderParams(pack="mfn128", threads=1), NodeContext("b", "emb"))
-    seq = SequencerNode(SequencerParams(), NodeContext("b", "seq"))
-    for node in (det, emb, seq):
-        node.setup()
+    det = NodeHarness(DetectorNode, pack="buffalo_sc", input_size=size, threads=1).node
+    emb = NodeHarness(EmbedderNode, pack="mfn128", threads=1).node
+    seq = NodeHarness(SequencerNode).node
     started, n = time.perf_counter(), 0
     for index, image in frames(clip, stride):
-        faces = det.detect(image, FrameInfo("v", clip, index, n, 0.0)).to_message()
-        seq.process(emb.process(faces))
+        seq.process(emb.process(det.detect(Frame("v", clip, index, n, 0.0, image))))
         n += 1
     seq.finish()
     return n, time.perf_counter() - started

@@ -2,7 +2,7 @@
 
 Clustered synthetic vectors of the model's dimension (identity centres, `--per-identity` samples
 each, genuine cosine about 0.6). Measures, on a fresh database:
-  ingest  - the db-writer path (write_sequence, 20-vector sequences, 16 per transaction) and plain COPY
+  ingest  - the db-writer path (write_sequences, 20-vector sequences, 16 per transaction) and plain COPY
   index   - HNSW build after the bulk load
   query   - the read side of a re-id decision for a 20-vector sequence (candidates from the faces and
             centroid HNSW indexes, their vectors, set distances), as the reid node runs it, for the node's
@@ -23,11 +23,9 @@ import numpy as np
 import psycopg
 from psycopg import sql
 
-from nodes.store.db import connect
-from nodes.store.reid import ReidSettings, nearest_clusters
-from nodes.store.schema import migrate
-from nodes.store.writes import write_sequence
-from zdg.message import Message
+from nodes.decision import ReidSettings, ranked
+from nodes.messages import Sequence
+from nodes.store.pg import PgFaceStore
 
 SEQ_LEN = 20
 BULK_FRAME = 10_000_000  # bulk-loaded vector i is stored as frame BULK_FRAME + i
@@ -46,14 +44,13 @@ def make_data(n: int, dim: int, per_identity: int, rng: np.random.Generator) -> 
     return centres, labels, vectors
 
 
-def sequence_msg(i: int, vectors: np.ndarray) -> Message:
+def sequence(i: int, vectors: np.ndarray) -> Sequence:
     n = len(vectors)
-    return Message(
-        fields={"sequence_id": f"bench:{i}", "video": "bench", "video_path": "", "first_frame": i * SEQ_LEN,
-                "last_frame": i * SEQ_LEN + n - 1, "first_ts": 0.0, "last_ts": 0.0, "size": n},
-        arrays={"vectors": vectors, "centroid": vectors.mean(axis=0), "frames": np.arange(i * SEQ_LEN, i * SEQ_LEN + n),
-                "face_index": np.zeros(n, np.int32), "boxes_xyxy": np.zeros((n, 4), np.float32),
-                "kps": np.zeros((n, 5, 2), np.float32), "scores": np.ones(n, np.float32), "quality": np.ones(n, np.float32)})
+    return Sequence(
+        sequence_id=f"bench:{i}", video="bench", video_path="", first_ts=0.0, last_ts=0.0, embeddings=vectors,
+        frames=np.arange(i * SEQ_LEN, i * SEQ_LEN + n, dtype=np.int32), face_index=np.zeros(n, np.int32),
+        boxes_xyxy=np.zeros((n, 4), np.float32), kps=np.zeros((n, 5, 2), np.float32), scores=np.ones(n, np.float32),
+        quality=np.ones(n, np.float32), crops=np.zeros((0, 112, 112, 3), np.uint8), crop_frames=np.zeros(0, np.int32))
 
 
 def main() -> None:
@@ -82,27 +79,27 @@ def main() -> None:
             with psycopg.connect(dsn, autocommit=True) as admin:
                 admin.execute(sql.SQL("ALTER SYSTEM SET shared_buffers = {}").format(sql.Literal(args.shared_buffers)))
             pg_ctl(["-w", "-m", "fast", "restart"], pgdata=server.pgdata, user=server.system_user)
-    conn = connect(dsn)
-    migrate(conn, args.dim)
+    store = PgFaceStore.open(dsn, args.dim)
+    conn = store.conn
     conn.execute("SET maintenance_work_mem = '1GB'")
     centres, labels, vectors = make_data(args.n, args.dim, args.per_identity, rng)
     print(f"{args.n} vectors, {len(centres)} identities, dim {args.dim}, "
           f"shared_buffers {conn.execute('SHOW shared_buffers').fetchone()[0]}")
 
     if not args.query_only:
-        ingest(conn, args, centres, labels, vectors)
-    query(conn, args, rng, centres, labels, vectors)
+        ingest(store, args, centres, labels, vectors)
+    query(store, args, rng, centres, labels, vectors)
 
 
-def ingest(conn: psycopg.Connection, args: argparse.Namespace, centres: np.ndarray, labels: np.ndarray,
+def ingest(store: PgFaceStore, args: argparse.Namespace, centres: np.ndarray, labels: np.ndarray,
            vectors: np.ndarray) -> None:
     """Writer path, then bulk COPY with the index dropped, then the HNSW build; prints each rate."""
+    conn = store.conn
     writer_n = min(args.writer_sequences * SEQ_LEN, args.n)
     started = time.perf_counter()
     for start in range(0, writer_n, 16 * SEQ_LEN):
-        with conn.transaction():
-            for s in range(start, min(start + 16 * SEQ_LEN, writer_n), SEQ_LEN):
-                write_sequence(conn, sequence_msg(s // SEQ_LEN, vectors[s:s + SEQ_LEN]))
+        store.write_sequences([sequence(s // SEQ_LEN, vectors[s:s + SEQ_LEN])
+                               for s in range(start, min(start + 16 * SEQ_LEN, writer_n), SEQ_LEN)])
     writer_rate = writer_n / (time.perf_counter() - started)
     print(f"ingest, db-writer path (with HNSW index live): {writer_rate:8.0f} vectors/s over {writer_n}")
 
@@ -163,11 +160,12 @@ def prewarm(conn: psycopg.Connection) -> None:
         conn.execute("SELECT pg_prewarm(%s)", (relation,))
 
 
-def query(conn: psycopg.Connection, args: argparse.Namespace, rng: np.random.Generator, centres: np.ndarray,
+def query(store: PgFaceStore, args: argparse.Namespace, rng: np.random.Generator, centres: np.ndarray,
           labels: np.ndarray, vectors: np.ndarray) -> None:
     """For each ef_search and retrieval variant, on a prewarmed store: latency of a decision's read side for a
     20-vector sequence (candidates, their vectors, set distances) and recall@1 of its best cluster against
     exhaustive numpy search; also recall@1 of single probes (ANN top-1 vector against the exact nearest)."""
+    conn = store.conn
     stored = np.asarray(vectors)
     cluster = stored_clusters(conn, len(stored))
     order = np.argsort(cluster, kind="stable")
@@ -187,10 +185,9 @@ def query(conn: psycopg.Connection, args: argparse.Namespace, rng: np.random.Gen
             latencies, hits = [], 0
             for probe, best in zip(probes_for, truth, strict=True):
                 started = time.perf_counter()
-                with conn.transaction():
-                    scored, _ = nearest_clusters(conn, probe, settings, None)
+                scored = ranked(probe, store.candidates(probe, settings, None), settings)
                 latencies.append((time.perf_counter() - started) * 1000)
-                hits += int(bool(scored) and scored[0][1] == best)
+                hits += int(bool(scored) and scored[0][1].cluster_id == best)
             print(f"ef_search {ef:4d}  {variant:15s}: p50 {np.percentile(latencies, 50):6.1f} ms  "
                   f"p99 {np.percentile(latencies, 99):6.1f} ms  recall@1 {hits / len(truth):.3f}")
         hits, total = 0, 0

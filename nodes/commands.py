@@ -8,13 +8,14 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from nodes.environment import FaceEnvironment
 from zdg.config import Graph, NodeDef, load_graph
+from zdg.node import zdg_environment
 
 if TYPE_CHECKING:
-    import psycopg
-
     from nodes.detector import DetectorNode
     from nodes.embedder import EmbedderNode
+    from nodes.store.pg import PgFaceStore
 
 DEFAULT_GRAPH = Path("graphs/video_reid.yaml")
 
@@ -26,12 +27,13 @@ def _nodes_of_type(graph: Graph, type_name: str) -> NodeDef:
     return found[0]
 
 
-def open_store(graph: Graph) -> psycopg.Connection:
-    """Connect to the store the graph's reid node uses, with the graph's embedding dimension checked later."""
-    from nodes.store.db import connect, resolve_dsn
+def open_store(graph: Graph, dim: int | None = None) -> PgFaceStore:
+    """The store the graph's reid node uses (with `dim`: created or checked for that embedding dimension)."""
+    from nodes.store.db import resolve_dsn
+    from nodes.store.pg import PgFaceStore
 
     params = _nodes_of_type(graph, "reid").params
-    return connect(resolve_dsn(params.dsn, params.store_dir))
+    return PgFaceStore.open(resolve_dsn(params.dsn, params.store_dir, FaceEnvironment.of(zdg_environment())), dim)
 
 
 def _models(graph: Graph) -> tuple[DetectorNode, EmbedderNode]:
@@ -40,22 +42,21 @@ def _models(graph: Graph) -> tuple[DetectorNode, EmbedderNode]:
     made = []
     for type_name in ("detector", "embedder"):
         ndef = _nodes_of_type(graph, type_name)
-        node = ndef.cls(ndef.params, NodeContext(graph.name, ndef.name))
+        node = ndef.cls(ndef.params, NodeContext(graph.name, ndef.name, env=zdg_environment()))
         node.setup()
         made.append(node)
     return made
 
 
 def cmd_enroll(args: argparse.Namespace) -> int:
-    from nodes.identities import enroll, photo_files
-    from nodes.store.schema import migrate
+    from nodes.identities import enroll
+    from nodes.photos import photo_files
 
     graph = load_graph(args.graph)
     photos = photo_files(args.photos)
     detector, embedder = _models(graph)
-    conn = open_store(graph)
-    migrate(conn, embedder.recogniser.dim)
-    cluster_id, skipped = enroll(conn, args.name, photos, detector, embedder)
+    store = open_store(graph, embedder.recogniser.dim)
+    cluster_id, skipped = enroll(store, args.name, photos, detector, embedder)
     print(f"{args.name}: identity {cluster_id}, {len(photos) - len(skipped)} photo(s) enrolled")
     for path in skipped:
         print(f"  no face found in {path}", file=sys.stderr)
@@ -63,38 +64,32 @@ def cmd_enroll(args: argparse.Namespace) -> int:
 
 
 def cmd_identities(args: argparse.Namespace) -> int:
-    from nodes import identities
-
-    conn = open_store(load_graph(args.graph))
+    store = open_store(load_graph(args.graph))
     if args.action == "list":
-        rows = identities.list_identities(conn)
+        rows = store.identities()
         print(f"{'id':>5}  {'name':<16} {'vectors':>7} {'sequences':>9} {'sources':>7} {'silhouette':>10}")
         for r in rows:
             sil = "-" if r.silhouette is None else f"{r.silhouette:.2f}"
             print(f"{r.id:>5}  {(r.name or '-'):<16} {r.size:>7} {r.sequences:>9} {r.sources:>7} {sil:>10}")
     elif args.action == "rename":
-        identities.rename(conn, int(args.args[0]), args.args[1])
+        store.rename(int(args.args[0]), args.args[1])
     elif args.action == "merge":
-        identities.merge(conn, int(args.args[0]), int(args.args[1]))
+        store.merge(int(args.args[0]), int(args.args[1]))
     elif args.action == "delete":
-        print(f"deleted identity {args.args[0]} and {identities.delete(conn, int(args.args[0]))} face vectors")
+        print(f"deleted identity {args.args[0]} and {store.delete(int(args.args[0]))} face vectors")
     return 0
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
-    from nodes.identities import summary
-
-    stats = summary(open_store(load_graph(args.graph)))
+    stats = open_store(load_graph(args.graph)).summary()
     print(json.dumps(stats) if args.json else "\n".join(f"{k.replace('_', ' ')}: {v}" for k, v in stats.items()))
     return 0
 
 
 def cmd_maintain(args: argparse.Namespace) -> int:
-    from nodes.store.maintain import maintain
-
     graph = load_graph(args.graph)
     settings = _nodes_of_type(graph, "reid").params  # ReidParams extends ReidSettings
-    report = maintain(open_store(graph), settings, args.max_vectors)
+    report = open_store(graph).maintain(settings, args.max_vectors)
     print(f"merged: {report.merges}  forgotten vectors: {report.forgotten}  silhouette: {report.silhouette}")
     return 0
 

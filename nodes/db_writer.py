@@ -7,16 +7,17 @@ retried with backoff; when the buffer is full the node blocks, so backpressure r
 from __future__ import annotations
 
 import time
-from collections import deque
+from typing import TYPE_CHECKING
 
-import psycopg
 from pydantic import Field
 
-from nodes.store.db import connect, describe, resolve_dsn
-from nodes.store.schema import migrate
-from nodes.store.writes import write_sequence
-from zdg.message import Message
-from zdg.node import FatalNodeError, Node, Params
+from nodes.environment import FaceEnvironment
+from nodes.messages import Sequence
+from zdg.node import Deploy, FatalNodeError, Node, Params
+from zdg.retry import Backoff, retry
+
+if TYPE_CHECKING:
+    from nodes.store.pg import PgFaceStore
 
 
 class StoreParams(Params):
@@ -31,81 +32,91 @@ class DbWriterParams(StoreParams):
 
 
 class DbWriterNode(Node):
+    """Sequence in; the same Sequence with its `sequence_db_id` out, once stored."""
+
+    TYPE = "db_writer"
     Params = DbWriterParams
+    inputs = {"in": Sequence}
+    outputs = {"out": Sequence}
+    deploy = Deploy(image="zdg-faces", store=True)
     batch_timeout_ms = 200
 
     def setup(self) -> None:
+        from nodes.store.db import describe, resolve_dsn
+        from nodes.store.pg import PgFaceStore, StoreUnreachable
+
         self.batch_size = self.params.batch_size
-        self.dsn = resolve_dsn(self.params.dsn, self.params.store_dir)
-        self.conn: psycopg.Connection | None = None
-        self.dim: int | None = None
-        self.buffer: deque[Message] = deque()
+        self.dsn = resolve_dsn(self.params.dsn, self.params.store_dir, FaceEnvironment.of(self.context.env))
+        self.where = describe(self.dsn)
+        self.open_store, self.unreachable = PgFaceStore.open, StoreUnreachable
+        self.store: PgFaceStore | None = None
+        self.buffer: list[Sequence] = []
         self.retry_at = 0.0
-        self.backoff = 0.5
+        self.backoff = Backoff()
 
-    def _connection(self, dim: int) -> psycopg.Connection:
-        if self.conn is None or self.conn.closed:
-            self.conn = connect(self.dsn)
-            migrate(self.conn, dim)
-            self.log.info("writing to store %s (%d-d)", describe(self.dsn), dim)
-        return self.conn
+    def _write(self) -> list[Sequence]:
+        """Write everything buffered in one transaction and return it with store ids (raises if unreachable)."""
+        batch = self.buffer
+        try:
+            if self.store is None or self.store.conn.closed:
+                self.store = self.open_store(self.dsn, batch[0].embeddings.shape[1])
+                self.log.info("writing to store %s (%d-d)", self.where, self.store.dim)
+            results = self.store.write_sequences(batch)
+        except self.unreachable:
+            self.store = None
+            raise
+        self.buffer = []
+        self.backoff.reset()
+        for _, new in results:
+            self.context.count("sequences_written" if new else "sequences_already_stored")
+        return [seq.stored_as(store_id) for seq, (store_id, _) in zip(batch, results, strict=True)]
 
-    def _flush(self) -> list[Message]:
-        """Write everything buffered in one transaction; on a store outage keep it and back off."""
+    def _on_outage(self, exc: Exception, delay: float) -> None:
+        self.context.count("store_retries")
+        self.log.warning("store unreachable (%s); %d sequences buffered, retry in %.1fs",
+                         str(exc).strip().splitlines()[0], len(self.buffer), delay)
+
+    def _flush(self) -> list[Sequence]:
+        """One write attempt when one is due; on an outage keep the buffer and back off."""
         if not self.buffer or time.monotonic() < self.retry_at:
             return []
-        batch = list(self.buffer)
         try:
-            conn = self._connection(int(batch[0].arrays["vectors"].shape[1]))
-            with conn.transaction():
-                results = [write_sequence(conn, msg) for msg in batch]
-        except psycopg.OperationalError as exc:
-            self.conn = None
-            self.retry_at = time.monotonic() + self.backoff
-            self.log.warning("store unreachable (%s); %d sequences buffered, retry in %.1fs",
-                             str(exc).strip().splitlines()[0], len(self.buffer), self.backoff)
-            self.backoff = min(self.backoff * 2, 5.0)
-            self.context.count("store_retries")
+            return self._write()
+        except self.unreachable as exc:
+            delay = self.backoff.next()
+            self.retry_at = time.monotonic() + delay
+            self._on_outage(exc, delay)
             return []
-        self.backoff = 0.5
-        self.buffer.clear()
-        out = []
-        for msg, (sequence_db_id, new) in zip(batch, results, strict=True):
-            self.context.count("sequences_written" if new else "sequences_already_stored")
-            msg.fields["sequence_db_id"] = sequence_db_id
-            out.append(Message(fields=msg.fields, arrays=msg.arrays))
-        return out
 
-    def _flush_blocking(self, deadline: float) -> list[Message]:
-        while True:
-            out = self._flush()
-            if not self.buffer:
-                return out
-            if time.monotonic() > deadline:
-                raise FatalNodeError(f"store {describe(self.dsn)} unreachable for {self.params.wait_s:.0f}s; "
-                                     f"{len(self.buffer)} sequences not written")
-            time.sleep(max(0.0, self.retry_at - time.monotonic()))
+    def _flush_blocking(self) -> list[Sequence]:
+        if not self.buffer:
+            return []
+        try:
+            return retry(self._write, self.unreachable, self.params.wait_s, self._on_outage, self.backoff)
+        except self.unreachable:
+            raise FatalNodeError(f"store {self.where} unreachable for {self.params.wait_s:.0f}s; "
+                                 f"{len(self.buffer)} sequences not written") from None
 
-    def process_batch(self, msgs: list[Message]) -> list[Message]:
-        self.buffer.extend(msgs)
+    def process_batch(self, batch: list[Sequence]) -> list[Sequence]:
+        self.buffer.extend(batch)
         self.context.counters["buffered"] = len(self.buffer)
         if len(self.buffer) >= self.params.max_buffer:
-            return self._flush_blocking(time.monotonic() + self.params.wait_s)
+            return self._flush_blocking()
         return self._flush()
 
-    def process(self, msg: Message) -> list[Message]:
-        return self.process_batch([msg])
+    def process(self, seq: Sequence) -> list[Sequence]:
+        return self.process_batch([seq])
 
-    def idle(self) -> list[Message]:
+    def idle(self) -> list[Sequence]:
         out = self._flush()
         self.context.counters["buffered"] = len(self.buffer)
         return out
 
-    def finish(self) -> list[Message]:
-        out = self._flush_blocking(time.monotonic() + self.params.wait_s)
+    def finish(self) -> list[Sequence]:
+        out = self._flush_blocking()
         self.context.counters["buffered"] = 0
         return out
 
     def teardown(self) -> None:
-        if self.conn is not None:
-            self.conn.close()
+        if self.store is not None:
+            self.store.close()

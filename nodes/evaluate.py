@@ -17,8 +17,8 @@ import cv2
 import numpy as np
 
 from nodes.identities import largest_face
+from nodes.photos import IMAGE_SUFFIXES
 from nodes.setdist import SetDistance, set_distance
-from nodes.video_source import IMAGE_SUFFIXES
 
 if TYPE_CHECKING:
     from nodes.detector import DetectorNode

@@ -4,80 +4,44 @@ from __future__ import annotations
 
 from collections import defaultdict
 from pathlib import Path
+from typing import Literal
 
-import cv2
-import numpy as np
 from pydantic import Field
 
-from zdg.message import Message
-from zdg.node import Params, SinkNode
+from nodes.messages import ReidDecision, Sequence
+from zdg.node import Deploy, Params, SinkNode
 
 
 class GallerySinkParams(Params):
     out_dir: str = Field("out/gallery", description="folder for <video>/seq_<n>.png and <video>_annotated.mp4")
     annotate_video: bool = Field(True, description="write an annotated copy of each video at end of stream")
-    label_field: str = Field("sequence_id", description="field drawn next to each box (e.g. cluster_id)")
-
-
-HOLD_FRAMES = 6  # a box stays up this many frames (covers the source's frame stride)
-
-
-def colour(key: str) -> tuple[int, int, int]:
-    rng = np.random.default_rng(abs(hash(key)) % (2**32))
-    return tuple(int(v) for v in rng.integers(64, 256, 3))
-
-
-def write_strip(crops: np.ndarray, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(path), np.concatenate(list(crops), axis=1))
-
-
-def annotate_video(video_path: str, boxes: dict[int, list[tuple[np.ndarray, str]]], out_path: Path) -> int:
-    """Copy the video with labelled boxes drawn; returns frames written."""
-    cap = cv2.VideoCapture(video_path)
-    fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
-    w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    writer = cv2.VideoWriter(str(out_path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
-    index, written, current, shown_at = 0, 0, [], -HOLD_FRAMES
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        if index in boxes:
-            current, shown_at = boxes[index], index
-        elif index - shown_at > HOLD_FRAMES:
-            current = []
-        for box, label in current:
-            x1, y1, x2, y2 = (int(v) for v in box)
-            cv2.rectangle(frame, (x1, y1), (x2, y2), colour(label), 2)
-            cv2.putText(frame, label, (x1, max(12, y1 - 6)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour(label), 1, cv2.LINE_AA)
-        writer.write(frame)
-        written += 1
-        index += 1
-    writer.release()
-    cap.release()
-    return written
+    label_field: Literal["sequence_id", "label", "cluster_id", "name", "status"] = Field(
+        "sequence_id", description="drawn next to each box (label, cluster_id, name, status: re-id decisions only)")
 
 
 class GallerySinkNode(SinkNode):
-    """Takes `sequence.closed` (or re-id) messages carrying crops, frames and boxes; one strip per sequence."""
+    """Takes sequences or re-id decisions (both carry crops, frames and boxes); one strip per sequence."""
 
+    TYPE = "gallery_sink"
     Params = GallerySinkParams
+    inputs = {"in": (Sequence, ReidDecision)}
+    deploy = Deploy(image="zdg-faces", models=True)  # reads the clips it annotates
 
     def setup(self) -> None:
+        from nodes import annotate
+
+        self.annotate = annotate
         self.boxes: dict[str, dict[int, list]] = defaultdict(lambda: defaultdict(list))
         self.paths: dict[str, str] = {}
 
-    def process(self, msg: Message) -> None:
-        video = msg.fields["video"]
-        label = str(msg.fields.get(self.params.label_field, msg.fields.get("sequence_id")))
-        if len(msg.arrays.get("crops", ())):
-            name = str(msg.fields.get("sequence_id", label)).replace(":", "_").replace("/", "_")
-            write_strip(msg.arrays["crops"], Path(self.params.out_dir) / video / f"{name}.png")
-        self.paths[video] = msg.fields.get("video_path", "")
-        for frame, box in zip(msg.arrays["frames"], msg.arrays["boxes_xyxy"], strict=True):
-            self.boxes[video][int(frame)].append((box, label))
+    def process(self, item: Sequence | ReidDecision) -> None:
+        label = str(getattr(item, self.params.label_field, item.sequence_id))
+        if len(item.crops):
+            name = item.sequence_id.replace(":", "_").replace("/", "_")
+            self.annotate.write_strip(item.crops, Path(self.params.out_dir) / item.video / f"{name}.png")
+        self.paths[item.video] = item.video_path
+        for frame, box in zip(item.frames, item.boxes_xyxy, strict=True):
+            self.boxes[item.video][int(frame)].append((box, label))
 
     def finish(self) -> None:
         if not self.params.annotate_video:
@@ -85,5 +49,5 @@ class GallerySinkNode(SinkNode):
         for video, boxes in self.boxes.items():
             if Path(self.paths[video]).is_file():
                 out = Path(self.params.out_dir) / f"{video}_annotated.mp4"
-                frames = annotate_video(self.paths[video], boxes, out)
+                frames = self.annotate.annotate_video(self.paths[video], boxes, out)
                 self.log.info("annotated video: %s (%d frames)", out, frames)

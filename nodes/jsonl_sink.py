@@ -1,4 +1,4 @@
-"""JSONL sink: one line per message with its fields; arrays summarised, vectors optionally included."""
+"""JSONL sink: one line per message with its fields; arrays summarised, embeddings optionally included."""
 
 from __future__ import annotations
 
@@ -13,10 +13,13 @@ from zdg.node import Params, SinkNode
 
 class JsonlSinkParams(Params):
     path: str = Field("out/sequences.jsonl", description="output file (appended)")
-    include_vectors: bool = Field(False, description="write embedding vectors as lists")
+    include_embeddings: bool = Field(False, description="write the embeddings as lists")
 
 
 class JsonlSinkNode(SinkNode):
+    """Any message in: its header fields as one JSON line, arrays as their shapes (a few as lists)."""
+
+    TYPE = "jsonl_sink"
     Params = JsonlSinkParams
 
     def setup(self) -> None:
@@ -27,7 +30,7 @@ class JsonlSinkNode(SinkNode):
     def process(self, msg: Message) -> None:
         row = dict(msg.fields)
         for name, arr in msg.arrays.items():
-            if name in ("frames", "crop_frames", "scores") or (name == "vectors" and self.params.include_vectors):
+            if name in ("frames", "crop_frames", "scores") or (name == "embeddings" and self.params.include_embeddings):
                 row[name] = arr.tolist()
             elif name != "crops":
                 row.setdefault("shapes", {})[name] = list(arr.shape)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +15,8 @@ DOWNLOADABLE_PACKS = ("buffalo_l", "buffalo_m", "buffalo_s", "buffalo_sc", "ante
 
 
 def model_roots(model_root: str | None) -> list[Path]:
-    """Where packs are looked for: the param, then $ZDG_MODEL_ROOT, then insightface's ~/.insightface."""
-    roots = [model_root, os.environ.get("ZDG_MODEL_ROOT"), str(Path.home() / ".insightface")]
+    """Where packs are looked for: the node's model root (its param, else $ZDG_MODEL_ROOT), then ~/.insightface."""
+    roots = [model_root, str(Path.home() / ".insightface")]
     return [Path(r).expanduser() for r in roots if r]
 
 

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
-from typing import TypeVar
-
-import numpy as np
-import psycopg
+from typing import TYPE_CHECKING, TypeVar
 
 from nodes.db_writer import StoreParams
-from nodes.store.db import connect, describe, resolve_dsn
-from nodes.store.maintain import maintain
-from nodes.store.reid import ReidSettings, decide
-from nodes.store.schema import migrate
-from zdg.message import Message
-from zdg.node import FatalNodeError, Node
+from nodes.decision import ReidSettings
+from nodes.environment import FaceEnvironment
+from nodes.messages import ReidDecision, Sequence
+from zdg.node import Deploy, FatalNodeError, Node
+from zdg.retry import retry
+
+if TYPE_CHECKING:
+    from nodes.store.pg import PgFaceStore
 
 T = TypeVar("T")
 
@@ -25,56 +23,60 @@ class ReidParams(StoreParams, ReidSettings):
 
 
 class ReidNode(Node):
-    """Input: sequences from the db-writer (with `sequence_db_id`). Output: one decision per sequence."""
+    """Stored sequences (with `sequence_db_id`) in; one ReidDecision per sequence out."""
 
+    TYPE = "reid"
     Params = ReidParams
+    inputs = {"in": Sequence}
+    outputs = {"out": ReidDecision}
+    deploy = Deploy(image="zdg-faces", store=True)
 
     def setup(self) -> None:
-        self.dsn = resolve_dsn(self.params.dsn, self.params.store_dir)
-        self.conn: psycopg.Connection | None = None
+        from nodes.store.db import describe, resolve_dsn
+        from nodes.store.pg import PgFaceStore, StoreUnreachable
+
+        self.dsn = resolve_dsn(self.params.dsn, self.params.store_dir, FaceEnvironment.of(self.context.env))
+        self.where = describe(self.dsn)
+        self.open_store, self.unreachable = PgFaceStore.open, StoreUnreachable
+        self.store: PgFaceStore | None = None
         self.decisions = 0
 
-    def _with_store(self, dim: int, work: Callable[[psycopg.Connection], T]) -> T:
-        """Run work(conn), reconnecting with backoff while the store is unreachable (up to wait_s)."""
-        deadline = time.monotonic() + self.params.wait_s
-        delay = 0.5
-        while True:
-            try:
-                if self.conn is None or self.conn.closed:
-                    self.conn = connect(self.dsn)
-                    migrate(self.conn, dim)
-                return work(self.conn)
-            except psycopg.OperationalError as exc:
-                self.conn = None
-                if time.monotonic() > deadline:
-                    raise FatalNodeError(f"store {describe(self.dsn)} unreachable for {self.params.wait_s:.0f}s") from exc
-                self.context.count("store_retries")
-                self.log.warning("store unreachable; retrying in %.1fs", delay)
-                time.sleep(delay)
-                delay = min(delay * 2, 5.0)
+    def _on_outage(self, _exc: Exception, delay: float) -> None:
+        self.store = None
+        self.context.count("store_retries")
+        self.log.warning("store unreachable; retrying in %.1fs", delay)
 
-    def process(self, msg: Message) -> Message:
-        vectors = np.asarray(msg.arrays["vectors"], np.float32)
-        decision = self._with_store(vectors.shape[1], lambda c: decide(c, msg.fields["sequence_db_id"], vectors, self.params))
+    def _with_store(self, dim: int, work: Callable[[PgFaceStore], T]) -> T:
+        """work(store), reconnecting with backoff while the store is unreachable (up to wait_s)."""
+        def attempt() -> T:
+            if self.store is None or self.store.conn.closed:
+                self.store = self.open_store(self.dsn, dim)
+            return work(self.store)
+
+        try:
+            return retry(attempt, self.unreachable, self.params.wait_s, self._on_outage)
+        except self.unreachable as exc:
+            raise FatalNodeError(f"store {self.where} unreachable for {self.params.wait_s:.0f}s") from exc
+
+    def process(self, seq: Sequence) -> ReidDecision:
+        if seq.sequence_db_id is None:
+            raise ValueError(f"sequence {seq.sequence_id} has no sequence_db_id: reid takes sequences from a db_writer")
+        dim = seq.embeddings.shape[1]
+        decision = self._with_store(dim, lambda store: store.decide(seq.sequence_db_id, seq.embeddings, self.params))
         self.context.count(decision.status)
         self.decisions += 1
         if self.params.maintain_every and self.decisions % self.params.maintain_every == 0:
-            self._with_store(vectors.shape[1], lambda c: maintain(c, self.params))
-        f = msg.fields
-        return Message(
-            fields={"kind": "reid", "sequence_id": f["sequence_id"], "sequence_db_id": f["sequence_db_id"],
-                    "video": f["video"], "video_path": f.get("video_path", ""), "first_frame": f["first_frame"],
-                    "last_frame": f["last_frame"], "cluster_id": decision.cluster_id, "status": decision.status,
-                    "distance": decision.distance, "silhouette": decision.silhouette, "name": decision.name,
-                    "label": decision.name or f"face {decision.cluster_id}"},
-            arrays={k: msg.arrays[k] for k in ("frames", "boxes_xyxy", "crops", "crop_frames") if k in msg.arrays},
-        )
+            self._with_store(dim, lambda store: store.maintain(self.params))
+        return ReidDecision(
+            sequence_id=seq.sequence_id, sequence_db_id=seq.sequence_db_id, video=seq.video, video_path=seq.video_path,
+            first_frame=seq.first_frame, last_frame=seq.last_frame, cluster_id=decision.cluster_id,
+            status=decision.status, distance=decision.distance, silhouette=decision.silhouette, name=decision.name,
+            frames=seq.frames, boxes_xyxy=seq.boxes_xyxy, crops=seq.crops, crop_frames=seq.crop_frames)
 
     def finish(self) -> None:
-        if self.decisions and self.conn is not None:
-            dim = int(self.conn.execute("SELECT value FROM zdg_meta WHERE key = 'dim'").fetchone()[0])
-            self._with_store(dim, lambda c: maintain(c, self.params))
+        if self.decisions and self.store is not None:
+            self._with_store(self.store.dim, lambda store: store.maintain(self.params))
 
     def teardown(self) -> None:
-        if self.conn is not None:
-            self.conn.close()
+        if self.store is not None:
+            self.store.close()

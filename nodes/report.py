@@ -10,16 +10,16 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-import psycopg  # noqa: E402
 
-from nodes.store.maintain import sampled_vectors, silhouette_values  # noqa: E402
+from nodes.store.face_store import FaceStore  # noqa: E402
+from nodes.store.maintain import silhouette_values  # noqa: E402
 
 MAX_CROPS = 6
 
 
-def silhouette_plot(conn: psycopg.Connection, path: Path) -> float | None:
+def silhouette_plot(store: FaceStore, path: Path) -> float | None:
     """The seed's plot: per-cluster silhouette values, sorted, stacked; returns the mean."""
-    vectors, labels, names = sampled_vectors(conn)
+    vectors, labels, names = store.sampled_vectors()
     scores = silhouette_values(vectors, labels)
     fig, ax = plt.subplots(figsize=(7, max(3, len(set(labels.tolist())) * 0.35)))
     if scores is not None:
@@ -41,23 +41,19 @@ def silhouette_plot(conn: psycopg.Connection, path: Path) -> float | None:
     return None if scores is None else float(scores.mean())
 
 
-def write_report(conn: psycopg.Connection, out_dir: Path, videos_dir: Path | None = None) -> Path:
+def write_report(store: FaceStore, out_dir: Path, videos_dir: Path | None = None) -> Path:
     """Write out_dir/index.html with crops under out_dir/crops/; returns the page's path."""
     crops_dir = out_dir / "crops"
     crops_dir.mkdir(parents=True, exist_ok=True)
-    mean = silhouette_plot(conn, out_dir / "silhouette.png")
-    clusters = conn.execute("SELECT id, name, size, silhouette, cohesion FROM clusters ORDER BY id").fetchall()
+    mean = silhouette_plot(store, out_dir / "silhouette.png")
+    clusters = store.report_clusters()
     parts = [f"<h1>zdg store report</h1><p>{len(clusters)} identities; mean silhouette "
              f"{'-' if mean is None else f'{mean:.2f}'}</p><img src='silhouette.png'>"]
     for cid, name, size, sil, coh in clusters:
         title = html.escape(name or f"face {cid}")
-        rows = conn.execute(
-            "SELECT so.name, s.first_frame, s.last_frame, s.first_ts, s.last_ts, s.id FROM sequences s "
-            "JOIN sources so ON so.id = s.source_id WHERE s.cluster_id = %s ORDER BY so.name, s.first_frame", (cid,)).fetchall()
+        rows = store.appearances(cid)
         images = []
-        for i, (png, frame) in enumerate(conn.execute(
-                "SELECT c.png, c.frame FROM crops c JOIN sequences s ON s.id = c.sequence_id WHERE s.cluster_id = %s "
-                "ORDER BY s.id, c.frame LIMIT %s", (cid, MAX_CROPS))):
+        for i, (png, frame) in enumerate(store.crops(cid, MAX_CROPS)):
             path = crops_dir / f"{cid}_{i}.png"
             path.write_bytes(png)
             images.append(f"<img src='crops/{path.name}' title='frame {frame}'>")

@@ -13,6 +13,11 @@ def unit(v: np.ndarray) -> np.ndarray:
     return v / max(float(np.linalg.norm(v)), 1e-12)
 
 
+def l2_normalise(x: np.ndarray) -> np.ndarray:
+    """Each row scaled to unit length (float32)."""
+    return (x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+
 def set_distance(a: np.ndarray, b: np.ndarray, method: SetDistance) -> float:
     """Cosine-based distance between vector sets a (n,d) and b (m,d)."""
     if method == "centroid":

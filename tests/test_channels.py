@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import tempfile
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -58,7 +57,14 @@ def test_restarted_receiver_still_gets_end_of_stream(pattern):
     assert receive(first).fields == {"i": 1}
     first.close()  # the receiver dies before end of stream
 
-    done = threading.Event()
+    done, sent_once = threading.Event(), threading.Event()
+    send_once = out._send_eos_once
+
+    def send_and_tell(frames: list) -> None:
+        send_once(frames)
+        sent_once.set()
+
+    out._send_eos_once = send_and_tell  # so the test knows EOS went out while no receiver was there
 
     def finish() -> None:
         out.send_eos(encode(Message(eos=True), link.topic))
@@ -66,7 +72,7 @@ def test_restarted_receiver_still_gets_end_of_stream(pattern):
 
     sender = threading.Thread(target=finish)
     sender.start()
-    time.sleep(0.5)
+    assert sent_once.wait(10), "end of stream was never sent"
     second = connected(InChannel(ctx, link, transport, settings, "dst.0"))  # restarted with the same identity
     while not receive(second).eos:
         pass

@@ -25,7 +25,7 @@ def model_root(monkeypatch):
 
 def run_sequences(run_dir: Path, out: Path, *sets: str) -> tuple[int, list[dict], str]:
     args = ["run", str(REPO / "graphs/video_sequences.yaml"), "--run-dir", str(run_dir), "--no-progress",
-            "--set", f"jsonl.path={out / 'seq.jsonl'}", "--set", "jsonl.include_vectors=true",
+            "--set", f"jsonl.path={out / 'seq.jsonl'}", "--set", "jsonl.include_embeddings=true",
             "--set", f"gallery.out_dir={out / 'gallery'}"]
     for item in sets:
         args += ["--set", item]
@@ -36,16 +36,15 @@ def run_sequences(run_dir: Path, out: Path, *sets: str) -> tuple[int, list[dict]
 
 
 def test_detector_finds_the_faces_on_a_known_frame(model_root):
-    from nodes.detector import DetectorNode, DetectorParams
-    from nodes.faces import FrameInfo
-    from zdg.node import NodeContext
+    from nodes.detector import DetectorNode
+    from nodes.messages import Frame
+    from zdg.testing import NodeHarness
 
     cap = cv2.VideoCapture(str(shared_path("data", "videos", "friends_poker.mp4")))
     ok, frame = cap.read()
     assert ok
-    node = DetectorNode(DetectorParams(pack="buffalo_sc"), NodeContext("t", "detector"))
-    node.setup()
-    faces = node.detect(frame, FrameInfo("v", "", 0, 0, 0.0))
+    node = NodeHarness(DetectorNode, pack="buffalo_sc").node
+    faces = node.detect(Frame("v", "", 0, 0, 0.0, frame))
     # Frame 0 shows two people (Phoebe left, Ross right), both well inside the frame.
     assert len(faces) == 2
     centres = sorted(((b[0] + b[2]) / 2, (b[1] + b[3]) / 2) for b in faces.boxes_xyxy)
@@ -70,7 +69,7 @@ def test_friends_sequences_are_well_separated_and_eos_closes_them(run_dir, tmp_p
     code, rows, err = run_sequences(run_dir, tmp_path, f"source.path={clip}")
     assert code == 0, err
     assert len(rows) >= 8
-    vectors = np.concatenate([np.asarray(r["vectors"], np.float32) for r in rows])
+    vectors = np.concatenate([np.asarray(r["embeddings"], np.float32) for r in rows])
     labels = np.concatenate([[i] * r["size"] for i, r in enumerate(rows)])
     assert vectors.shape[1] == 128  # from the model, not assumed
     score = silhouette_score(vectors, labels, metric="cosine")
@@ -98,22 +97,20 @@ def test_bad_video_is_one_clear_error_and_exit_code(run_dir, tmp_path, content, 
 
 @pytest.mark.parametrize(("backend", "pack"), [("insightface", "mfn128"), ("dlib", "mfn128")])
 def test_embedder_backends_tell_the_two_people_apart_across_frames(model_root, backend, pack):
-    from nodes.detector import DetectorNode, DetectorParams
-    from nodes.embedder import EmbedderNode, EmbedderParams
-    from nodes.faces import Faces, FrameInfo
-    from zdg.node import NodeContext
+    from nodes.detector import DetectorNode
+    from nodes.embedder import EmbedderNode
+    from nodes.messages import Frame
+    from zdg.testing import NodeHarness
 
     cap = cv2.VideoCapture(str(shared_path("data", "videos", "friends_poker.mp4")))
-    detector = DetectorNode(DetectorParams(), NodeContext("t", "detector"))
-    embedder = EmbedderNode(EmbedderParams(backend=backend, pack=pack), NodeContext("t", "embedder"))
-    detector.setup()
-    embedder.setup()
+    detector = NodeHarness(DetectorNode).node
+    embedder = NodeHarness(EmbedderNode, backend=backend, pack=pack).node
     frames = []
     for index in range(61):
         ok, image = cap.read()
         if index in (0, 60):  # the same two people, two and a half seconds apart
-            frames.append(detector.detect(image, FrameInfo("v", "", index, index, 0.0)).to_message())
-    first, later = (Faces.from_message(m) for m in embedder.process_batch(frames))
+            frames.append(detector.detect(Frame("v", "", index, index, 0.0, image)))
+    first, later = embedder.process_batch(frames)
     assert first.embeddings.shape == later.embeddings.shape == (2, embedder.recogniser.dim)
     np.testing.assert_allclose(np.linalg.norm(first.embeddings, axis=1), 1, atol=1e-5)
     order = lambda f: np.argsort(f.boxes_xyxy[:, 0])  # noqa: E731 - left person first
@@ -123,17 +120,16 @@ def test_embedder_backends_tell_the_two_people_apart_across_frames(model_root, b
 
 
 def test_folder_of_photos_is_a_source(tmp_path):
-    from nodes.video_source import VideoSourceNode, VideoSourceParams
-    from zdg.node import NodeContext
+    from nodes.video_source import VideoSourceNode
+    from zdg.testing import NodeHarness
 
     photos = sorted(shared_path("data", "faces", "ageitgey_knn").rglob("*.jp*g"))
     for i, photo in enumerate(photos):
         (tmp_path / f"{i:02d}{photo.suffix}").write_bytes(photo.read_bytes())
     (tmp_path / "notes.txt").write_text("not an image")
     (tmp_path / "zz_broken.jpg").write_bytes(b"not a jpeg")
-    node = VideoSourceNode(VideoSourceParams(path=str(tmp_path), stride=2), NodeContext("t", "source"))
-    node.setup()
-    frames = list(node.generate())
+    node = NodeHarness(VideoSourceNode, path=str(tmp_path), stride=2)
+    frames = node.generate()
     assert [m.fields["frame"] for m in frames] == list(range(0, len(photos), 2))
     assert [m.fields["seq"] for m in frames] == list(range(len(frames)))
     assert frames[0].arrays["image"].ndim == 3 and frames[0].fields["video"] == tmp_path.name
@@ -156,8 +152,8 @@ def test_stream_source_reconnects_after_the_stream_drops():
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-    from nodes.video_source import VideoSourceNode, VideoSourceParams
-    from zdg.node import NodeContext
+    from nodes.video_source import VideoSourceNode
+    from zdg.testing import NodeHarness
 
     cap = cv2.VideoCapture(str(shared_path("data", "videos", "short_hamilton_clip.mp4")))
     jpegs = [cv2.imencode(".jpg", cap.read()[1])[1].tobytes() for _ in range(10)]
@@ -180,13 +176,8 @@ def test_stream_source_reconnects_after_the_stream_drops():
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/stream.mjpg"
-        node = VideoSourceNode(VideoSourceParams(path=url, reconnect_s=0.1), NodeContext("t", "source"))
-        node.setup()
-        frames = []
-        for msg in node.generate():
-            frames.append(msg)
-            if len(frames) >= 25:
-                break
+        node = NodeHarness(VideoSourceNode, path=url, reconnect_s=0.1)
+        frames = node.generate(limit=25)
     finally:
         server.shutdown()
     assert len(connections) >= 3 and node.context.counters["reconnects"] >= 2

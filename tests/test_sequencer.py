@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from nodes.faces import Faces, FrameInfo
-from nodes.sequencer import SequencerNode, SequencerParams
-from zdg.node import NodeContext
+from nodes.messages import Faces
+from nodes.sequencer import SequencerNode
+from zdg.testing import NodeHarness
 
 DIM = 16
 RNG = np.random.default_rng(0)
@@ -19,18 +19,14 @@ def frame(seq: int, people: list[tuple[int, float]]) -> Faces:
     boxes = np.array([[x, 100, x + 80, 200] for _, x in people], np.float32).reshape(n, 4)
     emb = np.array([PEOPLE[p] + RNG.normal(scale=0.05, size=DIM) for p, _ in people], np.float32).reshape(n, DIM)
     emb /= np.linalg.norm(emb, axis=1, keepdims=True).clip(1e-9)
-    return Faces(FrameInfo("v", "", seq * 2, seq, seq / 12), boxes, np.zeros((n, 5, 2), np.float32),
-                 np.full(n, 0.9, np.float32), np.full(n, 0.5, np.float32), np.zeros((n, 112, 112, 3), np.uint8), emb)
+    return Faces("v", "", seq * 2, seq, seq / 12, boxes, np.zeros((n, 5, 2), np.float32), np.full(n, 0.9, np.float32),
+                 np.full(n, 0.5, np.float32), np.zeros((n, 112, 112, 3), np.uint8), emb)
 
 
 def run(frames: list[Faces], **params) -> list[dict]:
-    node = SequencerNode(SequencerParams(**params), NodeContext("t", "sequencer"))
-    node.setup()
-    out = []
-    for faces in frames:
-        out += node.process(faces.to_message())
-    out += node.finish()
-    return [m.fields | {"frames": m.arrays["frames"].tolist()} for m in out if m.port == "out"]
+    with NodeHarness(SequencerNode, **params) as node:
+        node.feed(*frames)
+        return [{"size": s.size, "frames": s.frames.tolist()} for s in node.typed("out", finish=True)]
 
 
 def test_two_people_moving_are_two_sequences():
@@ -56,7 +52,7 @@ def test_out_of_order_frames_are_reordered():
     for i in range(0, 30, 4):
         shuffled[i:i + 4] = reversed(shuffled[i:i + 4])
     seqs = run(shuffled)
-    assert len(seqs) == 1 and seqs[0]["frames"] == [f.info.frame for f in frames]
+    assert len(seqs) == 1 and seqs[0]["frames"] == [f.frame for f in frames]
 
 
 def test_short_sequences_are_dropped_and_open_ones_closed_at_end():

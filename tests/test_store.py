@@ -5,112 +5,112 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nodes.identities import delete, list_identities, merge
+from nodes.decision import ReidSettings
+from nodes.messages import Sequence
 from nodes.setdist import cluster_silhouette, set_distance
-from nodes.store.db import connect
-from nodes.store.maintain import maintain
-from nodes.store.reid import ReidSettings, decide
+from nodes.store.pg import PgFaceStore
 from nodes.store.schema import DimensionMismatch, migrate
-from nodes.store.writes import write_sequence
-from zdg.message import Message
+from tests.vectors import People
 
 DIM = 32
-RNG = np.random.default_rng(1)
-CENTRES = np.linalg.qr(RNG.normal(size=(DIM, DIM)))[0][:6]
-
-
-def person(i: int, n: int = 12, noise: float = 0.12) -> np.ndarray:
-    v = CENTRES[i] + RNG.normal(scale=noise, size=(n, DIM))
-    return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
+person = People(dim=DIM, count=6, seed=1)
+CENTRES = person.centres
 
 
 _next_frame = iter(range(0, 10**6, 1000))
 
 
-def sequence(key: str, vectors: np.ndarray, video: str = "v") -> Message:
+def sequence(key: str, vectors: np.ndarray, video: str = "v") -> Sequence:
     """A closed sequence on frames of its own (natural keys must not collide across sequences)."""
     n = len(vectors)
     first = next(_next_frame)
-    frames = np.arange(first, first + n, dtype=np.int32)
-    return Message(
-        fields={"sequence_id": f"{video}:{key}", "video": video, "video_path": "", "first_frame": int(frames[0]),
-                "last_frame": int(frames[-1]), "first_ts": 0.0, "last_ts": 1.0, "size": n},
-        arrays={"vectors": vectors, "centroid": vectors.mean(axis=0), "frames": frames,
-                "face_index": np.zeros(n, np.int32), "boxes_xyxy": np.tile([0, 0, 10, 10], (n, 1)).astype(np.float32),
-                "kps": np.zeros((n, 5, 2), np.float32), "scores": np.ones(n, np.float32), "quality": np.ones(n, np.float32),
-                "crops": np.zeros((0, 112, 112, 3), np.uint8), "crop_frames": np.zeros(0, np.int32)})
+    return Sequence(
+        sequence_id=f"{video}:{key}", video=video, video_path="", first_ts=0.0, last_ts=1.0, embeddings=vectors,
+        frames=np.arange(first, first + n, dtype=np.int32), face_index=np.zeros(n, np.int32),
+        boxes_xyxy=np.tile([0, 0, 10, 10], (n, 1)).astype(np.float32), kps=np.zeros((n, 5, 2), np.float32),
+        scores=np.ones(n, np.float32), quality=np.ones(n, np.float32), crops=np.zeros((0, 112, 112, 3), np.uint8),
+        crop_frames=np.zeros(0, np.int32))
 
 
 @pytest.fixture
-def conn(store_dsn):
-    c = connect(store_dsn)
-    migrate(c, DIM)
-    yield c
-    c.close()
+def faces(store_dsn):
+    """The store under test (a fresh database)."""
+    s = PgFaceStore.open(store_dsn, DIM)
+    yield s
+    s.close()
 
 
-def store(conn, msg: Message) -> int:
-    with conn.transaction():
-        return write_sequence(conn, msg)[0]
+@pytest.fixture
+def conn(faces):
+    """Its connection, for checking what the store holds."""
+    return faces.conn
 
 
-def test_dimension_is_fixed_when_the_store_is_created(conn):
+def store(faces: PgFaceStore, seq: Sequence) -> int:
+    return faces.write_sequences([seq])[0][0]
+
+
+def decide(faces: PgFaceStore, sequence_db_id: int, vectors: np.ndarray, s: ReidSettings):
+    return faces.decide(sequence_db_id, vectors, s)
+
+
+def test_dimension_is_fixed_when_the_store_is_created(faces, conn):
     assert migrate(conn, DIM) == DIM
     with pytest.raises(DimensionMismatch, match="store holds 32-d embeddings but the model gives 512-d"):
         migrate(conn, 512)
 
 
-def test_replayed_sequence_writes_nothing_twice(conn):
+def test_replayed_sequence_writes_nothing_twice(faces, conn):
     msg = sequence("1", person(0))
-    first = store(conn, msg)
-    again = store(conn, msg)
+    first = store(faces, msg)
+    again = store(faces, msg)
     assert first == again
     assert conn.execute("SELECT count(*) FROM faces").fetchone()[0] == 12
     assert conn.execute("SELECT count(*) FROM sequences").fetchone()[0] == 1
 
 
-def test_same_person_is_recognised_and_a_stranger_is_new(conn):
+def test_same_person_is_recognised_and_a_stranger_is_new(faces, conn):
     s = ReidSettings()
-    a1 = decide(conn, store(conn, sequence("1", person(0))), person(0), s)
-    b1 = decide(conn, store(conn, sequence("2", person(1))), person(1), s)
+    a1 = decide(faces, store(faces, sequence("1", person(0))), person(0), s)
+    b1 = decide(faces, store(faces, sequence("2", person(1))), person(1), s)
     a2_vectors = person(0)
-    a2 = decide(conn, store(conn, sequence("3", a2_vectors)), a2_vectors, s)
+    a2 = decide(faces, store(faces, sequence("3", a2_vectors)), a2_vectors, s)
     assert (a1.status, b1.status, a2.status) == ("new", "new", "recognised")
     assert a2.cluster_id == a1.cluster_id != b1.cluster_id
     assert a2.silhouette is not None and a2.silhouette > 0.5
 
 
-def test_occlusion_split_sequences_end_in_one_cluster_after_maintenance(conn):
+def test_occlusion_split_sequences_end_in_one_cluster_after_maintenance(faces, conn):
     strict = ReidSettings(threshold=0.01)  # at decision time nothing matches: every sequence starts a cluster
     ids = {}
     for key, who in {"a_before": 0, "a_after": 0, "b": 1, "c": 2}.items():
         vectors = person(who)
-        ids[key] = decide(conn, store(conn, sequence(key, vectors)), vectors, strict).cluster_id
+        ids[key] = decide(faces, store(faces, sequence(key, vectors)), vectors, strict).cluster_id
     assert len(set(ids.values())) == 4
-    report = maintain(conn, ReidSettings())
+    report = faces.maintain(ReidSettings())
     clusters = dict(conn.execute("SELECT seq_key, cluster_id FROM sequences").fetchall())
     assert clusters["v:a_before"] == clusters["v:a_after"]
     assert len({clusters["v:a_before"], clusters["v:b"], clusters["v:c"]}) == 3
     assert len(report.merges) == 1 and report.silhouette > 0.5
 
 
-def test_forgetting_caps_vectors_and_drops_the_least_cohesive(conn):
+def test_forgetting_caps_vectors_and_drops_the_least_cohesive(faces, conn):
     vectors = np.concatenate([person(0, 30), person(3, 5)])  # 5 outliers that belong elsewhere
-    decision = decide(conn, store(conn, sequence("1", vectors)), vectors, ReidSettings())
-    report = maintain(conn, ReidSettings(), max_vectors=30)
+    decision = decide(faces, store(faces, sequence("1", vectors)), vectors, ReidSettings())
+    report = faces.maintain(ReidSettings(), max_vectors=30)
     assert report.forgotten == 5
     kept = np.array([np.asarray(r[0].to_numpy()) for r in conn.execute(
         "SELECT embedding FROM faces WHERE cluster_id = %s", (decision.cluster_id,))])
     assert (kept @ CENTRES[0] > 0.5).all()
 
 
-def test_identities_merge_and_delete_remove_every_vector(conn):
+def test_identities_merge_and_delete_remove_every_vector(faces, conn):
     s = ReidSettings()
-    a = decide(conn, store(conn, sequence("1", person(0))), person(0), s).cluster_id
-    b = decide(conn, store(conn, sequence("2", person(1))), person(1), s).cluster_id
-    merge(conn, b, a)
-    assert [i.id for i in list_identities(conn)] == [a]
-    assert delete(conn, a) == 24
+    a = decide(faces, store(faces, sequence("1", person(0))), person(0), s).cluster_id
+    b = decide(faces, store(faces, sequence("2", person(1))), person(1), s).cluster_id
+    faces.merge(b, a)
+    assert [i.id for i in faces.identities()] == [a]
+    assert faces.delete(a) == 24
     assert conn.execute("SELECT count(*) FROM faces").fetchone()[0] == 0
     assert conn.execute("SELECT count(*) FROM sequences").fetchone()[0] == 0
 
@@ -123,10 +123,9 @@ def test_set_distances_order_same_before_different():
     assert cluster_silhouette(a, []) is None
 
 
-def test_faces_without_a_sequence_are_candidates(conn):
+def test_faces_without_a_sequence_are_candidates(faces, conn):
     """Enrolled photos have no sequence; nothing excluded must mean nothing filtered."""
-    from nodes.identities import cluster_by_name
-    from nodes.store.reid import candidates
+    from nodes.store.clusters import cluster_by_name
     from nodes.store.writes import ensure_source
 
     with conn.transaction():
@@ -134,5 +133,4 @@ def test_faces_without_a_sequence_are_candidates(conn):
         source = ensure_source(conn, "photo:ann.jpg", "ann.jpg")
         conn.execute("INSERT INTO faces (source_id, frame, face_index, bbox, embedding, cluster_id) "
                      "VALUES (%s, 0, 0, '{0,0,1,1}', %s, %s)", (source, person(4, 1)[0], cluster))
-    with conn.transaction():
-        assert candidates(conn, person(4), ReidSettings(), None) == [cluster]
+    assert [c.cluster_id for c in faces.candidates(person(4), ReidSettings(), None)] == [cluster]

@@ -12,6 +12,8 @@ from pathlib import Path
 from zdg.compose import STORE_IMAGE, ComposeError
 from zdg.config import GraphError, load_graph
 from zdg.images import DockerError
+from zdg.registry import command_plugins
+from zdg.wiring import RUN_ROOT, default_run_dir
 from zdg.yamlsrc import YamlSyntaxError
 
 EXIT_INVALID = 2
@@ -37,7 +39,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from zdg.runner import Runner, default_run_dir
+    from zdg.runner import Runner
 
     graph = load_graph(args.graph, args.overrides)
     run_dir = args.run_dir or default_run_dir(graph)
@@ -61,7 +63,7 @@ def cmd_node(args: argparse.Namespace) -> int:
     from zdg.worker import run_node
 
     graph = load_graph(args.graph, args.overrides)
-    run_dir = args.run_dir or Path("/tmp/zdg") / graph.name
+    run_dir = args.run_dir or default_run_dir(graph)
     metrics_dir = run_dir / "metrics"
     metrics_dir.mkdir(parents=True, exist_ok=True)
     ndef = compile_plan(graph).nodes.get(args.node)
@@ -78,6 +80,16 @@ def cmd_health(args: argparse.Namespace) -> int:
     return 0 if fresh else 1
 
 
+def _write_or_print(text: str, output: Path | None, what: str) -> int:
+    """Generated text to `output` (saying so on stderr), or to stdout."""
+    if output:
+        output.write_text(text)
+        print(f"wrote {output} ({what})", file=sys.stderr)
+    else:
+        print(text, end="")
+    return 0
+
+
 def cmd_compose(args: argparse.Namespace) -> int:
     from zdg.compose import ComposeFiles, build_compose, render
     from zdg.images import DB_INIT
@@ -86,12 +98,7 @@ def cmd_compose(args: argparse.Namespace) -> int:
     out_dir = (args.output.parent if args.output else Path.cwd())
     doc = build_compose(graph, ComposeFiles(out_dir, args.graph, DB_INIT), args.overrides, args.host, args.store_image)
     text = render(doc, graph, "zdg compose" + (f" --host {args.host}" if args.host else ""), args.host)
-    if args.output:
-        args.output.write_text(text)
-        print(f"wrote {args.output} ({len(doc['services'])} services)", file=sys.stderr)
-    else:
-        print(text, end="")
-    return 0
+    return _write_or_print(text, args.output, f"{len(doc['services'])} services")
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
@@ -139,12 +146,18 @@ def cmd_graph(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_schema(args: argparse.Namespace) -> int:
+    from zdg.schema import render_schema
+
+    return _write_or_print(render_schema(), args.output, "JSON Schema")
+
+
 def cmd_top(args: argparse.Namespace) -> int:
     from zdg.top import top
 
     target = args.target
     if target.suffix in (".yaml", ".yml"):
-        target = Path("/tmp/zdg") / load_graph(target).name
+        target = default_run_dir(load_graph(target))
     return top(target, args.once)
 
 
@@ -168,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run a graph locally, one process per node replica")
     _add_graph_args(p)
-    p.add_argument("--run-dir", type=Path, help="sockets and metrics go here (default /tmp/zdg/GRAPH_NAME)")
+    p.add_argument("--run-dir", type=Path, help=f"sockets and metrics go here (default {RUN_ROOT}/GRAPH_NAME)")
     p.add_argument("--max-restarts", type=int, default=5, help="restarts in a row before a crashing node is given up")
     p.add_argument("--grace", type=float, default=10.0, help="seconds to drain after Ctrl-C before stopping nodes")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -187,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_node)
 
     p = sub.add_parser("health", help="container healthcheck: exit 0 while a node here is alive")
-    p.add_argument("--run-dir", type=Path, default=Path("/tmp/zdg"))
+    p.add_argument("--run-dir", type=Path, default=RUN_ROOT)
     p.add_argument("--max-age", type=float, default=30.0, help="seconds since the last metrics write")
     p.set_defaults(func=cmd_health)
 
@@ -219,7 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_bundle)
 
     p = sub.add_parser("sub", help="print messages of a published topic as JSON lines")
-    p.add_argument("endpoint", help="e.g. ipc:///tmp/zdg/demo/e2.sock (printed by `zdg run`) or tcp://host:port")
+    p.add_argument("endpoint", help=f"e.g. ipc://{RUN_ROOT}/demo/e2.sock (printed by `zdg run`) or tcp://host:port")
     p.add_argument("topics", nargs="*", help="topic prefixes (default: all)")
     p.add_argument("--count", type=int, help="exit after this many messages")
     p.add_argument("--until-eos", action="store_true", help="exit at the first end-of-stream marker")
@@ -231,14 +244,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("mermaid", "dot"), default="mermaid")
     p.set_defaults(func=cmd_graph)
 
+    p = sub.add_parser("schema", help="JSON Schema of graph files (node types and their params), for editors")
+    p.add_argument("-o", "--output", type=Path, help="file to write (default: stdout), e.g. graphs/graph.schema.json")
+    p.set_defaults(func=cmd_schema)
+
     p = sub.add_parser("top", help="live per-node metrics of a running graph")
     p.add_argument("target", type=Path, help="a run directory, or the graph YAML (uses its default run directory)")
     p.add_argument("--once", action="store_true", help="print the table once and exit")
     p.set_defaults(func=cmd_top)
 
-    from nodes.commands import add_commands
-
-    add_commands(sub)
+    for add_commands in command_plugins():
+        add_commands(sub)
     return parser
 
 

@@ -45,12 +45,19 @@ class ComposeFiles:
 
 
 def image_of(ndef: NodeDef) -> str:
-    """Framework and demo nodes run on the small base image; face and store nodes on the faces image."""
-    return BASE_IMAGE if ndef.cls.__module__.startswith("zdg.") else FACES_IMAGE
+    """The image the node class asks for (`Deploy.image`), tagged with zdg's version unless it has a tag."""
+    image = ndef.cls.deploy.image
+    return image if ":" in image.rsplit("/", 1)[-1] else f"{image}:{__version__}"
+
+
+def image_variable(image: str) -> str:
+    """The environment variable that overrides an image: zdg -> ZDG_IMAGE, zdg-faces -> ZDG_FACES_IMAGE."""
+    name = image.rsplit("/", 1)[-1].split(":")[0].upper().replace("-", "_").replace(".", "_")
+    return "ZDG_IMAGE" if name == "ZDG" else f"ZDG_{name.removeprefix('ZDG_')}_IMAGE"
 
 
 def uses_store(ndef: NodeDef) -> bool:
-    return "dsn" in type(ndef.params).model_fields
+    return ndef.cls.deploy.store
 
 
 def boxes(graph: Graph) -> list[str]:
@@ -71,7 +78,7 @@ def _node_service(plan: Plan, ndef: NodeDef, files: ComposeFiles, overrides: lis
         command += ["--set", item]
     env: dict[str, str] = {}
     volumes = [f"{files.rel(files.graph)}:{GRAPH_IN_CONTAINER}:ro", "${ZDG_OUT:-./out}:/work/out"]
-    if image == FACES_IMAGE:
+    if ndef.cls.deploy.models:
         env |= {"ZDG_MODEL_ROOT": "/models", "ZDG_DATA_ROOT": "/data"}
         volumes += ["${ZDG_MODEL_ROOT:-./models}:/models:ro", "${ZDG_DATA_ROOT:-./data}:/data:ro"]
     if uses_store(ndef):
@@ -83,7 +90,7 @@ def _node_service(plan: Plan, ndef: NodeDef, files: ComposeFiles, overrides: lis
             variable = f"ZDG_ADDRESS_{other.upper().replace('-', '_').replace('.', '_')}"
             command += ["--address", f"{other}=${{{variable}:-{plan.graph.address_of(other)}}}"]
     service: dict[str, Any] = {
-        "image": f"${{ZDG_{'FACES_' if image == FACES_IMAGE else ''}IMAGE:-{image}}}",
+        "image": f"${{{image_variable(image)}:-{image}}}",
         "command": command,
         **({"environment": env} if env else {}),
         "volumes": volumes,
@@ -93,6 +100,9 @@ def _node_service(plan: Plan, ndef: NodeDef, files: ComposeFiles, overrides: lis
     }
     if ndef.replicas > 1:
         service["deploy"] = {"replicas": ndef.replicas}
+    if ndef.cls.deploy.gpu:
+        gpu = {"driver": "nvidia", "count": 1, "capabilities": ["gpu"]}
+        service.setdefault("deploy", {})["resources"] = {"reservations": {"devices": [gpu]}}
     ports = [f"{tcp_port(link)}:{tcp_port(link)}" for link in _published(plan, ndef.name, host)]
     if ports:
         service["ports"] = ports

@@ -2,90 +2,27 @@
 
 from __future__ import annotations
 
-import re
-from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
 from zdg.node import Node, Params, SourceNode
-from zdg.registry import UnknownNodeType, resolve
-from zdg.yamlsrc import Loc, YamlSource, load_yaml
+from zdg.rules import (
+    verify_acyclic,
+    verify_connected,
+    verify_edge_types,
+    verify_edges,
+    verify_hosts,
+    verify_node_types,
+    verify_unique_names,
+)
+from zdg.spec import GraphError, GraphSpec, Issue, Policy, Settings, pydantic_issues, split_ref
+from zdg.yamlsrc import YamlSource, load_yaml
 
-NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
-HOST_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
-Policy = Literal["block", "drop"]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-
-class Settings(Strict):
-    """Graph-wide defaults."""
-
-    hwm: int = Field(16, ge=1, le=100_000, description="messages in flight per edge")
-    policy: Policy = Field("block", description="block = backpressure (files); drop = drop and count (live cameras)")
-    max_message_mb: float = Field(64, gt=0, description="largest frame a socket accepts (ZMQ_MAXMSGSIZE)")
-    connect_timeout_s: float = Field(30, gt=0, description="how long a publisher waits for its subscribers")
-    eos_timeout_s: float = Field(600, gt=0, description="how long a node waits for downstream to confirm end of stream")
-
-
-class NodeSpec(Strict):
-    name: str = Field(pattern=NAME_PATTERN)
-    type: str
-    params: dict[str, Any] = Field(default_factory=dict)
-    replicas: int = Field(1, ge=1, le=64)
-    host: str | None = Field(None, pattern=HOST_PATTERN, description="the box this node runs on (`zdg compose --host`)")
-
-
-class EdgeSpec(Strict):
-    from_: str = Field(alias="from")
-    to: str | None = None
-    pattern: Literal["push", "pub"] = "push"
-    topic: str | None = Field(None, pattern=r"^[A-Za-z0-9_.\-/]+$")
-    hwm: int | None = Field(None, ge=1, le=100_000)
-    policy: Policy | None = None
-
-
-class GraphSpec(Strict):
-    name: str = Field(pattern=NAME_PATTERN)
-    description: str = ""
-    settings: Settings = Settings()
-    hosts: dict[str, str] = Field(default_factory=dict, description="box name -> address other boxes reach it at")
-    nodes: list[NodeSpec] = Field(min_length=1)
-    edges: list[EdgeSpec] = Field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class Issue:
-    loc: Loc
-    message: str
-
-
-class GraphError(ValueError):
-    """One or more problems in a graph file; str() lists them as `file:line: path: message`."""
-
-    def __init__(self, source: YamlSource | None, issues: list[Issue], path: Path | None = None) -> None:
-        self.issues = issues
-        self.source = source
-        self.path = path or (source.path if source else None)
-        super().__init__("\n".join(self.format(i) for i in issues))
-
-    def format(self, issue: Issue) -> str:
-        line = self.source.line_of(issue.loc) if self.source else None
-        where = f"{self.path}:{line}" if line else f"{self.path}"
-        return f"{where}: {format_loc(issue.loc) or '(top)'}: {issue.message}"
-
-
-def format_loc(loc: Loc) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
+__all__ = ["Edge", "Graph", "GraphError", "NodeDef", "PortRef", "Settings", "build_graph", "load_graph"]
 
 
 @dataclass(frozen=True)
@@ -141,130 +78,6 @@ class Graph:
         return [e for e in self.edges if e.src.node == node]
 
 
-def _pydantic_issues(exc: ValidationError, prefix: Loc = ()) -> list[Issue]:
-    issues = []
-    for err in exc.errors():
-        loc = tuple("from" if p == "from_" else p for p in err["loc"])
-        issues.append(Issue(prefix + loc, err["msg"]))
-    return issues
-
-
-def _split_ref(ref: str, default_port: str) -> tuple[str, str]:
-    node, _, port = ref.partition(".")
-    return node, port or default_port
-
-
-def verify_unique_names(spec: GraphSpec) -> list[Issue]:
-    seen: dict[str, int] = {}
-    issues = []
-    for i, node in enumerate(spec.nodes):
-        if node.name in seen:
-            issues.append(Issue(("nodes", i, "name"), f"duplicate node name {node.name!r} (first at nodes[{seen[node.name]}])"))
-        seen.setdefault(node.name, i)
-    return issues
-
-
-def verify_hosts(spec: GraphSpec) -> list[Issue]:
-    """Either no node names a box or every node does, and `hosts:` lists only boxes in use."""
-    placed = [n.host for n in spec.nodes if n.host]
-    if not placed:
-        return [Issue(("hosts", h), f"no node has host: {h}") for h in spec.hosts]
-    issues = [Issue(("nodes", i), f"node {n.name!r} has no host: (other nodes name their box, so every node must)")
-              for i, n in enumerate(spec.nodes) if not n.host]
-    issues += [Issue(("hosts", h), f"no node has host: {h}") for h in spec.hosts if h not in placed]
-    issues += [Issue(("hosts", h), f"invalid address {a!r}") for h, a in spec.hosts.items() if not re.fullmatch(HOST_PATTERN, a)]
-    return issues
-
-
-def verify_node_types(spec: GraphSpec, classes: dict[str, type[Node]]) -> list[Issue]:
-    """Resolve each type and validate its params against the class's Params model."""
-    issues = []
-    for i, node in enumerate(spec.nodes):
-        try:
-            cls = resolve(node.type)
-        except UnknownNodeType as exc:
-            issues.append(Issue(("nodes", i, "type"), str(exc)))
-            continue
-        classes[node.name] = cls
-        try:
-            cls.Params.model_validate(node.params)
-        except ValidationError as exc:
-            issues.extend(_pydantic_issues(exc, ("nodes", i, "params")))
-    return issues
-
-
-def _edge_end_issue(i: int, key: str, ref: str, names: set[str], classes: dict[str, type[Node]]) -> Issue | None:
-    """An edge's `from` or `to` must name a node and one of its output (from) or input (to) ports."""
-    node, port = _split_ref(ref, "out" if key == "from" else "in")
-    if node not in names:
-        return Issue(("edges", i, key), f"edge {key} unknown node {node!r} (nodes: {', '.join(sorted(names))})")
-    direction = "output" if key == "from" else "input"
-    ports = list(getattr(classes[node], f"{direction}s")) if node in classes else [port]
-    if port not in ports:
-        return Issue(("edges", i, key), f"node {node!r} has no {direction} port {port!r} ({direction}s: {ports})")
-    return None
-
-
-def verify_edges(spec: GraphSpec, classes: dict[str, type[Node]]) -> list[Issue]:
-    """Edges name existing nodes and ports; push edges have a target; pub edges a topic."""
-    names = {n.name for n in spec.nodes}
-    issues = []
-    for i, edge in enumerate(spec.edges):
-        if edge.to is None and edge.pattern == "push":
-            issues.append(Issue(("edges", i), "a push edge needs `to:` (only pub edges may end outside the graph)"))
-        for key, ref in (("from", edge.from_), ("to", edge.to)):
-            if ref is not None and (issue := _edge_end_issue(i, key, ref, names, classes)):
-                issues.append(issue)
-        if edge.pattern == "pub" and not edge.topic:
-            issues.append(Issue(("edges", i), "a pub edge needs a `topic:`"))
-        if edge.pattern == "push" and edge.topic:
-            issues.append(Issue(("edges", i, "topic"), "`topic:` only applies to pub edges"))
-    return issues
-
-
-def verify_acyclic(spec: GraphSpec) -> list[Issue]:
-    succ: dict[str, list[tuple[str, int]]] = defaultdict(list)
-    for i, edge in enumerate(spec.edges):
-        if edge.to:
-            succ[_split_ref(edge.from_, "out")[0]].append((_split_ref(edge.to, "in")[0], i))
-    state: dict[str, int] = {}
-    stack: list[str] = []
-
-    def visit(node: str) -> Issue | None:
-        state[node] = 1
-        stack.append(node)
-        for nxt, edge_index in succ[node]:
-            if state.get(nxt) == 1:
-                cycle = stack[stack.index(nxt):] + [nxt]
-                return Issue(("edges", edge_index), f"cycle: {' -> '.join(cycle)} (a graph must be a DAG)")
-            if nxt not in state and (found := visit(nxt)):
-                return found
-        stack.pop()
-        state[node] = 2
-        return None
-
-    for node in [n.name for n in spec.nodes]:
-        if node not in state and (found := visit(node)):
-            return [found]
-    return []
-
-
-def verify_connected(spec: GraphSpec, classes: dict[str, type[Node]]) -> list[Issue]:
-    """Sources run once (replicas 1); every other node has an incoming edge."""
-    targets = {_split_ref(e.to, "in")[0] for e in spec.edges if e.to}
-    issues = []
-    for i, node in enumerate(spec.nodes):
-        cls = classes.get(node.name)
-        if cls is None:
-            continue
-        if issubclass(cls, SourceNode):
-            if node.replicas != 1:
-                issues.append(Issue(("nodes", i, "replicas"), "a source node runs once: replicas must be 1"))
-        elif node.name not in targets:
-            issues.append(Issue(("nodes", i), f"node {node.name!r} has no incoming edge, so it would never receive a message"))
-    return issues
-
-
 def apply_overrides(data: Any, overrides: list[str]) -> list[Issue]:
     """Apply `node.param=value` strings (value parsed as YAML) to raw graph data."""
     issues = []
@@ -289,14 +102,14 @@ def build_graph(source: YamlSource, overrides: list[str] | None = None) -> Graph
     try:
         spec = GraphSpec.model_validate(source.data)
     except ValidationError as exc:
-        raise GraphError(source, issues + _pydantic_issues(exc)) from None
+        raise GraphError(source, issues + pydantic_issues(exc)) from None
     classes: dict[str, type[Node]] = {}
     issues += verify_unique_names(spec)
     issues += verify_hosts(spec)
     issues += verify_node_types(spec, classes)
     issues += verify_edges(spec, classes)
     if not issues:  # these rules assume sound edges; otherwise they only repeat the same problem
-        issues += verify_connected(spec, classes) or verify_acyclic(spec)
+        issues += verify_edge_types(spec, classes) + (verify_connected(spec, classes) or verify_acyclic(spec))
     if issues:
         raise GraphError(source, issues)
     nodes = {
@@ -308,8 +121,8 @@ def build_graph(source: YamlSource, overrides: list[str] | None = None) -> Graph
         external = e.pattern == "pub" and e.to is None
         edges.append(Edge(
             index=i,
-            src=PortRef(*_split_ref(e.from_, "out")),
-            dst=PortRef(*_split_ref(e.to, "in")) if e.to else None,
+            src=PortRef(*split_ref(e.from_, "out")),
+            dst=PortRef(*split_ref(e.to, "in")) if e.to else None,
             pattern=e.pattern,
             topic=e.topic or "",
             hwm=e.hwm or spec.settings.hwm,

@@ -23,6 +23,7 @@ class CounterParams(Params):
 class CounterNode(SourceNode):
     """Emits {i} with an array [i, i, ...] for i in 0..count-1."""
 
+    TYPE = "counter"
     Params = CounterParams
 
     def generate(self) -> Iterator[Message]:
@@ -47,6 +48,7 @@ class SquareParams(Params):
 class SquareNode(Node):
     """Squares `i` and its array."""
 
+    TYPE = "square"
     Params = SquareParams
 
     def process(self, msg: Message) -> Message:
@@ -68,6 +70,7 @@ class CollectParams(Params):
 class CollectNode(SinkNode):
     """Sink that logs a count and optionally writes fields to a JSONL file."""
 
+    TYPE = "collect"
     Params = CollectParams
 
     def setup(self) -> None:
@@ -88,10 +91,3 @@ class CollectNode(SinkNode):
     def teardown(self) -> None:
         if self.file:
             self.file.close()
-
-
-class RelayNode(Node):
-    """Forwards messages unchanged; the wiring inserts it where both sides of an edge are replicated."""
-
-    def process(self, msg: Message) -> Message:
-        return Message(fields=msg.fields, arrays=msg.arrays, meta=msg.meta)

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-from zdg.message import Message
+from zdg.typed import PortType
 
 
 class Params(BaseModel):
@@ -27,9 +28,19 @@ class FatalNodeError(RuntimeError):
     """Bad input or config that a restart cannot fix (missing file, corrupt video)."""
 
 
+@dataclass(frozen=True)
+class Deploy:
+    """What a node needs where it is deployed; `zdg compose` reads this instead of guessing."""
+
+    image: str = "zdg"  # image name; the tag is zdg's version
+    store: bool = False  # talks to the Postgres store: gets ZDG_DSN and waits for the store service
+    models: bool = False  # reads model packs or clips: gets the /models and /data mounts
+    gpu: bool = False  # asks the engine for a GPU
+
+
 @dataclass
 class NodeContext:
-    """What a node may know about where it runs."""
+    """What a node may know about where it runs. `env` holds the ZDG_* variables, read once at start."""
 
     graph: str
     name: str
@@ -38,22 +49,35 @@ class NodeContext:
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("zdg.node"))
     counters: Counter = field(default_factory=Counter)
     progress: dict = field(default_factory=dict)
+    env: Mapping[str, str] = field(default_factory=dict)
 
     def count(self, key: str, n: int = 1) -> None:
         """Bump a node-specific counter shown in metrics (e.g. rejections by reason)."""
         self.counters[key] += n
 
 
+def zdg_environment() -> dict[str, str]:
+    """The ZDG_* variables; read once where a process starts (worker, CLI command) and handed to nodes."""
+    return {k: v for k, v in os.environ.items() if k.startswith("ZDG_")}
+
+
+Output = Any  # a Message or a typed message (anything with to_message())
+
+
 class Node:
     """Base class. Override `process` (or `process_batch`), optionally `setup`/`finish`/`teardown`.
 
-    `process` returns a Message, a list of them, or None. Set `batch_size` > 1 to receive
-    lists in `process_batch`. `finish` runs at end of stream and may return final messages.
+    `inputs`/`outputs` map port names to the typed message each carries (None: any Message). A typed
+    input port hands `process` the typed object; `process` returns messages (typed or Message), a
+    list of them, or None. Set `batch_size` > 1 to receive lists in `process_batch`. Heavy imports
+    (models, databases) belong in `setup`, so validating or composing a graph needs none of them.
     """
 
+    TYPE: ClassVar[str | None] = None  # the `type:` name a graph uses (registered as an entry point)
     Params: ClassVar[type[Params]] = NoParams
-    inputs: ClassVar[tuple[str, ...]] = ("in",)
-    outputs: ClassVar[tuple[str, ...]] = ("out",)
+    inputs: ClassVar[Mapping[str, PortType]] = {"in": None}
+    outputs: ClassVar[Mapping[str, PortType]] = {"out": None}
+    deploy: ClassVar[Deploy] = Deploy()
     batch_size: int = 1
     batch_timeout_ms: float = 50.0
 
@@ -65,20 +89,20 @@ class Node:
     def setup(self) -> None:
         """Load models, open connections. Runs in the worker process."""
 
-    def process(self, msg: Message) -> Message | list[Message] | None:
+    def process(self, msg: Any) -> Output | list[Output] | None:
         raise NotImplementedError(f"{type(self).__name__} must implement process() or process_batch()")
 
-    def process_batch(self, msgs: list[Message]) -> list[Message]:
-        out: list[Message] = []
+    def process_batch(self, msgs: list[Any]) -> list[Output]:
+        out: list[Output] = []
         for msg in msgs:
             out.extend(as_list(self.process(msg)))
         return out
 
-    def idle(self) -> Message | list[Message] | None:
+    def idle(self) -> Output | list[Output] | None:
         """Called about every 100 ms while no input arrives (retry buffered work, emit timers)."""
         return None
 
-    def finish(self) -> Message | list[Message] | None:
+    def finish(self) -> Output | list[Output] | None:
         """End of stream: flush state. Returned messages go out before the EOS marker."""
         return None
 
@@ -89,9 +113,9 @@ class Node:
 class SourceNode(Node):
     """A node with no inputs that yields messages from `generate()`."""
 
-    inputs: ClassVar[tuple[str, ...]] = ()
+    inputs: ClassVar[Mapping[str, PortType]] = {}
 
-    def generate(self) -> Iterator[Message]:
+    def generate(self) -> Iterator[Output]:
         raise NotImplementedError
 
     def set_progress(self, done: int, total: int | None) -> None:
@@ -102,12 +126,12 @@ class SourceNode(Node):
 class SinkNode(Node):
     """A node with no outputs."""
 
-    outputs: ClassVar[tuple[str, ...]] = ()
+    outputs: ClassVar[Mapping[str, PortType]] = {}
 
 
-def as_list(result: Message | list[Message] | None) -> list[Message]:
+def as_list(result: Output | list[Output] | None) -> list[Output]:
     if result is None:
         return []
-    if isinstance(result, Message):
-        return [result]
-    return list(result)
+    if isinstance(result, list | tuple):
+        return list(result)
+    return [result]

@@ -1,43 +1,47 @@
-"""Resolve a node `type:` (a built-in name or `package.module:Class`) to its class."""
+"""Resolve a node `type:` to its class: a registered plugin name or `package.module:Class`.
+
+Node types are entry points in the `zdg.nodes` group (an application's pyproject lists
+`name = "package.module:Class"`); the framework's own small nodes are registered the same way.
+App CLI commands come from the `zdg.commands` group: a function that adds subparsers.
+"""
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
+from importlib.metadata import entry_points
 
 from zdg.node import Node
 
-# Built-in types are imported lazily so a demo graph never loads face models.
-BUILTIN_TYPES: dict[str, str] = {
-    "counter": "zdg.demo_nodes:CounterNode",
-    "square": "zdg.demo_nodes:SquareNode",
-    "collect": "zdg.demo_nodes:CollectNode",
-    "relay": "zdg.demo_nodes:RelayNode",
-    "video_source": "nodes.video_source:VideoSourceNode",
-    "detector": "nodes.detector:DetectorNode",
-    "embedder": "nodes.embedder:EmbedderNode",
-    "sequencer": "nodes.sequencer:SequencerNode",
-    "jsonl_sink": "nodes.jsonl_sink:JsonlSinkNode",
-    "gallery_sink": "nodes.gallery_sink:GallerySinkNode",
-    "db_writer": "nodes.db_writer:DbWriterNode",
-    "reid": "nodes.reid:ReidNode",
-}
+NODE_GROUP = "zdg.nodes"
+COMMAND_GROUP = "zdg.commands"
 
 
 class UnknownNodeType(LookupError):
     """`type:` names nothing importable."""
 
 
+def registered_types() -> dict[str, str]:
+    """Every registered node type name -> `module:Class` target."""
+    return {ep.name: ep.value for ep in entry_points(group=NODE_GROUP)}
+
+
+def command_plugins() -> list[Callable]:
+    """The `add_commands(subparsers)` functions of installed applications."""
+    return [ep.load() for ep in sorted(entry_points(group=COMMAND_GROUP), key=lambda ep: ep.name)]
+
+
 def resolve(type_name: str) -> type[Node]:
-    target = BUILTIN_TYPES.get(type_name, type_name)
+    known = registered_types()
+    target = known.get(type_name, type_name)
     if ":" not in target:
-        known = ", ".join(sorted(BUILTIN_TYPES))
-        raise UnknownNodeType(f"unknown node type {type_name!r} (built-in: {known}; or use package.module:Class)")
+        raise UnknownNodeType(f"unknown node type {type_name!r} (registered: {', '.join(sorted(known))}; "
+                              "or use package.module:Class)")
     module_name, _, class_name = target.partition(":")
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        hint = " (face and store nodes need `pip install 'zdg[faces]'`)" if module_name.startswith("nodes.") else ""
-        raise UnknownNodeType(f"node type {type_name!r}: cannot import {module_name}: {exc}{hint}") from None
+        raise UnknownNodeType(f"node type {type_name!r}: cannot import {module_name}: {exc}") from None
     cls = getattr(module, class_name, None)
     if not (isinstance(cls, type) and issubclass(cls, Node)):
         raise UnknownNodeType(f"node type {type_name!r}: {target} is not a zdg Node class")

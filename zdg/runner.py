@@ -12,13 +12,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tqdm import tqdm
 
 from zdg.config import Graph
 from zdg.metrics import format_table, read_all
+from zdg.retry import Backoff
 from zdg.wiring import Plan, Transport, compile_plan
 from zdg.worker import EXIT_FATAL, EXIT_OK
 
@@ -44,14 +45,11 @@ class Replica:
     streak: int = 0
     restart_at: float | None = None
     done: bool = False
+    backoff: Backoff = field(default_factory=lambda: Backoff(first=0.5, cap=10.0))
 
     @property
     def label(self) -> str:
         return f"{self.node}.{self.index}"
-
-
-def default_run_dir(graph: Graph) -> Path:
-    return Path("/tmp/zdg") / graph.name
 
 
 class Runner:
@@ -129,13 +127,14 @@ class Runner:
             return
         if time.monotonic() - rep.started > STABLE_AFTER_S:
             rep.streak = 0
+            rep.backoff.reset()
         if rep.streak >= self.max_restarts:
             log.error("node %s %s; gave up after %d restarts in a row", rep.label, why, rep.streak)
             self.exit_code = 1
             rep.done = True
             self._terminate()
             return
-        delay = min(0.5 * 2 ** rep.streak, 10.0)
+        delay = rep.backoff.next()
         rep.streak += 1
         rep.restarts += 1
         rep.restart_at = time.monotonic() + delay

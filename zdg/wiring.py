@@ -16,10 +16,11 @@ from typing import Literal
 
 from zdg.config import Edge, Graph, NodeDef
 from zdg.curve import CurveKeys
-from zdg.demo_nodes import RelayNode
 from zdg.node import NoParams
+from zdg.relay import RelayNode
 
 TCP_BASE_PORT = 5600
+RUN_ROOT = Path("/tmp/zdg")  # local runs keep sockets and metrics in RUN_ROOT/<graph name>
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,10 @@ def service_name(node: str) -> str:
     return node.replace("_", "-")
 
 
+def default_run_dir(graph: Graph) -> Path:
+    return RUN_ROOT / graph.name
+
+
 def tcp_port(link: Link) -> int:
     return TCP_BASE_PORT + link.number
 
@@ -79,7 +84,7 @@ class Transport:
     boxes connect to the other box's address (`addresses`, box name -> address) and use `keys`."""
 
     kind: Literal["ipc", "tcp"]
-    run_dir: Path = Path("/tmp/zdg")
+    run_dir: Path = RUN_ROOT
     addresses: dict[str, str] = field(default_factory=dict)
     keys: CurveKeys | None = None
 

@@ -17,7 +17,8 @@ from zdg.channels import InChannel, OutChannel
 from zdg.config import Graph
 from zdg.message import DecodeError, Message, decode, encode, now
 from zdg.metrics import Metrics
-from zdg.node import FatalNodeError, Node, NodeContext, SourceNode, as_list
+from zdg.node import FatalNodeError, Node, NodeContext, Output, SourceNode, as_list, zdg_environment
+from zdg.typed import MessageTypeError, receive, to_wire
 from zdg.wiring import Plan, Transport, compile_plan
 
 EXIT_OK, EXIT_FATAL = 0, 3  # any other exit (a crash) is restarted by the runner
@@ -33,7 +34,7 @@ class Worker:
         self.instance = f"{replica}@{socket.gethostname()}"  # containers of one service all have replica 0
         self.keys = transport.keys
         self.log = logging.getLogger(f"zdg.{name}.{replica}")
-        self.context = NodeContext(plan.graph.name, name, replica, self.ndef.replicas, self.log)
+        self.context = NodeContext(plan.graph.name, name, replica, self.ndef.replicas, self.log, env=zdg_environment())
         path = metrics_dir / f"{name}.{replica}.json" if metrics_dir else None
         self.metrics = Metrics(name, replica, path)
         self.stop = False
@@ -56,7 +57,8 @@ class Worker:
             self.metrics.counts["auth_refused"] = self.keys.refused
         self.metrics.write(self.context.counters, self.context.progress, force)
 
-    def emit(self, msg: Message, parent: Message | None = None) -> None:
+    def emit(self, out: Output, parent: Message | None = None) -> None:
+        msg = to_wire(out)
         channels = self.outs.get(msg.port)
         if msg.port not in self.ndef.cls.outputs:
             raise ValueError(f"node emitted on unknown port {msg.port!r} (outputs: {self.ndef.cls.outputs})")
@@ -143,7 +145,7 @@ class Worker:
                 poller.register(channel.monitor, zmq.POLLIN)
         expected = {c.link.id: c.link.src_replicas for c in self.ins}
         eos_from: dict[str, set] = defaultdict(set)
-        batch: list[tuple[Message, InChannel]] = []
+        batch: list[tuple[Message, InChannel, object]] = []
         batch_size = max(1, int(getattr(self.node, "batch_size", 1)))
         timeout_s = float(getattr(self.node, "batch_timeout_ms", 50)) / 1000
         batch_started = 0.0
@@ -162,19 +164,21 @@ class Worker:
                     try:
                         _, msg = decode(frames)
                     except DecodeError as exc:
-                        self.metrics.counts["decode_errors"] += 1
-                        channel.ack()
-                        if self.metrics.counts["decode_errors"] % ERROR_LOG_EVERY == 1:
-                            self.log.warning("dropped malformed message on %s: %s", channel.link.id, exc)
+                        self._drop_malformed(channel, exc)
                         continue
                     if msg.eos:
                         eos_from[channel.link.id].add((msg.meta.get("node"), msg.meta.get("replica")))
                         channel.hold_eos(f"{msg.meta.get('node')}.{msg.meta.get('replica')}")
                         continue
                     msg.port = channel.link.dst_port
+                    try:
+                        item = receive(self.ndef.cls.inputs.get(msg.port), msg)
+                    except (MessageTypeError, KeyError, TypeError, ValueError) as exc:
+                        self._drop_malformed(channel, exc)
+                        continue
                     if not batch:
                         batch_started = time.monotonic()
-                    batch.append((msg, channel))
+                    batch.append((msg, channel, item))
                     self.metrics.received()
             self.metrics.gauges["queue"] = len(batch)
             if batch and (len(batch) >= batch_size or time.monotonic() >= batch_started + timeout_s):
@@ -186,11 +190,19 @@ class Worker:
         if batch:
             self._process(batch, batch_size)
 
-    def _process(self, batch: list[tuple[Message, InChannel]], batch_size: int) -> None:
-        msgs = [m for m, _ in batch]
+    def _drop_malformed(self, channel: InChannel, exc: Exception) -> None:
+        """A message that is not a zdg message, or not of the port's type: counted, acked and dropped."""
+        self.metrics.counts["decode_errors"] += 1
+        channel.ack()
+        if self.metrics.counts["decode_errors"] % ERROR_LOG_EVERY == 1:
+            self.log.warning("dropped malformed message on %s: %s", channel.link.id, exc)
+
+    def _process(self, batch: list[tuple[Message, InChannel, object]], batch_size: int) -> None:
+        msgs = [m for m, _, _ in batch]
+        items = [item for _, _, item in batch]
         started = time.perf_counter()
         try:
-            outs = self.node.process_batch(msgs) if batch_size > 1 else as_list(self.node.process(msgs[0]))
+            outs = self.node.process_batch(items) if batch_size > 1 else as_list(self.node.process(items[0]))
         except FatalNodeError:
             raise
         except Exception:
@@ -199,8 +211,8 @@ class Worker:
             if self.metrics.counts["errors"] % ERROR_LOG_EVERY <= len(msgs):
                 self.log.exception("process failed on %d message(s); continuing", len(msgs))
         self.metrics.timing(time.perf_counter() - started, len(msgs))
-        for channel in {id(c): c for _, c in batch}.values():
-            channel.ack(sum(1 for _, c in batch if c is channel))
+        for channel in {id(c): c for _, c, _ in batch}.values():
+            channel.ack(sum(1 for _, c, _ in batch if c is channel))
         parent = msgs[0] if len(msgs) == 1 else None
         for out in outs:
             self.emit(out, parent)

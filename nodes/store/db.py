@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import psycopg
 from pgvector.psycopg import register_vector
 
-DEFAULT_STORE_DIR = ".zdg/store"
+from nodes.environment import FaceEnvironment
+
 _servers: dict[Path, object] = {}
 
 
@@ -24,9 +24,9 @@ def embedded_dsn(store_dir: str | Path) -> str:
     return _servers[path].get_uri()
 
 
-def resolve_dsn(dsn: str | None = None, store_dir: str | None = None) -> str:
-    """The param, then $ZDG_DSN, then the embedded server in `store_dir` (default .zdg/store)."""
-    return dsn or os.environ.get("ZDG_DSN") or embedded_dsn(store_dir or os.environ.get("ZDG_STORE_DIR", DEFAULT_STORE_DIR))
+def resolve_dsn(dsn: str | None, store_dir: str | None, env: FaceEnvironment) -> str:
+    """The node's `dsn`, then $ZDG_DSN, then the embedded server in `store_dir` (else $ZDG_STORE_DIR, .zdg/store)."""
+    return dsn or env.dsn or embedded_dsn(store_dir or env.store_dir)
 
 
 def describe(dsn: str) -> str:

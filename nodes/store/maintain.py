@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
 import numpy as np
 import psycopg
 from sklearn.metrics import silhouette_samples
 
+from nodes.decision import ReidSettings
 from nodes.setdist import set_distance
+from nodes.store.clusters import merge_clusters, names_of, record_event, refresh_cluster, windowed_vectors
 from nodes.store.db import to_numpy
-from nodes.store.reid import DECISION_LOCK, ReidSettings, refresh_cluster
+from nodes.store.reid import DECISION_LOCK
 
 SAMPLE_PER_CLUSTER = 50
 
@@ -25,11 +26,8 @@ class MaintenanceReport:
 
 def sampled_vectors(conn: psycopg.Connection) -> tuple[np.ndarray, np.ndarray, dict[int, str | None]]:
     """Up to SAMPLE_PER_CLUSTER best-quality vectors per cluster, their cluster ids, and cluster names."""
-    rows = conn.execute(
-        "SELECT cluster_id, embedding FROM (SELECT cluster_id, embedding, row_number() OVER "
-        "(PARTITION BY cluster_id ORDER BY quality DESC NULLS LAST, id) AS rn FROM faces WHERE cluster_id IS NOT NULL) t "
-        "WHERE rn <= %s ORDER BY cluster_id", (SAMPLE_PER_CLUSTER,)).fetchall()
-    names = dict(conn.execute("SELECT id, name FROM clusters").fetchall())
+    rows = windowed_vectors(conn, SAMPLE_PER_CLUSTER)
+    names = names_of(conn)
     if not rows:
         return np.zeros((0, 0), np.float32), np.zeros(0, int), names
     labels = np.array([r[0] for r in rows])
@@ -73,15 +71,8 @@ def merge_weak(conn: psycopg.Connection, s: ReidSettings, report: MaintenanceRep
         before = float(scores.mean())
         if after is not None and float(after.mean()) <= before:
             continue
-        keep_name = names.get(target) or names.get(weak)
-        conn.execute("UPDATE faces SET cluster_id = %s WHERE cluster_id = %s", (target, weak))
-        conn.execute("UPDATE sequences SET cluster_id = %s WHERE cluster_id = %s", (target, weak))
-        conn.execute("DELETE FROM clusters WHERE id = %s", (weak,))
-        conn.execute("UPDATE clusters SET name = %s WHERE id = %s", (keep_name, target))
-        refresh_cluster(conn, target)
-        detail = {"silhouette_before": before, "silhouette_after": None if after is None else float(after.mean())}
-        conn.execute("INSERT INTO cluster_events (kind, cluster_id, other_id, detail) VALUES ('merge', %s, %s, %s)",
-                     (target, weak, json.dumps(detail)))
+        merge_clusters(conn, weak, target, {"silhouette_before": before,
+                                            "silhouette_after": None if after is None else float(after.mean())})
         report.merges.append((weak, target))
         labels = merged
         scores = after if after is not None else scores
@@ -95,8 +86,7 @@ def forget(conn: psycopg.Connection, max_vectors: int, report: MaintenanceReport
             "SELECT f.id FROM faces f, clusters c WHERE f.cluster_id = c.id AND c.id = %s "
             "ORDER BY f.embedding <=> c.centroid DESC LIMIT %s", (cluster_id, size - max_vectors))]
         conn.execute("UPDATE faces SET cluster_id = NULL WHERE id = ANY(%s)", (ids,))
-        conn.execute("INSERT INTO cluster_events (kind, cluster_id, detail) VALUES ('forget', %s, %s)",
-                     (cluster_id, json.dumps({"vectors": len(ids)})))
+        record_event(conn, "forget", cluster_id, detail={"vectors": len(ids)})
         refresh_cluster(conn, cluster_id)
         report.forgotten += len(ids)
 

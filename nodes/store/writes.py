@@ -1,4 +1,4 @@
-"""Idempotent writes of closed sequences: faces go in with COPY, natural keys make replays write nothing."""
+"""Idempotent writes: closed sequences (faces go in with COPY) and enrolled photos; natural keys make replays write nothing."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import psycopg
 
-from zdg.message import Message
+from nodes.messages import Sequence
 
 FACE_COLUMNS = "source_id, frame, face_index, sequence_id, bbox, kps, score, quality, embedding"
 FACE_TYPES = ["int8", "int4", "int4", "int8", "float4[]", "float4[]", "float4", "float4", "vector"]
@@ -18,29 +18,39 @@ def ensure_source(conn: psycopg.Connection, name: str, path: str) -> int:
         "RETURNING id", (name, path)).fetchone()[0]
 
 
-def write_sequence(conn: psycopg.Connection, msg: Message) -> tuple[int, bool]:
+def write_sequence(conn: psycopg.Connection, seq: Sequence) -> tuple[int, bool]:
     """Store one closed sequence with its faces and crops; returns (sequence id, newly written)."""
-    f, a = msg.fields, msg.arrays
-    source_id = ensure_source(conn, f["video"], f.get("video_path", ""))
+    source_id = ensure_source(conn, seq.video, seq.video_path)
     row = conn.execute(
         "INSERT INTO sequences (source_id, seq_key, first_frame, last_frame, first_ts, last_ts, size, centroid) "
         "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (seq_key) DO NOTHING RETURNING id",
-        (source_id, f["sequence_id"], f["first_frame"], f["last_frame"], f["first_ts"], f["last_ts"], f["size"],
-         np.asarray(a["centroid"], np.float32))).fetchone()
+        (source_id, seq.sequence_id, seq.first_frame, seq.last_frame, seq.first_ts, seq.last_ts, seq.size,
+         seq.centroid)).fetchone()
     if row is None:
-        return conn.execute("SELECT id FROM sequences WHERE seq_key = %s", (f["sequence_id"],)).fetchone()[0], False
+        return conn.execute("SELECT id FROM sequences WHERE seq_key = %s", (seq.sequence_id,)).fetchone()[0], False
     sequence_id = row[0]
     conn.execute("CREATE TEMP TABLE IF NOT EXISTS faces_in (LIKE faces INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
     with conn.cursor().copy(f"COPY faces_in ({FACE_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
         copy.set_types(FACE_TYPES)
-        for i in range(len(a["vectors"])):
-            copy.write_row((source_id, int(a["frames"][i]), int(a["face_index"][i]), sequence_id,
-                            a["boxes_xyxy"][i].tolist(), a["kps"][i].ravel().tolist(), float(a["scores"][i]),
-                            float(a["quality"][i]), np.asarray(a["vectors"][i], np.float32)))
+        for i in range(seq.size):
+            copy.write_row((source_id, int(seq.frames[i]), int(seq.face_index[i]), sequence_id,
+                            seq.boxes_xyxy[i].tolist(), seq.kps[i].ravel().tolist(), float(seq.scores[i]),
+                            float(seq.quality[i]), seq.embeddings[i]))
     conn.execute(f"INSERT INTO faces ({FACE_COLUMNS}) SELECT {FACE_COLUMNS} FROM faces_in "
                  "ON CONFLICT (source_id, frame, face_index) DO NOTHING")
-    for frame, crop in zip(a.get("crop_frames", []), a.get("crops", []), strict=True):
-        ok, png = cv2.imencode(".png", np.asarray(crop))
+    for frame, crop in zip(seq.crop_frames, seq.crops, strict=True):
+        ok, png = cv2.imencode(".png", crop)
         if ok:
             conn.execute("INSERT INTO crops VALUES (%s, %s, %s) ON CONFLICT DO NOTHING", (sequence_id, int(frame), png.tobytes()))
     return sequence_id, True
+
+
+def write_photo_face(conn: psycopg.Connection, photo: str, path: str, embedding: np.ndarray, box: np.ndarray,
+                     kps: np.ndarray, score: float, cluster_id: int) -> None:
+    """An enrolled photo's face, in a named cluster (a photo enrolled again moves to that cluster)."""
+    source_id = ensure_source(conn, f"photo:{photo}", path)
+    conn.execute(
+        "INSERT INTO faces (source_id, frame, face_index, bbox, kps, score, quality, embedding, cluster_id) "
+        "VALUES (%s, 0, 0, %s, %s, %s, %s, %s, %s) ON CONFLICT (source_id, frame, face_index) "
+        "DO UPDATE SET cluster_id = excluded.cluster_id",
+        (source_id, box.tolist(), kps.ravel().tolist(), score, score, embedding.astype(np.float32), cluster_id))

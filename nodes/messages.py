@@ -1,0 +1,176 @@
+"""The typed messages of the face graphs: one type per edge, one name per quantity end to end.
+
+    video_source --Frame--> detector --Faces--> embedder --Faces(+embeddings)--> sequencer
+    --Sequence--> db_writer --Sequence(+sequence_db_id)--> reid --ReidDecision--> topic "reid"
+
+Shapes use letters for sizes shared inside a message: n faces, d the model's embedding
+dimension (never assumed), k kept crops, h x w the image.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar
+
+import numpy as np
+
+from zdg.typed import TypedMessage
+
+CROP_SIZE = 112
+NoneType = type(None)
+NUMBER = (int, float)
+
+
+@dataclass(frozen=True, eq=False)
+class Frame(TypedMessage):
+    """One decoded frame of a source (BGR)."""
+
+    KIND: ClassVar[str] = "frame"
+    SCALARS: ClassVar[dict] = {"video": str, "video_path": str, "frame": int, "seq": int, "ts": float}
+    ARRAYS: ClassVar[dict] = {"image": (("h", "w", 3), "uint8")}
+
+    video: str  # the source's name (video_id)
+    video_path: str
+    frame: int  # index in the source
+    seq: int  # index among emitted frames (the order the sequencer restores)
+    ts: float  # seconds into the clip, or wall-clock time for streams
+    image: np.ndarray
+
+    def fields(self) -> dict[str, Any]:
+        h, w = self.image.shape[:2]
+        return {**super().fields(), "width": w, "height": h}
+
+
+@dataclass(frozen=True, eq=False)
+class Faces(TypedMessage):
+    """Faces found in one frame, as parallel arrays; `embeddings` stays (0, 0) until embedded."""
+
+    KIND: ClassVar[str] = "faces"
+    SCALARS: ClassVar[dict] = {"video": str, "video_path": str, "frame": int, "seq": int, "ts": float}
+    ARRAYS: ClassVar[dict] = {
+        "boxes_xyxy": (("n", 4), "float32"), "kps": (("n", 5, 2), "float32"), "scores": (("n",), "float32"),
+        "quality": (("n",), "float32"), "crops": (("n", CROP_SIZE, CROP_SIZE, 3), "uint8"),
+        "embeddings": (("e", "d"), "float32"),
+    }
+
+    video: str
+    video_path: str
+    frame: int
+    seq: int
+    ts: float
+    boxes_xyxy: np.ndarray
+    kps: np.ndarray
+    scores: np.ndarray
+    quality: np.ndarray
+    crops: np.ndarray
+    embeddings: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if len(self.embeddings) not in (0, len(self.boxes_xyxy)):
+            raise ValueError(f"Faces.embeddings: expected {len(self.boxes_xyxy)} rows, got {len(self.embeddings)}")
+
+    def __len__(self) -> int:
+        return len(self.boxes_xyxy)
+
+    @classmethod
+    def empty(cls, frame: Frame) -> Faces:
+        return cls(frame.video, frame.video_path, frame.frame, frame.seq, frame.ts, np.zeros((0, 4), np.float32),
+                   np.zeros((0, 5, 2), np.float32), np.zeros(0, np.float32), np.zeros(0, np.float32),
+                   np.zeros((0, CROP_SIZE, CROP_SIZE, 3), np.uint8))
+
+    def embedded(self, embeddings: np.ndarray) -> Faces:
+        return replace(self, embeddings=embeddings)
+
+
+@dataclass(frozen=True, eq=False)
+class Sequence(TypedMessage):
+    """One person while on screen: every face of a track, its best crops, and (once stored) its store id."""
+
+    KIND: ClassVar[str] = "sequence"
+    SCALARS: ClassVar[dict] = {"sequence_id": str, "video": str, "video_path": str, "first_ts": float,
+                               "last_ts": float, "closed": bool, "sequence_db_id": (int, NoneType)}
+    ARRAYS: ClassVar[dict] = {
+        "embeddings": (("n", "d"), "float32"), "frames": (("n",), "int32"), "face_index": (("n",), "int32"),
+        "boxes_xyxy": (("n", 4), "float32"), "kps": (("n", 5, 2), "float32"), "scores": (("n",), "float32"),
+        "quality": (("n",), "float32"), "crops": (("k", CROP_SIZE, CROP_SIZE, 3), "uint8"),
+        "crop_frames": (("k",), "int32"),
+    }
+
+    sequence_id: str
+    video: str
+    video_path: str
+    first_ts: float
+    last_ts: float
+    embeddings: np.ndarray
+    frames: np.ndarray
+    face_index: np.ndarray
+    boxes_xyxy: np.ndarray
+    kps: np.ndarray
+    scores: np.ndarray
+    quality: np.ndarray
+    crops: np.ndarray
+    crop_frames: np.ndarray
+    closed: bool = True  # False: an update of a sequence still open (sequencer port `update`)
+    sequence_db_id: int | None = None  # set by the db writer
+
+    @property
+    def size(self) -> int:
+        return len(self.embeddings)
+
+    @property
+    def first_frame(self) -> int:
+        return int(self.frames[0])
+
+    @property
+    def last_frame(self) -> int:
+        return int(self.frames[-1])
+
+    @property
+    def centroid(self) -> np.ndarray:
+        mean = self.embeddings.mean(axis=0)
+        return (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
+
+    def fields(self) -> dict[str, Any]:
+        return {**super().fields(), "first_frame": self.first_frame, "last_frame": self.last_frame, "size": self.size,
+                "mean_score": float(self.scores.mean())}
+
+    def stored_as(self, sequence_db_id: int) -> Sequence:
+        return replace(self, sequence_db_id=sequence_db_id)
+
+
+@dataclass(frozen=True, eq=False)
+class ReidDecision(TypedMessage):
+    """Which face cluster a stored sequence joined (`status`: new, recognised or already_assigned)."""
+
+    KIND: ClassVar[str] = "reid"
+    SCALARS: ClassVar[dict] = {"sequence_id": str, "sequence_db_id": int, "video": str, "video_path": str,
+                               "first_frame": int, "last_frame": int, "cluster_id": int, "status": str,
+                               "distance": (*NUMBER, NoneType), "silhouette": (*NUMBER, NoneType),
+                               "name": (str, NoneType)}
+    ARRAYS: ClassVar[dict] = {"frames": (("n",), "int32"), "boxes_xyxy": (("n", 4), "float32"),
+                              "crops": (("k", CROP_SIZE, CROP_SIZE, 3), "uint8"), "crop_frames": (("k",), "int32")}
+
+    sequence_id: str
+    sequence_db_id: int
+    video: str
+    video_path: str
+    first_frame: int
+    last_frame: int
+    cluster_id: int
+    status: str
+    distance: float | None
+    silhouette: float | None
+    name: str | None
+    frames: np.ndarray
+    boxes_xyxy: np.ndarray
+    crops: np.ndarray
+    crop_frames: np.ndarray
+
+    @property
+    def label(self) -> str:
+        """What a person sees: the enrolled name, else "face <cluster id>"."""
+        return self.name or f"face {self.cluster_id}"
+
+    def fields(self) -> dict[str, Any]:
+        return {**super().fields(), "label": self.label}

@@ -1,0 +1,143 @@
+"""Face clusters in SQL: their vectors, statistics, names, merges and deletion, and what a report lists."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import psycopg
+
+from nodes.store.db import to_numpy
+
+
+@dataclass
+class Identity:
+    id: int
+    name: str | None
+    size: int
+    sequences: int
+    sources: int
+    silhouette: float | None
+
+
+def windowed_vectors(conn: psycopg.Connection, per_cluster: int, ids: list[int] | None = None) -> list[tuple[int, Any]]:
+    """(cluster id, embedding) of up to `per_cluster` best-quality faces of each cluster (of `ids`, or of all)."""
+    where = "cluster_id = ANY(%s)" if ids is not None else "cluster_id IS NOT NULL"
+    args: tuple = (ids, per_cluster) if ids is not None else (per_cluster,)
+    return conn.execute(
+        "SELECT cluster_id, embedding FROM (SELECT cluster_id, embedding, row_number() OVER "
+        f"(PARTITION BY cluster_id ORDER BY quality DESC NULLS LAST, id) AS rn FROM faces WHERE {where}) t "
+        "WHERE rn <= %s ORDER BY cluster_id", args, binary=True).fetchall()  # binary: parsing text vectors dominated
+
+
+def vectors_by_cluster(conn: psycopg.Connection, ids: list[int], per_cluster: int) -> dict[int, np.ndarray]:
+    out: dict[int, list] = {}
+    for cluster_id, emb in windowed_vectors(conn, per_cluster, ids):
+        out.setdefault(cluster_id, []).append(to_numpy(emb))
+    return {c: np.stack(v) for c, v in out.items()}
+
+
+def names_of(conn: psycopg.Connection, ids: list[int] | None = None) -> dict[int, str | None]:
+    if ids is None:
+        return dict(conn.execute("SELECT id, name FROM clusters").fetchall())
+    return dict(conn.execute("SELECT id, name FROM clusters WHERE id = ANY(%s)", (ids,)).fetchall())
+
+
+def refresh_cluster(conn: psycopg.Connection, cluster_id: int, silhouette: float | None = None) -> None:
+    conn.execute(
+        "UPDATE clusters c SET size = s.n, centroid = s.centroid, cohesion = s.cohesion, updated_at = now(), "
+        "silhouette = COALESCE(%s, c.silhouette) FROM (SELECT count(*) AS n, avg(embedding) AS centroid, "
+        "1 - avg(embedding <=> (SELECT avg(embedding) FROM faces WHERE cluster_id = %s)) AS cohesion "
+        "FROM faces WHERE cluster_id = %s) s WHERE c.id = %s",
+        (silhouette, cluster_id, cluster_id, cluster_id))
+
+
+def new_cluster(conn: psycopg.Connection, name: str | None = None) -> int:
+    return conn.execute("INSERT INTO clusters (name) VALUES (%s) RETURNING id", (name,)).fetchone()[0]
+
+
+def cluster_by_name(conn: psycopg.Connection, name: str) -> int:
+    row = conn.execute("SELECT id FROM clusters WHERE name = %s", (name,)).fetchone()
+    return row[0] if row else new_cluster(conn, name)
+
+
+def record_event(conn: psycopg.Connection, kind: str, cluster_id: int | None, other_id: int | None = None,
+                 detail: dict | None = None) -> None:
+    conn.execute("INSERT INTO cluster_events (kind, cluster_id, other_id, detail) VALUES (%s, %s, %s, %s)",
+                 (kind, cluster_id, other_id, None if detail is None else json.dumps(detail)))
+
+
+def merge_clusters(conn: psycopg.Connection, source: int, target: int, detail: dict | None = None) -> None:
+    """Move every face and sequence of `source` into `target`; the target keeps its name, else takes the source's."""
+    names = names_of(conn, [source, target])
+    missing = {source, target} - set(names)
+    if missing:
+        raise LookupError(f"no identity {sorted(missing)}")
+    conn.execute("UPDATE faces SET cluster_id = %s WHERE cluster_id = %s", (target, source))
+    conn.execute("UPDATE sequences SET cluster_id = %s WHERE cluster_id = %s", (target, source))
+    conn.execute("DELETE FROM clusters WHERE id = %s", (source,))
+    if not names[target] and names[source]:
+        conn.execute("UPDATE clusters SET name = %s WHERE id = %s", (names[source], target))
+    refresh_cluster(conn, target)
+    record_event(conn, "merge", target, source, detail)
+
+
+def delete_cluster(conn: psycopg.Connection, cluster_id: int) -> int:
+    """Remove the identity and every vector of it (faces and sequences); returns faces deleted."""
+    if not conn.execute("SELECT 1 FROM clusters WHERE id = %s", (cluster_id,)).fetchone():
+        raise LookupError(f"no identity {cluster_id}")
+    faces = conn.execute("DELETE FROM faces WHERE cluster_id = %s", (cluster_id,)).rowcount
+    conn.execute("DELETE FROM sequences WHERE cluster_id = %s", (cluster_id,))
+    conn.execute("DELETE FROM clusters WHERE id = %s", (cluster_id,))
+    record_event(conn, "delete", cluster_id)
+    return faces
+
+
+def rename_cluster(conn: psycopg.Connection, cluster_id: int, name: str) -> None:
+    if conn.execute("UPDATE clusters SET name = %s WHERE id = %s", (name, cluster_id)).rowcount != 1:
+        raise LookupError(f"no identity {cluster_id}")
+
+
+def list_identities(conn: psycopg.Connection) -> list[Identity]:
+    rows = conn.execute(
+        "SELECT c.id, c.name, c.size, count(DISTINCT s.id), count(DISTINCT s.source_id), c.silhouette FROM clusters c "
+        "LEFT JOIN sequences s ON s.cluster_id = c.id GROUP BY c.id ORDER BY c.id").fetchall()
+    return [Identity(*row) for row in rows]
+
+
+def clusters_for_report(conn: psycopg.Connection) -> list[tuple]:
+    """(id, name, size, silhouette, cohesion) of every cluster."""
+    return conn.execute("SELECT id, name, size, silhouette, cohesion FROM clusters ORDER BY id").fetchall()
+
+
+def appearances(conn: psycopg.Connection, cluster_id: int) -> list[tuple]:
+    """(source, first frame, last frame, first ts, last ts, sequence id) of the cluster's sequences."""
+    return conn.execute(
+        "SELECT so.name, s.first_frame, s.last_frame, s.first_ts, s.last_ts, s.id FROM sequences s "
+        "JOIN sources so ON so.id = s.source_id WHERE s.cluster_id = %s ORDER BY so.name, s.first_frame",
+        (cluster_id,)).fetchall()
+
+
+def crops_of(conn: psycopg.Connection, cluster_id: int, limit: int) -> list[tuple[bytes, int]]:
+    """(PNG bytes, frame) of the cluster's stored crops."""
+    return conn.execute(
+        "SELECT c.png, c.frame FROM crops c JOIN sequences s ON s.id = c.sequence_id WHERE s.cluster_id = %s "
+        "ORDER BY s.id, c.frame LIMIT %s", (cluster_id, limit)).fetchall()
+
+
+def summary(conn: psycopg.Connection) -> dict[str, int]:
+    one = lambda sql: conn.execute(sql).fetchone()[0]  # noqa: E731
+    return {
+        "sources": one("SELECT count(*) FROM sources WHERE name NOT LIKE 'photo:%'"),
+        "sequences": one("SELECT count(*) FROM sequences"),
+        "faces": one("SELECT count(*) FROM faces WHERE sequence_id IS NOT NULL"),
+        "clusters": one("SELECT count(*) FROM clusters"),
+        "named_clusters": one("SELECT count(*) FROM clusters WHERE name IS NOT NULL"),
+        "recognised_sequences": one("SELECT count(*) FROM cluster_events WHERE kind = 'recognised'"),
+        "reappearing_clusters": one("SELECT count(*) FROM (SELECT cluster_id FROM sequences WHERE cluster_id IS NOT NULL "
+                                    "GROUP BY cluster_id HAVING count(*) > 1) t"),
+        "clusters_in_several_sources": one("SELECT count(*) FROM (SELECT cluster_id FROM sequences WHERE cluster_id IS NOT NULL "
+                                           "GROUP BY cluster_id HAVING count(DISTINCT source_id) > 1) t"),
+    }

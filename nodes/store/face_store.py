@@ -1,0 +1,55 @@
+"""The one interface to the face store; nodes and commands use it, never SQL (`PgFaceStore` implements it)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from nodes.decision import Candidate, ReidSettings
+    from nodes.messages import Sequence
+    from nodes.store.clusters import Identity
+    from nodes.store.maintain import MaintenanceReport
+    from nodes.store.reid import Decision
+
+
+class FaceStore(Protocol):
+    dim: int  # the embedding dimension, fixed when the store was created
+
+    def write_sequences(self, batch: list[Sequence]) -> list[tuple[int, bool]]:
+        """Store closed sequences in one transaction: (store id, newly written) each; a replay writes nothing."""
+
+    def candidates(self, embeddings: np.ndarray, settings: ReidSettings, exclude_sequence: int | None) -> list[Candidate]:
+        """Clusters worth scoring for a sequence, with the stored embeddings they are scored on."""
+
+    def decide(self, sequence_db_id: int, embeddings: np.ndarray, settings: ReidSettings) -> Decision:
+        """Put a stored sequence into its cluster (the rule in nodes.decision) and record why."""
+
+    def maintain(self, settings: ReidSettings, max_vectors: int = 500) -> MaintenanceReport:
+        """Refresh silhouettes, merge weak clusters, forget vectors beyond a cap."""
+
+    def enroll(self, name: str, faces: list[tuple[str, str, np.ndarray, np.ndarray, np.ndarray, float]]) -> int:
+        """Add photos' faces (photo, path, embedding, box, keypoints, score) to the named identity; its id."""
+
+    def merge(self, source: int, target: int) -> None: ...
+
+    def rename(self, cluster_id: int, name: str) -> None: ...
+
+    def delete(self, cluster_id: int) -> int:
+        """Remove an identity and every face of it; returns the faces removed."""
+
+    def identities(self) -> list[Identity]: ...
+
+    def summary(self) -> dict[str, int]: ...
+
+    def sampled_vectors(self) -> tuple[np.ndarray, np.ndarray, dict[int, str | None]]:
+        """Some embeddings of every cluster, their cluster ids, and the clusters' names."""
+
+    def report_clusters(self) -> list[tuple]: ...
+
+    def appearances(self, cluster_id: int) -> list[tuple]: ...
+
+    def crops(self, cluster_id: int, limit: int) -> list[tuple[bytes, int]]: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,80 @@
+"""The face store on Postgres + pgvector: `FaceStore` over one connection."""
+
+from __future__ import annotations
+
+import numpy as np
+import psycopg
+
+from nodes.decision import Candidate, ReidSettings
+from nodes.messages import Sequence
+from nodes.store import clusters, maintain, reid, writes
+from nodes.store.db import connect
+from nodes.store.schema import migrate, store_dim
+
+StoreUnreachable = psycopg.OperationalError  # what callers retry on
+
+
+class PgFaceStore:
+    def __init__(self, conn: psycopg.Connection, dim: int) -> None:
+        self.conn = conn
+        self.dim = dim
+
+    @classmethod
+    def open(cls, dsn: str, dim: int | None = None) -> PgFaceStore:
+        """Connect; with `dim`, create or upgrade the schema for it (DimensionMismatch if the store holds another)."""
+        conn = connect(dsn)
+        return cls(conn, migrate(conn, dim) if dim is not None else (store_dim(conn) or 0))
+
+    def write_sequences(self, batch: list[Sequence]) -> list[tuple[int, bool]]:
+        with self.conn.transaction():
+            return [writes.write_sequence(self.conn, seq) for seq in batch]
+
+    def candidates(self, embeddings: np.ndarray, settings: ReidSettings, exclude_sequence: int | None) -> list[Candidate]:
+        with self.conn.transaction():
+            return reid.candidates(self.conn, embeddings, settings, exclude_sequence)
+
+    def decide(self, sequence_db_id: int, embeddings: np.ndarray, settings: ReidSettings) -> reid.Decision:
+        return reid.decide(self.conn, sequence_db_id, embeddings, settings)
+
+    def maintain(self, settings: ReidSettings, max_vectors: int = 500) -> maintain.MaintenanceReport:
+        return maintain.maintain(self.conn, settings, max_vectors)
+
+    def enroll(self, name: str, faces: list[tuple[str, str, np.ndarray, np.ndarray, np.ndarray, float]]) -> int:
+        with self.conn.transaction():
+            cluster_id = clusters.cluster_by_name(self.conn, name)
+            for photo, path, embedding, box, kps, score in faces:
+                writes.write_photo_face(self.conn, photo, path, embedding, box, kps, score, cluster_id)
+            clusters.refresh_cluster(self.conn, cluster_id)
+        return cluster_id
+
+    def merge(self, source: int, target: int) -> None:
+        with self.conn.transaction():
+            clusters.merge_clusters(self.conn, source, target)
+
+    def rename(self, cluster_id: int, name: str) -> None:
+        clusters.rename_cluster(self.conn, cluster_id, name)
+
+    def delete(self, cluster_id: int) -> int:
+        with self.conn.transaction():
+            return clusters.delete_cluster(self.conn, cluster_id)
+
+    def identities(self) -> list[clusters.Identity]:
+        return clusters.list_identities(self.conn)
+
+    def summary(self) -> dict[str, int]:
+        return clusters.summary(self.conn)
+
+    def sampled_vectors(self) -> tuple[np.ndarray, np.ndarray, dict[int, str | None]]:
+        return maintain.sampled_vectors(self.conn)
+
+    def report_clusters(self) -> list[tuple]:
+        return clusters.clusters_for_report(self.conn)
+
+    def appearances(self, cluster_id: int) -> list[tuple]:
+        return clusters.appearances(self.conn, cluster_id)
+
+    def crops(self, cluster_id: int, limit: int) -> list[tuple[bytes, int]]:
+        return clusters.crops_of(self.conn, cluster_id, limit)
+
+    def close(self) -> None:
+        self.conn.close()

@@ -1,0 +1,95 @@
+"""Decode frames from a file, a folder of images, or a stream (URL or webcam index) with OpenCV."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from nodes.photos import IMAGE_SUFFIXES
+from zdg.node import FatalNodeError
+from zdg.retry import Backoff
+
+log = logging.getLogger("zdg.video")
+RECONNECT_CAP_S = 30.0
+Progress = Callable[[int, int | None], None]
+Count = Callable[[str], None]
+
+
+def is_stream(path: str) -> bool:
+    return path.isdigit() or "://" in path
+
+
+def histogram(image: np.ndarray) -> np.ndarray:
+    hist = cv2.calcHist([cv2.resize(image, (64, 36))], [0, 1, 2], None, [8, 8, 8], [0, 256] * 3)
+    return cv2.normalize(hist, hist).flatten()
+
+
+def histogram_distance(a: np.ndarray, b: np.ndarray) -> float:
+    return float(cv2.compareHist(a, b, cv2.HISTCMP_BHATTACHARYYA))
+
+
+def frames_from_folder(folder: str, progress: Progress, count: Count) -> Iterator[tuple[int, float, np.ndarray]]:
+    files = sorted(f for f in Path(folder).iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise FatalNodeError(f"video source: {folder}: folder holds no images ({sorted(IMAGE_SUFFIXES)})")
+    progress(0, len(files))
+    for index, file in enumerate(files):
+        image = cv2.imread(str(file))
+        if image is None:
+            count("unreadable_images")
+            log.warning("%s: not a readable image; skipped", file)
+            continue
+        yield index, float(index), image
+
+
+def _open(path: str, stream: bool) -> cv2.VideoCapture:
+    cap = cv2.VideoCapture(int(path) if path.isdigit() else path)
+    if not cap.isOpened():
+        cap.release()
+        if stream:
+            return cap
+        raise FatalNodeError(f"video source: {path}: cannot open as video (corrupt or unsupported format)")
+    return cap
+
+
+def frames_from_video(path: str, start_s: float, end_s: float | None, reconnect_s: float, progress: Progress,
+                      count: Count) -> Iterator[tuple[int, float, np.ndarray]]:
+    """(index, seconds, image) of a file from start_s to end_s, or of a stream for ever (reconnecting)."""
+    stream = is_stream(path)
+    cap = _open(path, stream)
+    fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
+    total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if not stream else None
+    if start_s and not stream:
+        cap.set(cv2.CAP_PROP_POS_MSEC, start_s * 1000)
+    index = int(round(start_s * fps)) if not stream else 0
+    progress(index, total)
+    backoff = Backoff(first=reconnect_s, cap=RECONNECT_CAP_S)
+    decoded_any = False
+    while True:
+        ok, image = cap.read() if cap.isOpened() else (False, None)
+        if not ok:
+            if not stream:
+                if not decoded_any:
+                    raise FatalNodeError(f"video source: {path}: no frame could be decoded (corrupt or unsupported)")
+                break
+            count("reconnects")
+            delay = backoff.next()
+            log.warning("stream %s dropped; reconnecting in %.1fs", path, delay)
+            cap.release()
+            time.sleep(delay)
+            cap = _open(path, stream)
+            continue
+        decoded_any = True
+        backoff.reset()
+        ts = index / fps if not stream else time.time()
+        if end_s is not None and not stream and ts > end_s:
+            break
+        yield index, ts, image
+        index += 1
+        progress(index, total)
+    cap.release()
