@@ -67,13 +67,16 @@ def zdg_receiver(run_dir: str, result: mp.Queue) -> None:
     settings, link, transport = _setup(run_dir)
     ctx = zmq.Context()
     inp = InChannel(ctx, link, transport, settings, "dst.0")
+    assert inp.monitor is not None and inp.monitor.poll(10_000), "no handshake with the sender"
+    inp.greet()  # HELLO with this end's credit, as the worker does on every (re)connection
     latencies, count, start = [], 0, None
     while True:
         frames = inp.sock.recv_multipart(copy=False)
         now = time.perf_counter()
         _, msg = decode(frames)
         if msg.eos:
-            inp.ack_eos("src.0")
+            inp.hold_eos("src.0")
+            inp.ack_eos()
             break
         inp.ack()
         start = start or now

@@ -94,6 +94,19 @@ def cmd_maintain(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from nodes.store.export import render_rows
+
+    rows = open_store(load_graph(args.graph)).export()
+    text = render_rows(rows, args.format)
+    if args.output:
+        args.output.write_text(text)
+        print(f"wrote {args.output} ({len(rows)} sequences)", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from nodes.report import write_report
 
@@ -139,6 +152,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-vectors", type=int, default=500, help="vectors kept per cluster")
     graph_arg(p)
     p.set_defaults(func=cmd_maintain)
+
+    p = sub.add_parser("export", help="the store as one row per sequence (source, key, frames, times, faces, cluster)")
+    p.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
+    p.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")
+    graph_arg(p)
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("report", help="HTML page of the store: identities, crops, appearances, silhouette plot")
     p.add_argument("--out", type=Path, default=Path("out/report"))

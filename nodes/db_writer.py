@@ -7,23 +7,13 @@ retried with backoff; when the buffer is full the node blocks, so backpressure r
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
 
 from pydantic import Field
 
-from nodes.environment import FaceEnvironment
+from nodes.environment import StoreParams
 from nodes.messages import Sequence
-from zdg.node import Deploy, FatalNodeError, Node, Params
+from zdg.node import Deploy, FatalNodeError, Node
 from zdg.retry import Backoff, retry
-
-if TYPE_CHECKING:
-    from nodes.store.pg import PgFaceStore
-
-
-class StoreParams(Params):
-    dsn: str | None = Field(None, description="Postgres DSN; default $ZDG_DSN, else the embedded server")
-    store_dir: str | None = Field(None, description="embedded server data folder (default .zdg/store)")
-    wait_s: float = Field(600, gt=0, description="how long to wait for an unreachable store before failing")
 
 
 class DbWriterParams(StoreParams):
@@ -42,14 +32,11 @@ class DbWriterNode(Node):
     batch_timeout_ms = 200
 
     def setup(self) -> None:
-        from nodes.store.db import describe, resolve_dsn
-        from nodes.store.pg import PgFaceStore, StoreUnreachable
+        from nodes.store_client import StoreClient
 
         self.batch_size = self.params.batch_size
-        self.dsn = resolve_dsn(self.params.dsn, self.params.store_dir, FaceEnvironment.of(self.context.env))
-        self.where = describe(self.dsn)
-        self.open_store, self.unreachable = PgFaceStore.open, StoreUnreachable
-        self.store: PgFaceStore | None = None
+        self.client = StoreClient(self.params, self.context.env, self.log, self.context.count)
+        self.unreachable = self.client.unreachable
         self.buffer: list[Sequence] = []
         self.retry_at = 0.0
         self.backoff = Backoff()
@@ -58,12 +45,9 @@ class DbWriterNode(Node):
         """Write everything buffered in one transaction and return it with store ids (raises if unreachable)."""
         batch = self.buffer
         try:
-            if self.store is None or self.store.conn.closed:
-                self.store = self.open_store(self.dsn, batch[0].embeddings.shape[1])
-                self.log.info("writing to store %s (%d-d)", self.where, self.store.dim)
-            results = self.store.write_sequences(batch)
+            results = self.client.connected(batch[0].embeddings.shape[1]).write_sequences(batch)
         except self.unreachable:
-            self.store = None
+            self.client.lost()
             raise
         self.buffer = []
         self.backoff.reset()
@@ -94,7 +78,7 @@ class DbWriterNode(Node):
         try:
             return retry(self._write, self.unreachable, self.params.wait_s, self._on_outage, self.backoff)
         except self.unreachable:
-            raise FatalNodeError(f"store {self.where} unreachable for {self.params.wait_s:.0f}s; "
+            raise FatalNodeError(f"store {self.client.where} unreachable for {self.params.wait_s:.0f}s; "
                                  f"{len(self.buffer)} sequences not written") from None
 
     def process_batch(self, batch: list[Sequence]) -> list[Sequence]:
@@ -115,8 +99,12 @@ class DbWriterNode(Node):
     def finish(self) -> list[Sequence]:
         out = self._flush_blocking()
         self.context.counters["buffered"] = 0
+        counts = self.context.counters
+        if counts["sequences_already_stored"] and not counts["sequences_written"]:
+            self.log.warning("all %d sequences were stored before: this footage already ran under this video_id, so "
+                             "nothing new was written (a new video_id stores it as a new visit)",
+                             counts["sequences_already_stored"])
         return out
 
     def teardown(self) -> None:
-        if self.store is not None:
-            self.store.close()
+        self.client.close()

@@ -6,6 +6,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import Field
+
+from zdg.node import Params
+
 DEFAULT_STORE_DIR = ".zdg/store"
 DEFAULT_CLIP = "videos/friends_poker.mp4"
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"  # ../shared/data beside the repo
@@ -30,3 +34,11 @@ class FaceEnvironment:
     @property
     def default_clip(self) -> str:
         return str(self.data_root / DEFAULT_CLIP)
+
+
+class StoreParams(Params):
+    """Where a node finds the store."""
+
+    dsn: str | None = Field(None, description="Postgres DSN; default $ZDG_DSN, else the embedded server")
+    store_dir: str | None = Field(None, description="embedded server data folder (default .zdg/store)")
+    wait_s: float = Field(600, gt=0, description="how long to wait for an unreachable store before failing")

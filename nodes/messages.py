@@ -89,7 +89,8 @@ class Sequence(TypedMessage):
 
     KIND: ClassVar[str] = "sequence"
     SCALARS: ClassVar[dict] = {"sequence_id": str, "video": str, "video_path": str, "first_ts": float,
-                               "last_ts": float, "closed": bool, "sequence_db_id": (int, NoneType)}
+                               "last_ts": float, "closed": bool, "sequence_db_id": (int, NoneType),
+                               "resume_frame": (int, NoneType)}
     ARRAYS: ClassVar[dict] = {
         "embeddings": (("n", "d"), "float32"), "frames": (("n",), "int32"), "face_index": (("n",), "int32"),
         "boxes_xyxy": (("n", 4), "float32"), "kps": (("n", 5, 2), "float32"), "scores": (("n",), "float32"),
@@ -113,6 +114,7 @@ class Sequence(TypedMessage):
     crop_frames: np.ndarray
     closed: bool = True  # False: an update of a sequence still open (sequencer port `update`)
     sequence_db_id: int | None = None  # set by the db writer
+    resume_frame: int | None = None  # once this and every earlier sequence are durable, the source may resume here
 
     @property
     def size(self) -> int:

@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeVar
-
-from nodes.db_writer import StoreParams
 from nodes.decision import ReidSettings
-from nodes.environment import FaceEnvironment
+from nodes.environment import StoreParams
 from nodes.messages import ReidDecision, Sequence
-from zdg.node import Deploy, FatalNodeError, Node
-from zdg.retry import retry
+from zdg.node import Deploy, Node
 
-if TYPE_CHECKING:
-    from nodes.store.pg import PgFaceStore
-
-T = TypeVar("T")
+FINISHED = 2**31 - 1  # a checkpoint past any end frame: the source was read to its end and all of it is durable
 
 
 class ReidParams(StoreParams, ReidSettings):
@@ -23,7 +15,8 @@ class ReidParams(StoreParams, ReidSettings):
 
 
 class ReidNode(Node):
-    """Stored sequences (with `sequence_db_id`) in; one ReidDecision per sequence out."""
+    """Stored sequences (with `sequence_db_id`) in; one ReidDecision per sequence out. Each decision also
+    advances the sequence's source checkpoint (same transaction), so a rerun resumes after what is durable."""
 
     TYPE = "reid"
     Params = ReidParams
@@ -32,41 +25,24 @@ class ReidNode(Node):
     deploy = Deploy(image="zdg-faces", store=True)
 
     def setup(self) -> None:
-        from nodes.store.db import describe, resolve_dsn
-        from nodes.store.pg import PgFaceStore, StoreUnreachable
+        from nodes.store_client import StoreClient
 
-        self.dsn = resolve_dsn(self.params.dsn, self.params.store_dir, FaceEnvironment.of(self.context.env))
-        self.where = describe(self.dsn)
-        self.open_store, self.unreachable = PgFaceStore.open, StoreUnreachable
-        self.store: PgFaceStore | None = None
+        self.client = StoreClient(self.params, self.context.env, self.log, self.context.count)
         self.decisions = 0
-
-    def _on_outage(self, _exc: Exception, delay: float) -> None:
-        self.store = None
-        self.context.count("store_retries")
-        self.log.warning("store unreachable; retrying in %.1fs", delay)
-
-    def _with_store(self, dim: int, work: Callable[[PgFaceStore], T]) -> T:
-        """work(store), reconnecting with backoff while the store is unreachable (up to wait_s)."""
-        def attempt() -> T:
-            if self.store is None or self.store.conn.closed:
-                self.store = self.open_store(self.dsn, dim)
-            return work(self.store)
-
-        try:
-            return retry(attempt, self.unreachable, self.params.wait_s, self._on_outage)
-        except self.unreachable as exc:
-            raise FatalNodeError(f"store {self.where} unreachable for {self.params.wait_s:.0f}s") from exc
+        self.sources: set[str] = set()
 
     def process(self, seq: Sequence) -> ReidDecision:
         if seq.sequence_db_id is None:
             raise ValueError(f"sequence {seq.sequence_id} has no sequence_db_id: reid takes sequences from a db_writer")
         dim = seq.embeddings.shape[1]
-        decision = self._with_store(dim, lambda store: store.decide(seq.sequence_db_id, seq.embeddings, self.params))
+        checkpoint = (seq.video, seq.resume_frame) if seq.resume_frame is not None else None
+        decision = self.client.call(dim, lambda store: store.decide(seq.sequence_db_id, seq.embeddings, self.params,
+                                                                    checkpoint))
         self.context.count(decision.status)
         self.decisions += 1
+        self.sources.add(seq.video)
         if self.params.maintain_every and self.decisions % self.params.maintain_every == 0:
-            self._with_store(dim, lambda store: store.maintain(self.params))
+            self.client.call(dim, lambda store: store.maintain(self.params))
         return ReidDecision(
             sequence_id=seq.sequence_id, sequence_db_id=seq.sequence_db_id, video=seq.video, video_path=seq.video_path,
             first_frame=seq.first_frame, last_frame=seq.last_frame, cluster_id=decision.cluster_id,
@@ -74,9 +50,11 @@ class ReidNode(Node):
             frames=seq.frames, boxes_xyxy=seq.boxes_xyxy, crops=seq.crops, crop_frames=seq.crop_frames)
 
     def finish(self) -> None:
-        if self.decisions and self.store is not None:
-            self._with_store(self.store.dim, lambda store: store.maintain(self.params))
+        if self.decisions and self.client.store is not None:
+            self.client.call(self.client.store.dim, lambda store: store.maintain(self.params))
+        if self.context.stream_complete:  # every frame was read and every sequence is decided
+            for source in sorted(self.sources):
+                self.client.call(None, lambda store, source=source: store.advance_checkpoint(source, FINISHED))
 
     def teardown(self) -> None:
-        if self.store is not None:
-            self.store.close()
+        self.client.close()

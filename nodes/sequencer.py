@@ -8,7 +8,7 @@ order from replicated upstream nodes and are put back in order first.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from pydantic import Field
@@ -39,6 +39,25 @@ class VideoState:
     next_seq: int = 0
     pending: dict[int, Faces] = field(default_factory=dict)
     tracks: list[Track] = field(default_factory=list)
+    next_frame: int = 0  # the frame after the last one processed
+
+    def resume_frame(self) -> int:
+        """Where a rerun must start to rebuild every open track: the first frame of the oldest one."""
+        return min([t.frames[0] for t in self.tracks] + [self.next_frame])
+
+
+def with_resume_frames(out: list[Sequence | Message], resume: int) -> list[Sequence | Message]:
+    """Each closed sequence gets the resume frame that holds once it and those before it are stored:
+    `resume`, lowered to the first frame of any sequence emitted after it."""
+    later = resume
+    marked: list[Sequence | Message] = []
+    for item in reversed(out):
+        if isinstance(item, Sequence):
+            marked.append(replace(item, resume_frame=later))
+            later = min(later, item.first_frame)
+        else:
+            marked.append(item)
+    return marked[::-1]
 
 
 class SequencerNode(Node):
@@ -57,7 +76,6 @@ class SequencerNode(Node):
         self.tracking = tracking
         self.rule = tracking.LinkRule(p.iou_weight, p.min_iou, p.min_cosine, p.split_cosine, p.max_cost)
         self.videos: dict[str, VideoState] = {}
-        self.numbers = 0
 
     def process(self, faces: Faces) -> list[Sequence | Message]:
         state = self.videos.setdefault(faces.video, VideoState())
@@ -70,7 +88,7 @@ class SequencerNode(Node):
         while state.next_seq in state.pending:
             out += self._step(state, state.pending.pop(state.next_seq))
             state.next_seq += 1
-        return out
+        return with_resume_frames(out, state.resume_frame())
 
     def _close(self, track: Track) -> list[Sequence]:
         if len(track) < self.params.min_length:
@@ -82,6 +100,7 @@ class SequencerNode(Node):
     def _step(self, state: VideoState, faces: Faces) -> list[Sequence | Message]:
         p = self.params
         out: list[Sequence | Message] = []
+        state.next_frame = faces.frame + 1
         alive = []
         for track in state.tracks:
             if faces.seq - track.last_seq > p.max_gap:
@@ -95,8 +114,7 @@ class SequencerNode(Node):
         for i in range(len(faces)):
             track = matched.get(i)
             if track is None:
-                self.numbers += 1
-                track = self.tracking.Track(self.numbers, faces.video, faces.video_path)
+                track = self.tracking.Track(faces.video, faces.video_path)
                 state.tracks.append(track)
             track.add(faces, i, p.best_crops)
             if p.update_every and len(track) % p.update_every == 0:
@@ -104,12 +122,18 @@ class SequencerNode(Node):
         return out
 
     def finish(self) -> list[Sequence | Message]:
-        """End of stream: process held frames in order and close every open sequence."""
+        """End of stream: process held frames in order and close every open sequence. When a source was
+        stopped before its end (Ctrl-C), open sequences are not cut short: a rerun resumes before them."""
         out: list[Sequence | Message] = []
+        if not self.context.stream_complete:
+            self.context.count("open_sequences_left_for_resume", sum(len(s.tracks) for s in self.videos.values()))
+            return out
         for state in self.videos.values():
+            closed: list[Sequence | Message] = []
             for seq in sorted(state.pending):
-                out += self._step(state, state.pending.pop(seq))
+                closed += self._step(state, state.pending.pop(seq))
             for track in state.tracks:
-                out += self._close(track)
+                closed += self._close(track)
             state.tracks = []
+            out += with_resume_frames(closed, state.next_frame)
         return out

@@ -27,7 +27,6 @@ class LinkRule:
 
 @dataclass
 class Track:
-    number: int
     video: str
     video_path: str
     embeddings: list[np.ndarray] = field(default_factory=list)
@@ -65,13 +64,20 @@ class Track:
     def sequence(self, closed: bool) -> Sequence:
         crops = np.stack([c[2] for c in self.crops]) if self.crops else np.zeros((0, CROP_SIZE, CROP_SIZE, 3), np.uint8)
         return Sequence(
-            sequence_id=f"{self.video}:{self.number}", video=self.video, video_path=self.video_path,
+            sequence_id=sequence_key(self.video, self.frames[0], self.face_index[0]), video=self.video,
+            video_path=self.video_path,
             first_ts=float(self.timestamps[0]), last_ts=float(self.timestamps[-1]),
             embeddings=np.stack(self.embeddings).astype(np.float32), frames=np.asarray(self.frames, np.int32),
             face_index=np.asarray(self.face_index, np.int32), boxes_xyxy=np.stack(self.boxes).astype(np.float32),
             kps=np.stack(self.kps).astype(np.float32), scores=np.asarray(self.scores, np.float32),
             quality=np.asarray(self.quality, np.float32), crops=crops,
             crop_frames=np.asarray([c[1] for c in self.crops], np.int32), closed=closed)
+
+
+def sequence_key(video: str, first_frame: int, first_face: int) -> str:
+    """Where a sequence is: its source (a visit of it), first frame and first face there. Never a counter,
+    so a rerun, a restarted sequencer or a replay gives the same key to the same sequence."""
+    return f"{video}:{first_frame}:{first_face}"
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:

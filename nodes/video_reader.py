@@ -15,6 +15,10 @@ from zdg.node import FatalNodeError
 from zdg.retry import Backoff
 
 log = logging.getLogger("zdg.video")
+
+
+class VideoEndedEarly(Exception):
+    """Decoding a file stopped before the frame count its header declares (truncated or corrupt)."""
 RECONNECT_CAP_S = 30.0
 Progress = Callable[[int, int | None], None]
 Count = Callable[[str], None]
@@ -76,6 +80,10 @@ def frames_from_video(path: str, start_s: float, end_s: float | None, reconnect_
             if not stream:
                 if not decoded_any:
                     raise FatalNodeError(f"video source: {path}: no frame could be decoded (corrupt or unsupported)")
+                if total and index < total - 1:
+                    cap.release()
+                    raise VideoEndedEarly(f"video source: {path}: decoding stopped at frame {index} of {total} "
+                                          "(truncated or corrupt); the frames before it were processed")
                 break
             count("reconnects")
             delay = backoff.next()

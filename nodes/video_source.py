@@ -9,21 +9,24 @@ from pathlib import Path
 import numpy as np
 from pydantic import Field
 
-from nodes.environment import FaceEnvironment
+from nodes.environment import FaceEnvironment, StoreParams
 from nodes.messages import Frame
-from zdg.node import Deploy, FatalNodeError, Params, SourceNode
+from zdg.node import Deploy, FatalNodeError, SourceNode
 
 
-class VideoSourceParams(Params):
+class VideoSourceParams(StoreParams):
     path: str | None = Field(None, description="file, image folder, rtsp/http URL, or webcam index "
                                                "(default: the shared sample clip under $ZDG_DATA_ROOT)")
-    video_id: str | None = Field(None, description="name stored with results (default: file stem)")
+    video_id: str | None = Field(None, description="name stored with results (default: file stem); a new name is a "
+                                                   "new visit of the same footage. Streams add @<start time> per visit")
     stride: int = Field(1, ge=1, description="emit every Nth frame")
     max_fps: float = Field(0, ge=0, description="cap on emitted frames per second (0 = no cap)")
     start_s: float = Field(0, ge=0, description="skip to this time")
     end_s: float | None = Field(None, gt=0, description="stop at this time")
     skip_similar: float = Field(0, ge=0, le=1, description="skip frames whose colour histogram differs less (0 = off)")
     reconnect_s: float = Field(2.0, gt=0, description="first backoff when a stream drops (doubles to 30 s)")
+    checkpoint: bool = Field(False, description="resume a file where the store's checkpoint says its effects are "
+                                                "durable, and do nothing for one finished before (needs the store)")
 
 
 class VideoSourceNode(SourceNode):
@@ -34,6 +37,10 @@ class VideoSourceNode(SourceNode):
     outputs = {"out": Frame}
     deploy = Deploy(image="zdg-faces", models=True)
 
+    @classmethod
+    def deployment(cls, params: VideoSourceParams) -> Deploy:
+        return Deploy(image="zdg-faces", models=True, store=params.checkpoint)
+
     def setup(self) -> None:
         from nodes import video_reader
 
@@ -43,8 +50,24 @@ class VideoSourceNode(SourceNode):
         if not self.stream and not Path(self.path).exists():
             raise FatalNodeError(f"video source: {self.path}: no such file or folder")
         self.video_id = self.params.video_id or (Path(self.path).stem if not self.stream else self.path.replace("/", "_"))
+        if self.stream:  # frame numbers restart with the process: each start is a visit of its own
+            now = time.time()
+            self.video_id += time.strftime("@%Y%m%dT%H%M%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"
         self.emitted = 0
         self.last_hist: np.ndarray | None = None
+        self.client = None
+        self.resume_frame, self.finished = 0, False
+        if self.params.checkpoint and not self.stream:
+            from nodes.store_client import StoreClient
+
+            self.client = StoreClient(self.params, self.context.env, self.log, self.context.count)
+            self.resume_frame, end_frame = self.client.call(None, lambda store: store.checkpoint(self.video_id))
+            self.finished = end_frame is not None and self.resume_frame >= end_frame
+            if self.finished:
+                self.log.warning("%s: finished before (video_id %s is in the store up to its end): nothing to do; "
+                                 "a new video_id processes it as a new visit", self.path, self.video_id)
+            elif self.resume_frame:
+                self.log.info("%s: resuming at frame %d (the store's checkpoint)", self.path, self.resume_frame)
 
     def _similar_to_last(self, image: np.ndarray) -> bool:
         hist = self.reader.histogram(image)
@@ -55,6 +78,20 @@ class VideoSourceNode(SourceNode):
         return False
 
     def generate(self) -> Iterator[Frame]:
+        if self.finished:
+            return
+        last = None
+        try:
+            for frame in self._frames():
+                yield frame
+                last = frame.frame
+        except self.reader.VideoEndedEarly as exc:
+            self.context.fail_input(str(exc))
+            return
+        if self.client is not None and last is not None:
+            self.client.call(None, lambda store: store.mark_end(self.video_id, last + 1))
+
+    def _frames(self) -> Iterator[Frame]:
         p = self.params
         if Path(self.path).is_dir():
             frames = self.reader.frames_from_folder(self.path, self.set_progress, self.context.count)
@@ -63,7 +100,7 @@ class VideoSourceNode(SourceNode):
                                                    self.context.count)
         started = time.monotonic()
         for index, ts, image in frames:
-            if index % p.stride:
+            if index % p.stride or index < self.resume_frame:
                 continue
             if p.skip_similar and self._similar_to_last(image):
                 self.context.count("skipped_similar")
@@ -74,3 +111,7 @@ class VideoSourceNode(SourceNode):
                     time.sleep(delay)
             yield Frame(self.video_id, self.path, index, self.emitted, float(ts), image)
             self.emitted += 1
+
+    def teardown(self) -> None:
+        if self.client is not None:
+            self.client.close()

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 from pydantic import Field
 
 from zdg.message import Message
-from zdg.node import Node, Params
+from zdg.node import Node, Params, SourceNode
 
 
 class CrashOnceParams(Params):
@@ -29,3 +30,11 @@ class CrashOnceInFinishNode(Node):
             marker.touch()
             os._exit(1)
         return Message(fields={"i": -1})
+
+
+class CrashingSourceNode(SourceNode):
+    """A source whose every start dies at once, so the runner always has a restart pending."""
+
+    def generate(self) -> Iterator[Message]:
+        os._exit(1)
+        yield Message()

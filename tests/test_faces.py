@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import cv2
@@ -95,6 +96,21 @@ def test_bad_video_is_one_clear_error_and_exit_code(run_dir, tmp_path, content, 
     assert "Traceback" not in err
 
 
+def test_video_that_breaks_off_is_processed_up_to_the_break_and_fails_the_run(run_dir, tmp_path):
+    data = bytearray(shared_path("data/videos/friends_poker.mp4").read_bytes())
+    for i in range(len(data) // 3, len(data) // 3 + 20_000, 7):  # a damaged stretch a third of the way in
+        data[i] = 0
+    clip = tmp_path / "damaged.mp4"
+    clip.write_bytes(bytes(data))
+    code, rows, err = run_sequences(run_dir, tmp_path, f"source.path={clip}")
+    assert code == 4, err
+    stopped = re.search(r"decoding stopped at frame (\d+) of 632", err)
+    assert stopped, err
+    assert 100 < int(stopped.group(1)) < 600
+    assert rows and max(r["last_frame"] for r in rows) < int(stopped.group(1)), "what was decoded is processed"
+    assert "Traceback" not in err
+
+
 @pytest.mark.parametrize(("backend", "pack"), [("insightface", "mfn128"), ("dlib", "mfn128")])
 def test_embedder_backends_tell_the_two_people_apart_across_frames(model_root, backend, pack):
     from nodes.detector import DetectorNode
@@ -183,3 +199,7 @@ def test_stream_source_reconnects_after_the_stream_drops():
     assert len(connections) >= 3 and node.context.counters["reconnects"] >= 2
     assert frames[0].arrays["image"].shape == (360, 640, 3)
     assert [m.fields["seq"] for m in frames] == list(range(25))
+    visit = frames[0].fields["video"]
+    assert visit.startswith("http:__127.0.0.1") and re.search(r"@\d{8}T\d{6}\.\d{3}Z$", visit), visit
+    assert {m.fields["video"] for m in frames} == {visit}, "a reconnect stays in the same visit (frames keep counting)"
+    assert [m.fields["frame"] for m in frames] == list(range(25)), "frame numbers never restart within a visit"

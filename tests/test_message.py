@@ -44,6 +44,12 @@ def test_object_arrays_are_refused():
         [b"t", msgpack.packb({"v": 1, "arrays": [["a", "float32", [2]]]}), b"1234567"],
         [b"t", msgpack.packb({"v": 1, "arrays": [["a", "object", [1]]]}), b"12345678"],
         [b"t", msgpack.packb({"v": 1, "arrays": [["a"]]}), b""],
+        [b"t", msgpack.packb({"v": 1, "fields": {(1, 2): 1}})],  # a map key that is a list
+        [b"t", msgpack.packb({"v": 1, "fields": {1: 2}})],
+        [b"t", msgpack.packb({"v": 1, "arrays": [[["a"], "float32", [1]]]}), b"1234"],  # an array name that is a list
+        [b"t", msgpack.packb({"v": 1, "arrays": [["a", "float32", [2**32, 2**32]]]}), b""],  # 2**64 items: not 0
+        [b"t", msgpack.packb({"v": 1, "arrays": [["a", "float32", [-1, -4]]]}), b"1234"],
+        [b"t", msgpack.packb({"v": 1, "arrays": [["a", "uint8", [1]], ["a", "uint8", [1]]]}), b"1", b"2"],
     ],
 )
 def test_malformed_frames_raise_decode_error(frames):

@@ -36,6 +36,11 @@ def reid_run(env: dict, run_dir: Path, out: Path, video_id: str,
     return subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def reid_counters(run_dir: Path) -> dict[str, int]:
+    replicas = json.loads((run_dir / "metrics.json").read_text())["replicas"]
+    return next(r for r in replicas if r["node"] == "reid")["counters"]
+
+
 def truth_name(first_frame: int, x_centre: float) -> str | None:
     for p in TRUTH:
         if p["first"] <= first_frame <= p["last"] and p["x_min"] <= x_centre <= p["x_max"]:
@@ -91,6 +96,23 @@ def test_second_run_of_a_clip_joins_the_first_runs_clusters(env, run_dir, tmp_pa
     share = sum(1 for _, _, c, _ in rows if c in first_clusters) / len(rows)
     print(f"second run: {share:.2f} of {len(rows)} sequences assigned to first-run clusters")
     assert len(rows) >= 10 and share >= 0.9
+    decided = reid_counters(run_dir / "b")
+    assert decided.get("already_assigned", 0) == 0, "a new visit is new footage: decided, never taken as stored"
+    assert decided.get("recognised", 0) > len(rows) / 2
+
+
+def test_the_same_clip_under_the_same_video_id_writes_nothing_new(env, run_dir, tmp_path):
+    first = reid_run(env, run_dir / "a", tmp_path / "a", "friends_once")
+    assert first.returncode == 0, first.stderr
+    before = assignments(env["ZDG_DSN"], "friends_once")
+    with psycopg.connect(env["ZDG_DSN"]) as conn:
+        faces = conn.execute("SELECT count(*) FROM faces").fetchone()[0]
+    again = reid_run(env, run_dir / "b", tmp_path / "b", "friends_once")
+    assert again.returncode == 0, again.stderr
+    assert "finished before" in again.stderr
+    assert assignments(env["ZDG_DSN"], "friends_once") == before
+    with psycopg.connect(env["ZDG_DSN"]) as conn:
+        assert conn.execute("SELECT count(*) FROM faces").fetchone()[0] == faces
 
 
 def test_store_down_for_20_seconds_loses_nothing(env, run_dir, tmp_path):

@@ -182,13 +182,28 @@ def test_malformed_frames_are_dropped_and_counted(write_graph, tmp_path, run_dir
     push.send_multipart([b"", b"\xc1 not msgpack"])
     push.send_multipart([b"", bad_header, b"123"])  # 3 bytes where 16 are declared
     push.send_multipart([b"only one frame"])
+    push.send_multipart([b"", msgpack.packb({"v": 1, "fields": {(1, 2): 1}, "arrays": [], "meta": {}})])  # list as key
+    push.send_multipart([b"", msgpack.packb({"v": 1, "arrays": [["a", "float32", [2**32, 2**32]]]}), b""])
+    for forger in ("intruder", "square"):  # end of stream from a node that is not upstream, or from a replica it lacks
+        meta = {"node": forger, "replica": "7@elsewhere"}
+        push.send_multipart([b"", msgpack.packb({"v": 1, "fields": {}, "meta": meta, "arrays": [], "eos": True})])
     push.close()
+    rogue = ctx.socket(zmq.DEALER)  # counter binds a ROUTER at e0 and hands work to whoever offers credit
+    rogue.setsockopt(zmq.ROUTING_ID, b"in:rogue.0@elsewhere")
+    rogue.linger = 2000
+    rogue.connect(f"ipc://{rdir}/e0.sock")
+    rogue.send_multipart([b"H", b"1000"])  # credit from a peer that is not in the graph
+    rogue.send_multipart([b"C", b"lots"])  # a credit that is not a number
+    _wait_for(lambda: json.loads((rdir / "metrics" / "counter.0.json").read_text())["decode_errors"] >= 2)
+    rogue.close()
     ctx.term()
     _, err = runner.communicate(timeout=60)
     assert runner.returncode == 0, err
     metrics = {f"{r['node']}.{r['replica']}": r for r in json.loads((rdir / "metrics.json").read_text())["replicas"]}
-    assert metrics["collect.0"]["decode_errors"] == 3
-    assert sorted(r["i"] for r in collected(out)) == list(range(300))
+    assert metrics["collect.0"]["decode_errors"] == 7
+    assert metrics["counter.0"]["decode_errors"] == 2
+    assert all(m["restarts"] == 0 for m in metrics.values()), "nothing crashed"
+    assert sorted(r["i"] for r in collected(out)) == list(range(300)), "nothing was lost to the rogue peer"
     assert "dropped malformed message" in err
 
 
@@ -206,3 +221,51 @@ def test_ctrl_c_drains_and_exits_cleanly(write_graph, tmp_path, run_dir):
     emitted = json.loads((rdir / "metrics.json").read_text())
     sent = next(r["out"] for r in emitted["replicas"] if r["node"] == "counter")
     assert len(collected(out)) == sent  # drained: everything the source emitted reached the sink
+
+
+def test_second_ctrl_c_ends_the_run_while_a_crashed_source_waits_for_its_restart(write_graph, tmp_path, run_dir):
+    import threading
+
+    graph = write_graph("""\
+        name: t
+        nodes:
+          - {name: source, type: "tests.crashing_nodes:CrashingSourceNode"}
+          - {name: collect, type: collect}
+        edges:
+          - {from: source, to: collect}
+        """)
+    runner = subprocess.Popen([sys.executable, "-m", "zdg", "run", str(graph), "--run-dir", str(run_dir / "r"),
+                               "--no-progress", "--max-restarts", "50"], cwd=REPO, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(runner.stderr), daemon=True)
+    reader.start()
+    _wait_for(lambda: any("restarting in 2.0s" in line for line in lines))  # a restart is pending for 2 s
+    runner.send_signal(signal.SIGINT)
+    _wait_for(lambda: any("draining" in line for line in lines))
+    runner.send_signal(signal.SIGINT)
+    runner.wait(timeout=10)  # before the fix the runner waited for ever on the pending restart
+    reader.join(5)
+    assert any("again to stop now" in line for line in lines)
+
+
+def test_workers_exit_when_their_runner_is_killed(write_graph, tmp_path, run_dir):
+    graph, _ = pipeline(write_graph, tmp_path, count=0, rate=200)
+    rdir = run_dir / "r"
+    runner = subprocess.Popen([sys.executable, "-m", "zdg", "run", str(graph), "--run-dir", str(rdir), "--no-progress"],
+                              cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    pids = [_wait_for(lambda label=label: _pid_of(rdir, label)) for label in ("counter.0", "square.0", "collect.0")]
+    runner.kill()
+    runner.wait()
+
+    def all_gone() -> bool:
+        alive = []
+        for pid in pids:
+            try:
+                os.kill(pid, 0)
+                alive.append(pid)
+            except ProcessLookupError:
+                pass
+        return not alive
+
+    assert _wait_for(all_gone, timeout=15)

@@ -59,3 +59,28 @@ def test_short_sequences_are_dropped_and_open_ones_closed_at_end():
     frames = [frame(0, [(0, 100)]), frame(1, [(0, 100)])] + [frame(i, [(1, 500)]) for i in range(10, 14)]
     seqs = run(frames, min_length=3, max_gap=3)
     assert [s["size"] for s in seqs] == [4]
+
+
+def test_each_sequence_says_where_a_rerun_must_resume_to_rebuild_what_is_still_open():
+    # person 0 throughout; person 1 from frame 10 to 19, then person 2 from 30: sequences close while others are open
+    frames = [frame(i, [(0, 100)] + ([(1, 500)] if 5 <= i < 10 else []) + ([(2, 900)] if i >= 15 else []))
+              for i in range(30)]
+    with NodeHarness(SequencerNode, max_gap=2) as node:
+        node.feed(*frames)
+        emitted = node.typed("out", finish=True)
+    assert len(emitted) == 3
+    for i, seq in enumerate(emitted):
+        later = [s.first_frame for s in emitted[i + 1:]]
+        assert seq.resume_frame <= min(later, default=seq.resume_frame), "a rerun from here rebuilds every later one"
+    first_closed = emitted[0]  # person 1, closed while person 0 (open since frame 0) was still on screen
+    assert first_closed.first_frame == 10 and first_closed.resume_frame == 0
+    assert emitted[-1].resume_frame == frames[-1].frame + 1, "at the end of the file everything is durable"
+
+
+def test_an_interrupted_stream_leaves_open_sequences_for_the_rerun():
+    frames = [frame(i, [(0, 100)]) for i in range(10)]
+    with NodeHarness(SequencerNode) as node:
+        node.feed(*frames)
+        node.context.stream_complete = False  # the source was stopped (Ctrl-C) before its end
+        assert node.typed("out", finish=True) == []
+        assert node.context.counters["open_sequences_left_for_resume"] == 1

@@ -69,6 +69,20 @@ def test_replayed_sequence_writes_nothing_twice(faces, conn):
     assert conn.execute("SELECT count(*) FROM sequences").fetchone()[0] == 1
 
 
+def test_footage_stored_under_another_key_is_not_written_again(faces, conn):
+    whole = sequence("whole", person(0))
+    first = store(faces, whole)
+    tail = Sequence(**{**whole.__dict__, "sequence_id": "v:tail", "embeddings": whole.embeddings[4:],
+                       "frames": whole.frames[4:], "face_index": whole.face_index[4:], "boxes_xyxy": whole.boxes_xyxy[4:],
+                       "kps": whole.kps[4:], "scores": whole.scores[4:], "quality": whole.quality[4:]})
+    assert faces.write_sequences([tail]) == [(first, False)]
+    assert conn.execute("SELECT count(*) FROM sequences").fetchone()[0] == 1
+    longer = sequence("longer", np.concatenate([person(0, 2), whole.embeddings]))
+    longer = Sequence(**{**longer.__dict__, "frames": np.concatenate([whole.frames[:1] - 2, whole.frames[:1] - 1,
+                                                                       whole.frames]).astype(np.int32)})
+    assert faces.write_sequences([longer])[0][1], "a sequence with any new face is new footage"
+
+
 def test_same_person_is_recognised_and_a_stranger_is_new(faces, conn):
     s = ReidSettings()
     a1 = decide(faces, store(faces, sequence("1", person(0))), person(0), s)

@@ -47,6 +47,13 @@ def _attach(sock: zmq.Socket, link: Link, transport: Transport, binds: bool) -> 
         sock.connect(transport.connect_address(link))
 
 
+def _credit(kind: bytes, rest: list[bytes]) -> int | None:
+    """The credit a HELLO or CREDIT frame offers, or None for anything else (a forged or garbled frame)."""
+    if kind not in (HELLO, CREDIT) or len(rest) != 1 or not rest[0].isdigit() or len(rest[0]) > 9:
+        return None
+    return int(rest[0])
+
+
 class OutChannel:
     """Upstream end of a link. `send` returns False when the message was dropped."""
 
@@ -73,6 +80,7 @@ class OutChannel:
         _attach(self.sock, link, transport, link.binder == "src")
         self.credits: dict[bytes, int] = {}
         self.acked: set[bytes] = set()
+        self.peer_prefix = f"{link.dst_port}:{link.dst}.".encode()  # the routing ids of this link's receivers
         self.subscribed = 0
         self.pub_acks: set[bytes] = set()
         self.ready = link.pattern != "pub" or link.dst_replicas == 0
@@ -93,10 +101,13 @@ class OutChannel:
                     self.pub_acks.add(frames[0])
                 continue
             peer, kind, *rest = frames if self.kind == "ROUTER" else [b"", *frames]
+            n = _credit(kind, rest)
+            if (kind != EOS_ACK and n is None) or (self.kind == "ROUTER" and not peer.startswith(self.peer_prefix)):
+                self.metrics.counts["decode_errors"] += 1  # not a peer of this link, or not a control frame
+                continue
             if kind == EOS_ACK:
                 self.acked.add(peer)
-            elif kind in (HELLO, CREDIT) and rest:
-                n = int(rest[0])
+            elif n is not None:
                 self.credits[peer] = n if kind == HELLO else self.credits.get(peer, 0) + n
         if self.kind == "ROUTER":
             self.metrics.gauges["backlog"] = max(0, sum(self.link.hwm - c for c in self.credits.values()))
@@ -191,8 +202,9 @@ class OutChannel:
         if not self.stopping():
             log.warning("link %s: end of stream not acknowledged within %.0fs", self.link.id, self.settings.eos_timeout_s)
 
-    def close(self) -> None:
-        self.sock.close()
+    def close(self, linger: int | None = None) -> None:
+        """Close; `linger` 0 drops what is still queued (a node told to stop now), None keeps the socket's own."""
+        self.sock.close(linger)
 
 
 class InChannel:

@@ -46,7 +46,7 @@ class ComposeFiles:
 
 def image_of(ndef: NodeDef) -> str:
     """The image the node class asks for (`Deploy.image`), tagged with zdg's version unless it has a tag."""
-    image = ndef.cls.deploy.image
+    image = ndef.cls.deployment(ndef.params).image
     return image if ":" in image.rsplit("/", 1)[-1] else f"{image}:{__version__}"
 
 
@@ -57,7 +57,7 @@ def image_variable(image: str) -> str:
 
 
 def uses_store(ndef: NodeDef) -> bool:
-    return ndef.cls.deploy.store
+    return ndef.cls.deployment(ndef.params).store
 
 
 def boxes(graph: Graph) -> list[str]:
@@ -78,7 +78,7 @@ def _node_service(plan: Plan, ndef: NodeDef, files: ComposeFiles, overrides: lis
         command += ["--set", item]
     env: dict[str, str] = {}
     volumes = [f"{files.rel(files.graph)}:{GRAPH_IN_CONTAINER}:ro", "${ZDG_OUT:-./out}:/work/out"]
-    if ndef.cls.deploy.models:
+    if ndef.cls.deployment(ndef.params).models:
         env |= {"ZDG_MODEL_ROOT": "/models", "ZDG_DATA_ROOT": "/data"}
         volumes += ["${ZDG_MODEL_ROOT:-./models}:/models:ro", "${ZDG_DATA_ROOT:-./data}:/data:ro"]
     if uses_store(ndef):
@@ -100,7 +100,7 @@ def _node_service(plan: Plan, ndef: NodeDef, files: ComposeFiles, overrides: lis
     }
     if ndef.replicas > 1:
         service["deploy"] = {"replicas": ndef.replicas}
-    if ndef.cls.deploy.gpu:
+    if ndef.cls.deployment(ndef.params).gpu:
         gpu = {"driver": "nvidia", "count": 1, "capabilities": ["gpu"]}
         service.setdefault("deploy", {})["resources"] = {"reservations": {"devices": [gpu]}}
     ports = [f"{tcp_port(link)}:{tcp_port(link)}" for link in _published(plan, ndef.name, host)]

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 COUNTERS = ("in", "out", "dropped", "errors", "decode_errors")
+KEPT_ACROSS_RESTARTS = ("dropped", "errors", "decode_errors")  # what went wrong is not forgotten by a restart
 
 
 class Metrics:
@@ -29,6 +30,17 @@ class Metrics:
         self.last_in_at: float | None = None
         self.started = time.time()
         self._last_write = 0.0
+        self._carry_over()
+
+    def _carry_over(self) -> None:
+        """A restarted replica keeps its predecessor's failure counts (the file it wrote)."""
+        try:
+            before = json.loads(self.path.read_text()) if self.path else {}
+        except (OSError, ValueError):
+            return
+        for key in KEPT_ACROSS_RESTARTS:
+            if isinstance(before.get(key), int):
+                self.counts[key] = before[key]
 
     def received(self) -> None:
         now = time.time()

@@ -50,6 +50,13 @@ class NodeContext:
     counters: Counter = field(default_factory=Counter)
     progress: dict = field(default_factory=dict)
     env: Mapping[str, str] = field(default_factory=dict)
+    stream_complete: bool = True  # False at finish() when a source was stopped (Ctrl-C) before its end
+    input_error: str | None = None
+
+    def fail_input(self, message: str) -> None:
+        """The input ended badly (a truncated file): the graph still finishes what arrived, then exits non-zero."""
+        self.input_error = message
+        self.stream_complete = False
 
     def count(self, key: str, n: int = 1) -> None:
         """Bump a node-specific counter shown in metrics (e.g. rejections by reason)."""
@@ -85,6 +92,11 @@ class Node:
         self.params = params
         self.context = context
         self.log = context.log
+
+    @classmethod
+    def deployment(cls, params: Params) -> Deploy:
+        """What this node needs with these params (default: the class's `deploy`)."""
+        return cls.deploy
 
     def setup(self) -> None:
         """Load models, open connections. Runs in the worker process."""

@@ -2,7 +2,8 @@
 
 Node types are entry points in the `zdg.nodes` group (an application's pyproject lists
 `name = "package.module:Class"`); the framework's own small nodes are registered the same way.
-App CLI commands come from the `zdg.commands` group: a function that adds subparsers.
+App CLI commands come from the `zdg.commands` group: a function that adds subparsers; services the
+nodes share, from the `zdg.prepare` group.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from zdg.node import Node
 
 NODE_GROUP = "zdg.nodes"
 COMMAND_GROUP = "zdg.commands"
+PREPARE_GROUP = "zdg.prepare"
 
 
 class UnknownNodeType(LookupError):
@@ -29,6 +31,12 @@ def registered_types() -> dict[str, str]:
 def command_plugins() -> list[Callable]:
     """The `add_commands(subparsers)` functions of installed applications."""
     return [ep.load() for ep in sorted(entry_points(group=COMMAND_GROUP), key=lambda ep: ep.name)]
+
+
+def prepare_plugins() -> list[Callable]:
+    """`prepare(graph, env) -> env` functions that `zdg run` calls once before it starts the nodes: an
+    application starts what its nodes share (the embedded store) and hands it to them as ZDG_* variables."""
+    return [ep.load() for ep in sorted(entry_points(group=PREPARE_GROUP), key=lambda ep: ep.name)]
 
 
 def resolve(type_name: str) -> type[Node]:

@@ -6,6 +6,7 @@ import contextlib
 import ctypes
 import json
 import logging
+import os
 import shutil
 import signal
 import subprocess
@@ -19,9 +20,11 @@ from tqdm import tqdm
 
 from zdg.config import Graph
 from zdg.metrics import format_table, read_all
+from zdg.node import zdg_environment
+from zdg.registry import prepare_plugins
 from zdg.retry import Backoff
 from zdg.wiring import Plan, Transport, compile_plan
-from zdg.worker import EXIT_FATAL, EXIT_OK
+from zdg.worker import EXIT_FATAL, EXIT_INPUT, EXIT_OK
 
 log = logging.getLogger("zdg.runner")
 MAX_IPC_PATH = 100
@@ -66,6 +69,8 @@ class Runner:
         self.draining_since: float | None = None
         self.terminated_since: float | None = None
         self.exit_code = EXIT_OK
+        self.graph_restarts = 0
+        self.node_env: dict[str, str] = {}
 
     @property
     def metrics_dir(self) -> Path:
@@ -79,7 +84,8 @@ class Runner:
         return cmd
 
     def _start(self, rep: Replica) -> None:
-        rep.proc = subprocess.Popen(self._command(rep), start_new_session=True, preexec_fn=_die_with_parent)
+        rep.proc = subprocess.Popen(self._command(rep), start_new_session=True, preexec_fn=_die_with_parent,
+                                    env={**os.environ, **self.node_env})
         rep.started = time.monotonic()
         rep.restart_at = None
 
@@ -115,6 +121,10 @@ class Runner:
         if code == EXIT_OK:
             rep.done = True
             return
+        if code == EXIT_INPUT:  # finished what its input held, but the input ended badly: the run fails at the end
+            rep.done = True
+            self.exit_code = self.exit_code or EXIT_INPUT
+            return
         why = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
         if code == EXIT_FATAL:
             log.error("node %s failed (%s); stopping the graph", rep.label, why)
@@ -137,11 +147,29 @@ class Runner:
         delay = rep.backoff.next()
         rep.streak += 1
         rep.restarts += 1
+        if self.graph.settings.on_crash == "restart_graph" and self.draining_since is None:
+            self._restart_graph(rep, why, delay)
+            return
         rep.restart_at = time.monotonic() + delay
         log.warning("node %s %s; restarting in %.1fs (restart %d)", rep.label, why, delay, rep.restarts)
 
+    def _restart_graph(self, crashed: Replica, why: str, delay: float) -> None:
+        """on_crash: restart_graph: stop every node now and start them all again; sources resume from their
+        checkpoints and the nodes' effects are idempotent, so what was in flight is redone, not lost."""
+        log.warning("node %s %s; restarting the whole graph in %.1fs (sources resume from their checkpoints)",
+                    crashed.label, why, delay)
+        self._signal(lambda r: True, signal.SIGKILL)
+        for rep in self.replicas:
+            if rep.proc is not None:
+                rep.proc.wait()
+            rep.done = False
+            rep.restart_at = time.monotonic() + delay
+        self.graph_restarts += 1
+
     def run(self) -> int:
         self._prepare()
+        for prepare in prepare_plugins():  # services the nodes share, started once (e.g. the embedded store)
+            self.node_env |= prepare(self.graph, {**zdg_environment(), **self.node_env})
         for link in self.plan.external_topics():
             log.info("topic %r published at %s  (zdg sub %s %s)", link.topic, self.transport.bind_address(link),
                      self.transport.bind_address(link), link.topic)
@@ -157,7 +185,9 @@ class Runner:
                     if rep.done:
                         continue
                     if rep.restart_at is not None:
-                        if now >= rep.restart_at and self.terminated_since is None:
+                        if self.terminated_since is not None:
+                            rep.done = True  # stopping: a restart still pending never happens
+                        elif now >= rep.restart_at:
                             self._start(rep)
                     elif rep.proc and rep.proc.poll() is not None:
                         self._reap(rep)
@@ -203,6 +233,7 @@ class Runner:
     def _report(self) -> None:
         snaps = self.snapshots()
         summary = self.run_dir / "metrics.json"
-        summary.write_text(json.dumps({"graph": self.graph.name, "exit_code": self.exit_code, "replicas": snaps}, indent=1))
+        summary.write_text(json.dumps({"graph": self.graph.name, "exit_code": self.exit_code,
+                                       "graph_restarts": self.graph_restarts, "replicas": snaps}, indent=1))
         print(format_table(snaps), file=sys.stderr)
         print(f"metrics: {summary}", file=sys.stderr)

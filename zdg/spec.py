@@ -27,6 +27,9 @@ class Settings(Strict):
     max_message_mb: float = Field(64, gt=0, description="largest frame a socket accepts (ZMQ_MAXMSGSIZE)")
     connect_timeout_s: float = Field(30, gt=0, description="how long a publisher waits for its subscribers")
     eos_timeout_s: float = Field(600, gt=0, description="how long a node waits for downstream to confirm end of stream")
+    on_crash: Literal["restart_node", "restart_graph"] = Field(
+        "restart_node", description="restart_node: restart the crashed replica; restart_graph: restart every node, "
+                                    "sources resume from their checkpoints (graphs whose effects are idempotent)")
 
 
 class NodeSpec(Strict):

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import socket
+import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -21,7 +23,7 @@ from zdg.node import FatalNodeError, Node, NodeContext, Output, SourceNode, as_l
 from zdg.typed import MessageTypeError, receive, to_wire
 from zdg.wiring import Plan, Transport, compile_plan
 
-EXIT_OK, EXIT_FATAL = 0, 3  # any other exit (a crash) is restarted by the runner
+EXIT_OK, EXIT_FATAL, EXIT_INPUT = 0, 3, 4  # any other exit (a crash) is restarted by the runner
 T = TypeVar("T")
 ERROR_LOG_EVERY = 100
 
@@ -38,6 +40,7 @@ class Worker:
         path = metrics_dir / f"{name}.{replica}.json" if metrics_dir else None
         self.metrics = Metrics(name, replica, path)
         self.stop = False
+        self.parent_pid = os.getppid()
         self.seq = 0
         self.zctx = zmq.Context()
         settings = plan.graph.settings
@@ -49,6 +52,10 @@ class Worker:
         self.node: Node = self.ndef.cls(self.ndef.params, self.context)
 
     def _on_signal(self, signum: int, _frame: object) -> None:
+        """First signal: finish (drain). A second one, or any once the runner that started us is gone: exit now,
+        even from inside a node's blocking wait (an orphan must never outlive its runner)."""
+        if self.stop or os.getppid() != self.parent_pid:
+            raise SystemExit(128 + signum)
         self.log.info("received %s: finishing", signal.Signals(signum).name)
         self.stop = True
 
@@ -77,7 +84,8 @@ class Worker:
 
     def send_eos(self) -> None:
         for port, channels in self.outs.items():
-            frames = encode(Message(port=port, eos=True, meta={"node": self.ndef.name, "replica": self.instance}))
+            meta = {"node": self.ndef.name, "replica": self.instance, "complete": self.context.stream_complete}
+            frames = encode(Message(port=port, eos=True, meta=meta))
             for channel in channels:
                 channel.send_eos([channel.link.topic.encode(), *frames[1:]])
 
@@ -101,6 +109,9 @@ class Worker:
             self.send_eos()
             for channel in self.ins:  # only now: a replica that crashed before this is sent EOS again
                 channel.ack_eos()
+            if self.context.input_error:
+                self.log.error("%s", self.context.input_error)
+                return EXIT_INPUT
         except FatalNodeError as exc:
             self.log.error("%s", exc)
             return EXIT_FATAL
@@ -108,11 +119,12 @@ class Worker:
             self._guarded(self.node.teardown)
             self.metrics.state = "done"
             self._write_metrics(force=True)
+            linger = 0 if sys.exc_info()[0] is SystemExit else None  # stopped at once: queued messages are not waited for
             for channel in self.ins:
                 channel.close()
             for channels in self.outs.values():
                 for channel in channels:
-                    channel.close()
+                    channel.close(linger)
             if self.keys is not None:
                 self.keys.close()
             self.zctx.term()
@@ -135,6 +147,7 @@ class Worker:
             self.emit(msg)
             self._write_metrics()
             if self.stop:
+                self.context.stream_complete = False
                 break
 
     def _run_inputs(self) -> None:
@@ -167,7 +180,13 @@ class Worker:
                         self._drop_malformed(channel, exc)
                         continue
                     if msg.eos:
+                        if not _from_upstream(msg, channel.link.src, channel.link.src_replicas):
+                            self._drop_malformed(channel, ValueError(f"end of stream from {msg.meta.get('node')!r}, "
+                                                                     f"not from {channel.link.src}"))
+                            continue
                         eos_from[channel.link.id].add((msg.meta.get("node"), msg.meta.get("replica")))
+                        if msg.meta.get("complete") is False:  # an upstream source was stopped before its end
+                            self.context.stream_complete = False
                         channel.hold_eos(f"{msg.meta.get('node')}.{msg.meta.get('replica')}")
                         continue
                     msg.port = channel.link.dst_port
@@ -187,6 +206,8 @@ class Worker:
             self._write_metrics()
             if all(len(eos_from[k]) >= n for k, n in expected.items()) and not batch:
                 break
+        if self.stop:
+            self.context.stream_complete = False
         if batch:
             self._process(batch, batch_size)
 
@@ -216,6 +237,12 @@ class Worker:
         parent = msgs[0] if len(msgs) == 1 else None
         for out in outs:
             self.emit(out, parent)
+
+
+def _from_upstream(msg: Message, src: str, replicas: int) -> bool:
+    """An end-of-stream marker names a replica of the link's upstream node ("<index>@<host>")."""
+    index, _, _ = str(msg.meta.get("replica", "")).partition("@")
+    return msg.meta.get("node") == src and index.isdigit() and int(index) < max(replicas, 1)
 
 
 def run_node(graph: Graph, name: str, replica: int, transport: Transport, metrics_dir: Path | None) -> int:

@@ -11,6 +11,7 @@ from pgvector.psycopg import register_vector
 from nodes.environment import FaceEnvironment
 
 _servers: dict[Path, object] = {}
+EXTENSION_LOCK = 7242
 
 
 def embedded_dsn(store_dir: str | Path) -> str:
@@ -43,6 +44,8 @@ def to_numpy(value: object) -> np.ndarray:
 def connect(dsn: str) -> psycopg.Connection:
     """Connect (autocommit) with pgvector registered; raises psycopg.OperationalError if unreachable."""
     conn = psycopg.connect(dsn, autocommit=True, connect_timeout=5)
-    conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+    with conn.transaction():  # one node at a time: concurrent CREATE EXTENSION on a fresh store collide
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (EXTENSION_LOCK,))
+        conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
     register_vector(conn)
     return conn

@@ -23,8 +23,17 @@ class FaceStore(Protocol):
     def candidates(self, embeddings: np.ndarray, settings: ReidSettings, exclude_sequence: int | None) -> list[Candidate]:
         """Clusters worth scoring for a sequence, with the stored embeddings they are scored on."""
 
-    def decide(self, sequence_db_id: int, embeddings: np.ndarray, settings: ReidSettings) -> Decision:
-        """Put a stored sequence into its cluster (the rule in nodes.decision) and record why."""
+    def decide(self, sequence_db_id: int, embeddings: np.ndarray, settings: ReidSettings,
+               checkpoint: tuple[str, int] | None = None) -> Decision:
+        """Put a stored sequence into its cluster (the rule in nodes.decision) and record why; with
+        (source, resume frame), advance that source's checkpoint in the same transaction."""
+
+    def checkpoint(self, source: str) -> tuple[int, int | None]:
+        """(frame a rerun resumes from, end frame once the source was read to its end, else None)."""
+
+    def mark_end(self, source: str, end_frame: int) -> None: ...
+
+    def advance_checkpoint(self, source: str, resume_frame: int) -> None: ...
 
     def maintain(self, settings: ReidSettings, max_vectors: int = 500) -> MaintenanceReport:
         """Refresh silhouettes, merge weak clusters, forget vectors beyond a cap."""
@@ -51,5 +60,8 @@ class FaceStore(Protocol):
     def appearances(self, cluster_id: int) -> list[tuple]: ...
 
     def crops(self, cluster_id: int, limit: int) -> list[tuple[bytes, int]]: ...
+
+    def export(self) -> list[dict]:
+        """One row per sequence: source, key, frames, times, faces, cluster id and name, distance."""
 
     def close(self) -> None: ...

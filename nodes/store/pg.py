@@ -7,7 +7,7 @@ import psycopg
 
 from nodes.decision import Candidate, ReidSettings
 from nodes.messages import Sequence
-from nodes.store import clusters, maintain, reid, writes
+from nodes.store import checkpoints, clusters, export, maintain, reid, writes
 from nodes.store.db import connect
 from nodes.store.schema import migrate, store_dim
 
@@ -33,8 +33,18 @@ class PgFaceStore:
         with self.conn.transaction():
             return reid.candidates(self.conn, embeddings, settings, exclude_sequence)
 
-    def decide(self, sequence_db_id: int, embeddings: np.ndarray, settings: ReidSettings) -> reid.Decision:
-        return reid.decide(self.conn, sequence_db_id, embeddings, settings)
+    def decide(self, sequence_db_id: int, embeddings: np.ndarray, settings: ReidSettings,
+               checkpoint: tuple[str, int] | None = None) -> reid.Decision:
+        return reid.decide(self.conn, sequence_db_id, embeddings, settings, checkpoint)
+
+    def checkpoint(self, source: str) -> tuple[int, int | None]:
+        return checkpoints.read_checkpoint(self.conn, source)
+
+    def mark_end(self, source: str, end_frame: int) -> None:
+        checkpoints.mark_end(self.conn, source, end_frame)
+
+    def advance_checkpoint(self, source: str, resume_frame: int) -> None:
+        checkpoints.advance(self.conn, source, resume_frame)
 
     def maintain(self, settings: ReidSettings, max_vectors: int = 500) -> maintain.MaintenanceReport:
         return maintain.maintain(self.conn, settings, max_vectors)
@@ -75,6 +85,9 @@ class PgFaceStore:
 
     def crops(self, cluster_id: int, limit: int) -> list[tuple[bytes, int]]:
         return clusters.crops_of(self.conn, cluster_id, limit)
+
+    def export(self) -> list[dict]:
+        return export.sequence_rows(self.conn)
 
     def close(self) -> None:
         self.conn.close()

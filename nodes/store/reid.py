@@ -11,6 +11,7 @@ from pgvector import Vector
 
 from nodes.decision import Candidate, ReidSettings, choose, sample
 from nodes.setdist import unit
+from nodes.store.checkpoints import advance
 from nodes.store.clusters import names_of, new_cluster, record_event, refresh_cluster, vectors_by_cluster
 
 DECISION_LOCK = 7244
@@ -60,22 +61,32 @@ def candidates(conn: psycopg.Connection, embeddings: np.ndarray, s: ReidSettings
     return [Candidate(c, vecs, names.get(c)) for c, vecs in stored.items()]
 
 
-def decide(conn: psycopg.Connection, sequence_db_id: int, embeddings: np.ndarray, s: ReidSettings) -> Decision:
-    """Assign a stored sequence to its best cluster, or a new one; one transaction."""
+def decide(conn: psycopg.Connection, sequence_db_id: int, embeddings: np.ndarray, s: ReidSettings,
+           checkpoint: tuple[str, int] | None = None) -> Decision:
+    """Assign a stored sequence to its best cluster, or a new one, and advance its source's checkpoint
+    (source, resume frame) when given; one transaction."""
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (DECISION_LOCK,))
-        row = conn.execute("SELECT s.cluster_id, s.distance, c.silhouette, c.name FROM sequences s "
-                           "LEFT JOIN clusters c ON c.id = s.cluster_id WHERE s.id = %s", (sequence_db_id,)).fetchone()
-        if row and row[0] is not None:
-            return Decision(row[0], "already_assigned", row[1], row[2], row[3])
-        found = candidates(conn, embeddings, s, sequence_db_id)
-        choice = choose(embeddings, found, s)
-        status = "recognised" if choice.cluster_id is not None else "new"
-        cluster_id = choice.cluster_id if choice.cluster_id is not None else new_cluster(conn)
-        conn.execute("UPDATE faces SET cluster_id = %s WHERE sequence_id = %s", (cluster_id, sequence_db_id))
-        conn.execute("UPDATE sequences SET cluster_id = %s, distance = %s WHERE id = %s",
-                     (cluster_id, choice.distance, sequence_db_id))
-        refresh_cluster(conn, cluster_id, choice.silhouette)
-        record_event(conn, status, cluster_id, detail={"sequence": sequence_db_id, "distance": choice.distance})
-        name = next((c.name for c in found if c.cluster_id == cluster_id), None)
-        return Decision(cluster_id, status, choice.distance, choice.silhouette, name)
+        decision = _assign(conn, sequence_db_id, embeddings, s)
+        if checkpoint is not None:
+            advance(conn, *checkpoint)
+        return decision
+
+
+def _assign(conn: psycopg.Connection, sequence_db_id: int, embeddings: np.ndarray, s: ReidSettings) -> Decision:
+    """The decision for one stored sequence (inside the caller's transaction, under the decision lock)."""
+    row = conn.execute("SELECT s.cluster_id, s.distance, c.silhouette, c.name FROM sequences s "
+                       "LEFT JOIN clusters c ON c.id = s.cluster_id WHERE s.id = %s", (sequence_db_id,)).fetchone()
+    if row and row[0] is not None:
+        return Decision(row[0], "already_assigned", row[1], row[2], row[3])
+    found = candidates(conn, embeddings, s, sequence_db_id)
+    choice = choose(embeddings, found, s)
+    status = "recognised" if choice.cluster_id is not None else "new"
+    cluster_id = choice.cluster_id if choice.cluster_id is not None else new_cluster(conn)
+    conn.execute("UPDATE faces SET cluster_id = %s WHERE sequence_id = %s", (cluster_id, sequence_db_id))
+    conn.execute("UPDATE sequences SET cluster_id = %s, distance = %s WHERE id = %s",
+                 (cluster_id, choice.distance, sequence_db_id))
+    refresh_cluster(conn, cluster_id, choice.silhouette)
+    record_event(conn, status, cluster_id, detail={"sequence": sequence_db_id, "distance": choice.distance})
+    name = next((c.name for c in found if c.cluster_id == cluster_id), None)
+    return Decision(cluster_id, status, choice.distance, choice.silhouette, name)

@@ -18,9 +18,25 @@ def ensure_source(conn: psycopg.Connection, name: str, path: str) -> int:
         "RETURNING id", (name, path)).fetchone()[0]
 
 
+def holder_of_faces(conn: psycopg.Connection, source_id: int, seq: Sequence) -> int | None:
+    """The stored sequence that already holds every face of `seq` (the same footage run again, or a replay
+    that rebuilt part of a stored track), or None when any face of it is new."""
+    rows = conn.execute(
+        "SELECT f.sequence_id, count(*) FROM unnest(%s::int[], %s::int[]) AS q(frame, face_index) "
+        "LEFT JOIN faces f ON f.source_id = %s AND f.frame = q.frame AND f.face_index = q.face_index "
+        "GROUP BY f.sequence_id ORDER BY count(*) DESC",
+        (seq.frames.tolist(), seq.face_index.tolist(), source_id)).fetchall()
+    return None if any(holder is None for holder, _ in rows) else rows[0][0]
+
+
 def write_sequence(conn: psycopg.Connection, seq: Sequence) -> tuple[int, bool]:
-    """Store one closed sequence with its faces and crops; returns (sequence id, newly written)."""
+    """Store one closed sequence with its faces and crops; returns (sequence id, newly written).
+
+    Keys come from content (nodes.tracking.sequence_key), so a sequence seen before is found by its key;
+    one whose every face is stored already (under another key) is not written again either."""
     source_id = ensure_source(conn, seq.video, seq.video_path)
+    if (holder := holder_of_faces(conn, source_id, seq)) is not None:
+        return holder, False
     row = conn.execute(
         "INSERT INTO sequences (source_id, seq_key, first_frame, last_frame, first_ts, last_ts, size, centroid) "
         "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (seq_key) DO NOTHING RETURNING id",

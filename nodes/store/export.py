@@ -1,0 +1,33 @@
+"""The store as rows a user takes to pandas: one per sequence, with its cluster and the cluster's name."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any
+
+import psycopg
+
+EXPORT_COLUMNS = ("source", "sequence_key", "first_frame", "last_frame", "first_ts", "last_ts", "faces", "cluster_id",
+                  "cluster_name", "distance")
+
+
+def sequence_rows(conn: psycopg.Connection) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        "SELECT so.name, s.seq_key, s.first_frame, s.last_frame, s.first_ts, s.last_ts, "
+        "(SELECT count(*) FROM faces f WHERE f.sequence_id = s.id), s.cluster_id, c.name, s.distance "
+        "FROM sequences s JOIN sources so ON so.id = s.source_id LEFT JOIN clusters c ON c.id = s.cluster_id "
+        "ORDER BY so.name, s.first_frame, s.seq_key").fetchall()
+    return [dict(zip(EXPORT_COLUMNS, row, strict=True)) for row in rows]
+
+
+def render_rows(rows: list[dict[str, Any]], fmt: str) -> str:
+    """JSON lines or CSV (with a header row)."""
+    if fmt == "jsonl":
+        return "".join(json.dumps(row) + "\n" for row in rows)
+    out = io.StringIO()
+    writer = csv.DictWriter(out, EXPORT_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
