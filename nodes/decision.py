@@ -30,11 +30,13 @@ class ReidSettings(BaseModel):
 
 @dataclass(frozen=True)
 class Candidate:
-    """A stored cluster as the rule sees it: some of its embeddings and its name (enrolled) or None."""
+    """A stored cluster as the rule sees it: some of its embeddings, its name (enrolled) or None, and
+    whether it holds a sequence on screen at the same time as the one deciding (then it is someone else)."""
 
     cluster_id: int
     embeddings: np.ndarray
     name: str | None = None
+    co_occurs: bool = False
 
 
 @dataclass(frozen=True)
@@ -52,18 +54,33 @@ def ranked(embeddings: np.ndarray, candidates: list[Candidate], s: ReidSettings)
     return sorted(scored, key=lambda pair: (pair[0], pair[1].cluster_id))
 
 
+def member_distance(embeddings: np.ndarray) -> float | None:
+    """How close a cluster's members are to one another: each one's cosine distance to its nearest other
+    member, averaged (None for a single vector)."""
+    if len(embeddings) < 2:
+        return None
+    d = 1 - embeddings @ embeddings.T
+    np.fill_diagonal(d, np.inf)
+    return float(d.min(axis=1).mean())
+
+
 def choose(embeddings: np.ndarray, candidates: list[Candidate], s: ReidSettings) -> Choice:
-    """Join the nearest cluster when it is within the threshold (named clusters: their own threshold)
-    and the joined cluster stays separated from the other candidates (silhouette floor)."""
+    """Join the nearest cluster that holds nobody on screen at the same time, when it is within the
+    threshold (named clusters: their own). A sequence as close to the cluster as its own members are
+    joins it; otherwise the join must keep the cluster separated from the other candidates (silhouette floor)."""
     scored = ranked(embeddings, candidates, s)
-    if not scored:
-        return Choice(None, None, None)
-    distance, best = scored[0]
+    joinable = [(d, c) for d, c in scored if not c.co_occurs]
+    if not joinable:
+        return Choice(None, scored[0][0] if scored else None, None)
+    distance, best = joinable[0]
     limit = s.named_threshold if best.name else s.threshold
     if distance >= limit:
         return Choice(None, distance, None)
     merged = np.concatenate([best.embeddings, embeddings])
-    silhouette = cluster_silhouette(merged, [c.embeddings for _, c in scored[1:]])
+    silhouette = cluster_silhouette(merged, [c.embeddings for _, c in scored if c is not best])
+    own = member_distance(best.embeddings)
+    if own is not None and set_distance(embeddings, best.embeddings, "mean_min") <= own:
+        return Choice(best.cluster_id, distance, silhouette)
     if silhouette is not None and silhouette < s.silhouette_floor:
         return Choice(None, distance, silhouette)
     return Choice(best.cluster_id, distance, silhouette)

@@ -48,3 +48,21 @@ def test_probes_are_spread_along_the_sequence():
     seq = np.arange(20, dtype=np.float32)[:, None]
     assert sample(seq, 4)[:, 0].tolist() == [0, 6, 13, 19]
     assert len(sample(seq[:3], 4)) == 3
+
+
+def test_a_cluster_on_screen_at_the_same_time_is_never_joined_however_close():
+    twin = person(0)
+    stored = [Candidate(10, person(0), co_occurs=True), Candidate(11, person(1))]
+    assert choose(twin, stored, ReidSettings()).cluster_id is None
+    both = [Candidate(10, person(0), co_occurs=True), Candidate(12, person(0))]
+    assert choose(twin, both, ReidSettings()).cluster_id == 12, "the same person's other cluster is still joined"
+
+
+def test_a_sequence_as_close_as_the_clusters_own_members_joins_whatever_the_silhouette():
+    seen = person(0, n=20)
+    stored = [Candidate(10, seen), Candidate(11, person(0, n=20, noise=0.13))]  # the same person split in two
+    strict = ReidSettings(silhouette_floor=0.99)
+    rerun = choose(seen.copy(), stored, strict)  # the same footage again: distance 0
+    assert rerun.cluster_id == 10 and rerun.distance < 1e-5
+    farther = person(0, n=20, noise=0.25)  # the same person seen worse than any member is
+    assert choose(farther, stored, strict).cluster_id is None, "a new look still has to keep clusters apart"

@@ -108,6 +108,19 @@ def test_occlusion_split_sequences_end_in_one_cluster_after_maintenance(faces, c
     assert len(report.merges) == 1 and report.silhouette > 0.5
 
 
+def test_people_on_screen_together_are_never_one_cluster(faces, conn):
+    a_vectors, b_vectors = person(0), person(0)  # look-alikes: as close as one person's sequences
+    a = sequence("a", a_vectors)
+    b = Sequence(**{**sequence("b", b_vectors).__dict__, "frames": a.frames.copy(), "face_index": np.ones(12, np.int32)})
+    first = faces.decide(store(faces, a), a_vectors, ReidSettings())
+    second = faces.decide(store(faces, b), b_vectors, ReidSettings())
+    assert first.cluster_id != second.cluster_id and second.status == "new"
+    report = faces.maintain(ReidSettings(silhouette_floor=0.99))  # every cluster weak: maintenance wants to merge
+    assert report.merges == []
+    later = sequence("later", person(0))  # the same person on another frame range joins one of them
+    assert faces.decide(store(faces, later), later.embeddings, ReidSettings()).status == "recognised"
+
+
 def test_forgetting_caps_vectors_and_drops_the_least_cohesive(faces, conn):
     vectors = np.concatenate([person(0, 30), person(3, 5)])  # 5 outliers that belong elsewhere
     decision = decide(faces, store(faces, sequence("1", vectors)), vectors, ReidSettings())

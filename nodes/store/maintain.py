@@ -64,6 +64,8 @@ def merge_weak(conn: psycopg.Connection, s: ReidSettings, report: MaintenanceRep
         target = _second_choice(vectors, labels, weak)
         if target is None or (names.get(weak) and names.get(target) and names[weak] != names[target]):
             continue
+        if co_occur(conn, weak, target):  # on screen together: two people, whatever the vectors say
+            continue
         if set_distance(vectors[labels == weak], vectors[labels == target], s.distance) >= s.threshold:
             continue
         merged = np.where(labels == weak, target, labels)
@@ -76,6 +78,14 @@ def merge_weak(conn: psycopg.Connection, s: ReidSettings, report: MaintenanceRep
         report.merges.append((weak, target))
         labels = merged
         scores = after if after is not None else scores
+
+
+def co_occur(conn: psycopg.Connection, a: int, b: int) -> bool:
+    """Do clusters a and b hold sequences of one source in overlapping frame ranges?"""
+    return conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM sequences x JOIN sequences y ON x.source_id = y.source_id "
+        "AND x.first_frame <= y.last_frame AND y.first_frame <= x.last_frame "
+        "WHERE x.cluster_id = %s AND y.cluster_id = %s)", (a, b)).fetchone()[0]
 
 
 def forget(conn: psycopg.Connection, max_vectors: int, report: MaintenanceReport) -> None:

@@ -50,15 +50,26 @@ def candidate_ids(conn: psycopg.Connection, embeddings: np.ndarray, s: ReidSetti
     return ranked
 
 
+def co_occurring_clusters(conn: psycopg.Connection, sequence_db_id: int) -> set[int]:
+    """Clusters holding a sequence of the same source on screen in an overlapping frame range: other people."""
+    rows = conn.execute(
+        "SELECT DISTINCT o.cluster_id FROM sequences s JOIN sequences o ON o.source_id = s.source_id AND o.id <> s.id "
+        "AND o.first_frame <= s.last_frame AND o.last_frame >= s.first_frame "
+        "WHERE s.id = %s AND o.cluster_id IS NOT NULL", (sequence_db_id,)).fetchall()
+    return {r[0] for r in rows}
+
+
 def candidates(conn: psycopg.Connection, embeddings: np.ndarray, s: ReidSettings,
                exclude_sequence: int | None) -> list[Candidate]:
-    """The candidate clusters with the stored embeddings the rule scores them on, and their names."""
+    """The candidate clusters with the stored embeddings the rule scores them on, their names, and whether
+    they hold someone on screen with the sequence (`exclude_sequence`, the one deciding)."""
     ids = candidate_ids(conn, embeddings, s, exclude_sequence)
     if not ids:
         return []
     stored = vectors_by_cluster(conn, ids, s.vectors_per_cluster)
     names = names_of(conn, list(stored))
-    return [Candidate(c, vecs, names.get(c)) for c, vecs in stored.items()]
+    others = co_occurring_clusters(conn, exclude_sequence) if exclude_sequence is not None else set()
+    return [Candidate(c, vecs, names.get(c), c in others) for c, vecs in stored.items()]
 
 
 def decide(conn: psycopg.Connection, sequence_db_id: int, embeddings: np.ndarray, s: ReidSettings,
