@@ -121,11 +121,16 @@ def _wait_for(predicate, timeout=20.0):
     raise TimeoutError("condition not met")
 
 
-def _pid_of(run_dir: Path, label: str) -> int | None:
+def _metric(run_dir: Path, label: str, key: str) -> int | None:
+    """A replica's latest metric, or None before it has written one."""
     try:
-        return json.loads((run_dir / "metrics" / f"{label}.json").read_text())["pid"]
+        return json.loads((run_dir / "metrics" / f"{label}.json").read_text())[key]
     except (OSError, ValueError, KeyError):
         return None
+
+
+def _pid_of(run_dir: Path, label: str) -> int | None:
+    return _metric(run_dir, label, "pid")
 
 
 @pytest.mark.parametrize("replicas", [1, 2])  # 1: it binds its output, and the restarted one is greeted anew
@@ -194,7 +199,7 @@ def test_malformed_frames_are_dropped_and_counted(write_graph, tmp_path, run_dir
     rogue.connect(f"ipc://{rdir}/e0.sock")
     rogue.send_multipart([b"H", b"1000"])  # credit from a peer that is not in the graph
     rogue.send_multipart([b"C", b"lots"])  # a credit that is not a number
-    _wait_for(lambda: json.loads((rdir / "metrics" / "counter.0.json").read_text())["decode_errors"] >= 2)
+    _wait_for(lambda: (_metric(rdir, "counter.0", "decode_errors") or 0) >= 2)
     rogue.close()
     ctx.term()
     _, err = runner.communicate(timeout=60)
