@@ -96,15 +96,10 @@ def cmd_maintain(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from nodes.store.export import render_rows
+    from zdg.cli import write_or_print
 
     rows = open_store(load_graph(args.graph)).export()
-    text = render_rows(rows, args.format)
-    if args.output:
-        args.output.write_text(text)
-        print(f"wrote {args.output} ({len(rows)} sequences)", file=sys.stderr)
-    else:
-        sys.stdout.write(text)
-    return 0
+    return write_or_print(render_rows(rows, args.format), args.output, f"{len(rows)} sequences")
 
 
 def cmd_report(args: argparse.Namespace) -> int:

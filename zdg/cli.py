@@ -80,7 +80,7 @@ def cmd_health(args: argparse.Namespace) -> int:
     return 0 if fresh else 1
 
 
-def _write_or_print(text: str, output: Path | None, what: str) -> int:
+def write_or_print(text: str, output: Path | None, what: str) -> int:
     """Generated text to `output` (saying so on stderr), or to stdout."""
     if output:
         output.write_text(text)
@@ -98,7 +98,7 @@ def cmd_compose(args: argparse.Namespace) -> int:
     out_dir = (args.output.parent if args.output else Path.cwd())
     doc = build_compose(graph, ComposeFiles(out_dir, args.graph, DB_INIT), args.overrides, args.host, args.store_image)
     text = render(doc, graph, "zdg compose" + (f" --host {args.host}" if args.host else ""), args.host)
-    return _write_or_print(text, args.output, f"{len(doc['services'])} services")
+    return write_or_print(text, args.output, f"{len(doc['services'])} services")
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
@@ -149,7 +149,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
 def cmd_schema(args: argparse.Namespace) -> int:
     from zdg.schema import render_schema
 
-    return _write_or_print(render_schema(), args.output, "JSON Schema")
+    return write_or_print(render_schema(), args.output, "JSON Schema")
 
 
 def cmd_top(args: argparse.Namespace) -> int:

@@ -46,7 +46,10 @@ class ComposeFiles:
 
 def image_of(ndef: NodeDef) -> str:
     """The image the node class asks for (`Deploy.image`), tagged with zdg's version unless it has a tag."""
-    image = ndef.cls.deployment(ndef.params).image
+    return tagged(ndef.cls.deployment(ndef.params).image)
+
+
+def tagged(image: str) -> str:
     return image if ":" in image.rsplit("/", 1)[-1] else f"{image}:{__version__}"
 
 
@@ -71,17 +74,18 @@ def _published(plan: Plan, node: str, host: str | None) -> list[Link]:
 
 
 def _node_service(plan: Plan, ndef: NodeDef, files: ComposeFiles, overrides: list[str], host: str | None) -> dict[str, Any]:
-    image = image_of(ndef)
+    deploy = ndef.cls.deployment(ndef.params)
+    image = tagged(deploy.image)
     crossing = [link for link in plan.links if link.crosses_boxes and ndef.name in (link.src, link.dst)]
     command = [GRAPH_IN_CONTAINER, ndef.name, "--transport", "tcp"]
     for item in overrides:
         command += ["--set", item]
     env: dict[str, str] = {}
     volumes = [f"{files.rel(files.graph)}:{GRAPH_IN_CONTAINER}:ro", "${ZDG_OUT:-./out}:/work/out"]
-    if ndef.cls.deployment(ndef.params).models:
+    if deploy.models:
         env |= {"ZDG_MODEL_ROOT": "/models", "ZDG_DATA_ROOT": "/data"}
         volumes += ["${ZDG_MODEL_ROOT:-./models}:/models:ro", "${ZDG_DATA_ROOT:-./data}:/data:ro"]
-    if uses_store(ndef):
+    if deploy.store:
         env["ZDG_DSN"] = STORE_DSN
     if crossing:
         env["ZDG_KEYS"] = "/keys"
@@ -100,13 +104,13 @@ def _node_service(plan: Plan, ndef: NodeDef, files: ComposeFiles, overrides: lis
     }
     if ndef.replicas > 1:
         service["deploy"] = {"replicas": ndef.replicas}
-    if ndef.cls.deployment(ndef.params).gpu:
+    if deploy.gpu:
         gpu = {"driver": "nvidia", "count": 1, "capabilities": ["gpu"]}
         service.setdefault("deploy", {})["resources"] = {"reservations": {"devices": [gpu]}}
     ports = [f"{tcp_port(link)}:{tcp_port(link)}" for link in _published(plan, ndef.name, host)]
     if ports:
         service["ports"] = ports
-    if uses_store(ndef):
+    if deploy.store:
         service["depends_on"] = {STORE_SERVICE: {"condition": "service_healthy"}}
     return service
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
+from functools import cache
 from importlib.metadata import entry_points
 
 from zdg.node import Node
@@ -23,8 +24,10 @@ class UnknownNodeType(LookupError):
     """`type:` names nothing importable."""
 
 
+@cache
 def registered_types() -> dict[str, str]:
-    """Every registered node type name -> `module:Class` target."""
+    """Every registered node type name -> `module:Class` target (read once per process: a scan of the installed
+    distributions' metadata, which validation would otherwise repeat for every node)."""
     return {ep.name: ep.value for ep in entry_points(group=NODE_GROUP)}
 
 

@@ -124,8 +124,6 @@ def verify_connected(spec: GraphSpec, classes: dict[str, type[Node]]) -> list[Is
     return issues
 
 
-
-
 def verify_edge_types(spec: GraphSpec, classes: dict[str, type[Node]]) -> list[Issue]:
     """Both ends of an edge agree on the typed message it carries."""
     issues = []

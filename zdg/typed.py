@@ -35,8 +35,8 @@ def _checked(owner: str, name: str, value: Any, shape: Shape, dtype: str, sizes:
     if not isinstance(value, np.ndarray):
         raise MessageTypeError(f"{owner}.{name}: expected an array {_shape_text(shape, sizes)} {dtype}, "
                                f"got {type(value).__name__}")
-    if value.ndim != len(shape) or any(isinstance(d, int) and d != a for d, a in zip(shape, value.shape, strict=False)) \
-            or any(isinstance(d, str) and sizes.get(d, a) != a for d, a in zip(shape, value.shape, strict=False)):
+    if value.ndim != len(shape) or any(a != (sizes.get(d, a) if isinstance(d, str) else d)
+                                       for d, a in zip(shape, value.shape, strict=True)):
         raise MessageTypeError(f"{owner}.{name}: expected shape {_shape_text(shape, sizes)} {dtype}, "
                                f"got {tuple(value.shape)} {value.dtype}")
     if value.dtype != want and (value.dtype.kind != want.kind and not (want.kind == "f" and value.dtype.kind in "iu")):
@@ -82,7 +82,7 @@ class TypedMessage:
                     continue
                 raise MessageTypeError(f"{owner}: field {name!r} missing")
             value = msg.fields[name]
-            if isinstance(kind, type) and kind is float and isinstance(value, int) and not isinstance(value, bool):
+            if kind is float and isinstance(value, int) and not isinstance(value, bool):
                 value = float(value)
             if not isinstance(value, kind) or (isinstance(value, bool) and kind in (int, float)):
                 raise MessageTypeError(f"{owner}.{name}: expected {kind}, got {type(value).__name__}")
@@ -128,6 +128,6 @@ def to_wire(out: Any) -> Message:
     """A node's output as a Message (typed messages write themselves)."""
     if isinstance(out, Message):
         return out
-    if hasattr(out, "to_message"):
+    if isinstance(out, TypedMessage):
         return out.to_message()
     raise TypeError(f"a node returned {type(out).__name__}, which is neither a Message nor a typed message")

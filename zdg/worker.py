@@ -20,7 +20,7 @@ from zdg.config import Graph
 from zdg.message import DecodeError, Message, decode, encode, now
 from zdg.metrics import Metrics
 from zdg.node import FatalNodeError, Node, NodeContext, Output, SourceNode, as_list, zdg_environment
-from zdg.typed import MessageTypeError, receive, to_wire
+from zdg.typed import receive, to_wire
 from zdg.wiring import Plan, Transport, compile_plan
 
 EXIT_OK, EXIT_FATAL, EXIT_INPUT = 0, 3, 4  # any other exit (a crash) is restarted by the runner
@@ -192,7 +192,7 @@ class Worker:
                     msg.port = channel.link.dst_port
                     try:
                         item = receive(self.ndef.cls.inputs.get(msg.port), msg)
-                    except (MessageTypeError, KeyError, TypeError, ValueError) as exc:
+                    except (KeyError, TypeError, ValueError) as exc:  # not of the port's type (MessageTypeError)
                         self._drop_malformed(channel, exc)
                         continue
                     if not batch:
