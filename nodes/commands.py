@@ -9,10 +9,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nodes.environment import FaceEnvironment
-from zdg.config import Graph, NodeDef, load_graph
+from nodes.offline import node_of_type
+from zdg.config import Graph, load_graph
 from zdg.node import zdg_environment
 
 if TYPE_CHECKING:
+    from nodes.decision import ReidSettings
     from nodes.detector import DetectorNode
     from nodes.embedder import EmbedderNode
     from nodes.store.pg import PgFaceStore
@@ -20,11 +22,19 @@ if TYPE_CHECKING:
 DEFAULT_GRAPH = Path("graphs/video_reid.yaml")
 
 
-def _nodes_of_type(graph: Graph, type_name: str) -> NodeDef:
-    found = [n for n in graph.nodes.values() if n.type == type_name]
-    if not found:
-        raise SystemExit(f"{graph.path}: no {type_name} node (the graph gives the models and the store)")
-    return found[0]
+def embedding_model(graph: Graph) -> str:
+    """The name the graph's embedder files its vectors (and calibration) under."""
+    from nodes.thresholds import embedding_space
+
+    p = node_of_type(graph, "embedder").params
+    return embedding_space(p.backend, p.pack, p.model)
+
+
+def reid_settings(graph: Graph) -> ReidSettings:
+    """The graph's reid settings with the thresholds it leaves out taken from its model's calibration."""
+    from nodes.decision import for_model
+
+    return for_model(node_of_type(graph, "reid").params, embedding_model(graph))
 
 
 def open_store(graph: Graph, dim: int | None = None) -> PgFaceStore:
@@ -32,7 +42,7 @@ def open_store(graph: Graph, dim: int | None = None) -> PgFaceStore:
     from nodes.store.db import resolve_dsn
     from nodes.store.pg import PgFaceStore
 
-    params = _nodes_of_type(graph, "reid").params
+    params = node_of_type(graph, "reid").params
     return PgFaceStore.open(resolve_dsn(params.dsn, params.store_dir, FaceEnvironment.of(zdg_environment())), dim)
 
 
@@ -41,7 +51,7 @@ def _models(graph: Graph) -> tuple[DetectorNode, EmbedderNode]:
 
     made = []
     for type_name in ("detector", "embedder"):
-        ndef = _nodes_of_type(graph, type_name)
+        ndef = node_of_type(graph, type_name)
         node = ndef.cls(ndef.params, NodeContext(graph.name, ndef.name, env=zdg_environment()))
         node.setup()
         made.append(node)
@@ -52,19 +62,22 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     from nodes.identities import enroll
     from nodes.photos import photo_files
 
-    graph = load_graph(args.graph)
+    graph = load_graph(args.graph, args.overrides)
     photos = photo_files(args.photos)
     detector, embedder = _models(graph)
     store = open_store(graph, embedder.recogniser.dim)
     cluster_id, skipped = enroll(store, args.name, photos, detector, embedder)
-    print(f"{args.name}: identity {cluster_id}, {len(photos) - len(skipped)} photo(s) enrolled")
     for path in skipped:
         print(f"  no face found in {path}", file=sys.stderr)
-    return 0 if len(skipped) < len(photos) else 1
+    if cluster_id is None:
+        print(f"{args.name}: no face found in any photo; nothing stored", file=sys.stderr)
+        return 1
+    print(f"{args.name}: identity {cluster_id}, {len(photos) - len(skipped)} photo(s) enrolled")
+    return 0
 
 
 def cmd_identities(args: argparse.Namespace) -> int:
-    store = open_store(load_graph(args.graph))
+    store = open_store(load_graph(args.graph, args.overrides))
     if args.action == "list":
         rows = store.identities()
         print(f"{'id':>5}  {'name':<16} {'vectors':>7} {'sequences':>9} {'sources':>7} {'silhouette':>10}")
@@ -81,14 +94,14 @@ def cmd_identities(args: argparse.Namespace) -> int:
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
-    stats = open_store(load_graph(args.graph)).summary()
+    stats = open_store(load_graph(args.graph, args.overrides)).summary()
     print(json.dumps(stats) if args.json else "\n".join(f"{k.replace('_', ' ')}: {v}" for k, v in stats.items()))
     return 0
 
 
 def cmd_maintain(args: argparse.Namespace) -> int:
-    graph = load_graph(args.graph)
-    settings = _nodes_of_type(graph, "reid").params  # ReidParams extends ReidSettings
+    graph = load_graph(args.graph, args.overrides)
+    settings = reid_settings(graph)
     report = open_store(graph).maintain(settings, args.max_vectors)
     print(f"merged: {report.merges}  forgotten vectors: {report.forgotten}  silhouette: {report.silhouette}")
     return 0
@@ -98,33 +111,100 @@ def cmd_export(args: argparse.Namespace) -> int:
     from nodes.store.export import render_rows
     from zdg.cli import write_or_print
 
-    rows = open_store(load_graph(args.graph)).export()
+    rows = open_store(load_graph(args.graph, args.overrides)).export()
     return write_or_print(render_rows(rows, args.format), args.output, f"{len(rows)} sequences")
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     from nodes.report import write_report
 
-    page = write_report(open_store(load_graph(args.graph)), args.out, args.videos)
+    page = write_report(open_store(load_graph(args.graph, args.overrides)), args.out, args.videos)
     print(f"report: {page}")
+    return 0
+
+
+def cmd_eval_video(args: argparse.Namespace) -> int:
+    import subprocess
+
+    from nodes.truth import load_truth
+
+    truth = load_truth(args.truth)
+    video_id = args.video_id or Path(args.clip).stem
+    if args.run:
+        run = [sys.executable, "-m", "zdg", "run", str(args.graph), "--no-progress", "--set", f"source.path={args.clip}",
+               "--set", f"source.video_id={video_id}", *(f"--set={o}" for o in args.overrides)]
+        if subprocess.run(run).returncode:
+            return 1
+    store = open_store(load_graph(args.graph, args.overrides))
+    print(json.dumps(store.evaluate_video(truth, video_id, args.first_visit), indent=1))
     return 0
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from nodes.evaluate import evaluate
 
-    detector, embedder = _models(load_graph(args.graph))
+    detector, embedder = _models(load_graph(args.graph, args.overrides))
     levels = [(1.0, 0.0)] + [(d, b) for d, b in zip(args.downscale, args.blur, strict=True)]
-    rows = evaluate(args.dir, detector, embedder, levels, args.distance)
-    print(f"{'probe':<26} {'identities':>10} {'no face':>8} {'single-image top-1':>19} {'set-to-set top-1':>17}")
+    rows = evaluate(args.dir, detector, embedder, levels, args.distance, args.far)
+    print(f"{'probe':<26} {'identities':>10} {'probes':>6} {'no face':>7} {'single top-1':>12} {'set top-1':>9} "
+          f"{'TAR@FAR=' + format(args.far, 'g'):>13} {'threshold':>9}")
     for r in rows:
-        print(f"{r.degradation:<26} {r.identities:>10} {r.no_face:>8} {r.single_top1:>19.3f} {r.set_top1:>17.3f}")
+        tar = "-" if r.tar is None else f"{r.tar:.3f}"
+        threshold = "-" if r.threshold is None else f"{r.threshold:.3f}"
+        print(f"{r.degradation:<26} {r.identities:>10} {r.probes:>6} {len(r.no_face):>7} {r.single_top1:>12.3f} "
+              f"{r.set_top1:>9.3f} {tar:>13} {threshold:>9}")
+    for r in rows:
+        for path in r.no_face:
+            print(f"  miss, no face found: {path}", file=sys.stderr)
+    return 0
+
+
+def clip_and_truth(spec: str) -> tuple[str, Path | None]:
+    clip, _, truth = spec.partition("=")
+    return clip, Path(truth) if truth else None
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from nodes.calibrate import collect_pairs, sequencer_cosines, thresholds
+    from nodes.facesets import photo_sets, sequence_sets
+    from nodes.offline import clip_faces, clip_sequences
+    from nodes.thresholds import shipped_path
+    from nodes.truth import load_truth
+
+    graph = load_graph(args.graph, args.overrides)
+    model = embedding_model(graph)
+    clips = []
+    for spec in args.video:
+        clip, truth = clip_and_truth(spec)
+        video_id = Path(clip).stem
+        print(f"{video_id}: detecting and embedding ({model})", file=sys.stderr)
+        clips.append((video_id, clip_faces(graph, clip, video_id), load_truth(truth) if truth else None))
+    by_position = [s for vid, faces, truth in clips
+                   for s in sequence_sets(vid, clip_sequences(graph, faces, min_cosine=1.0, split_cosine=-1.0), truth)]
+    link, split = sequencer_cosines(collect_pairs(by_position, args.distance, args.disjoint).face_cosines_different,
+                                    args.false_merge_rate)
+    sets = [s for vid, faces, truth in clips
+            for s in sequence_sets(vid, clip_sequences(graph, faces, min_cosine=link, split_cosine=split), truth)]
+    if args.photos:
+        detector, embedder = _models(graph)
+        sets += [s for root in args.photos for s in photo_sets(root, detector, embedder)]
+    data = [*args.video, *(str(p) for p in args.photos)]
+    command = "zdg calibrate " + " ".join(sys.argv[2:])
+    found = thresholds(model, collect_pairs(sets, args.distance, args.disjoint), args.false_merge_rate, link, split,
+                       args.distance, command, data)
+    out = args.output or shipped_path(model)
+    out.write_text(found.model_dump_json(indent=1) + "\n")
+    print(f"{model}: join {found.join}, named_join {found.named_join}, link_cosine {found.link_cosine}, "
+          f"split_cosine {found.split_cosine} -> {out}")
+    print(json.dumps(found.figures, indent=1))
     return 0
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     def graph_arg(p: argparse.ArgumentParser) -> None:
         p.add_argument("--graph", type=Path, default=DEFAULT_GRAPH, help="graph whose models and store to use")
+        p.add_argument("--set", dest="overrides", action="append", default=[], metavar="NODE.PARAM=VALUE",
+                       help="change a param of the graph (repeatable), e.g. --set embedder.backend=dlib")
 
     p = sub.add_parser("enroll", help="add photos of a named person to the store (a named identity)")
     p.add_argument("--name", required=True)
@@ -160,11 +240,33 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     graph_arg(p)
     p.set_defaults(func=cmd_report)
 
-    p = sub.add_parser("eval", help="single-image vs set-to-set identification on a labelled photo folder")
-    p.add_argument("what", choices=("faces",))
+    p = sub.add_parser("calibrate", help="pick the embedding model's thresholds for a target false-merge rate")
+    p.add_argument("--video", action="append", default=[], metavar="CLIP[=TRUTH.json]",
+                   help="a clip (repeatable): people on screen together are different people; a truth file labels them")
+    p.add_argument("--photos", action="append", default=[], type=Path, metavar="DIR",
+                   help="DIR/<identity>/*.jpg (repeatable): photo sets, compared with the clips' sequences")
+    p.add_argument("--disjoint", action="store_true", help="no person is in two of the sources (clips, photo folders)")
+    p.add_argument("--false-merge-rate", type=float, default=0.01, help="share of different-person pairs allowed to join")
+    p.add_argument("--distance", default="mean_min", choices=("mean_min", "hausdorff", "modified_hausdorff", "centroid"))
+    p.add_argument("-o", "--output", type=Path, help="default: the file shipped for the model (nodes/calibrated/)")
+    graph_arg(p)
+    p.set_defaults(func=cmd_calibrate)
+
+    p = sub.add_parser("eval", help="how well faces are told apart: on photos (faces) or a clip with truth (video)")
+    what = p.add_subparsers(dest="what", required=True)
+    p = what.add_parser("faces", help="single-image vs set-to-set identification on a labelled photo folder")
     p.add_argument("dir", type=Path, help="DIR/<identity>/*.jpg (identity folders may be nested)")
     p.add_argument("--downscale", type=float, nargs="*", default=[4.0, 8.0], help="degradation levels (with --blur)")
     p.add_argument("--blur", type=float, nargs="*", default=[1.0, 2.0], help="Gaussian sigma per level")
     p.add_argument("--distance", default="mean_min", choices=("mean_min", "hausdorff", "modified_hausdorff", "centroid"))
+    p.add_argument("--far", type=float, default=0.01, help="open set: false accept rate the TAR is read at")
     graph_arg(p)
     p.set_defaults(func=cmd_eval)
+    p = what.add_parser("video", help="score the store's clusters of a clip against positional truth")
+    p.add_argument("clip", help="the clip (with --run: run the graph on it first)")
+    p.add_argument("truth", type=Path, help="truth file (format of tests/data/friends_poker_truth.json)")
+    p.add_argument("--video-id", help="the visit to score (default: the clip's file stem)")
+    p.add_argument("--first-visit", help="an earlier visit of the same people: score how the second one joined it")
+    p.add_argument("--run", action="store_true", help="run the graph on the clip under --video-id first")
+    graph_arg(p)
+    p.set_defaults(func=cmd_eval_video)

@@ -11,14 +11,19 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import BaseModel, Field
 
-from nodes.setdist import SetDistance, cluster_silhouette, set_distance
+from nodes.setdist import SetDistance, set_distance
 
 
 class ReidSettings(BaseModel):
     distance: SetDistance = Field("mean_min", description="set-to-set distance")
-    threshold: float = Field(0.45, gt=0, le=2, description="accept below this distance")
-    named_threshold: float = Field(0.6, gt=0, le=2, description="tolerance for named (enrolled) clusters")
-    silhouette_floor: float = Field(0.25, ge=-1, le=1, description="0.25 weak, 0.5 reasonable, 0.7 strong")
+    threshold: float | None = Field(None, gt=0, le=2, description="join a cluster below this set distance "
+                                    "(default: the embedding model's calibrated `join`)")
+    named_threshold: float | None = Field(None, gt=0, le=2, description="tolerance for named (enrolled) clusters "
+                                          "(default: the model's calibrated `named_join`)")
+    calibration: str | None = Field(None, description="calibration file (default: the one shipped for the model)")
+    junk_score: float = Field(0.6, ge=0, le=1, description="a sequence whose median detector score is below this is junk")
+    junk_edge: float = Field(0.5, gt=0, le=1, description="a sequence with at least this share of faces cut off by "
+                             "the frame edge is junk")
     query_vectors: int = Field(4, ge=0, le=64, description="sequence vectors sent to the faces ANN index (0: none)")
     neighbours: int = Field(20, ge=1, le=1000, description="nearest stored faces per query vector")
     ef_search: int = Field(40, ge=10, le=1000, description="hnsw.ef_search for the faces ANN (bench/RESULTS.md)")
@@ -26,6 +31,17 @@ class ReidSettings(BaseModel):
     centroid_candidates: int = Field(5, ge=0, le=100, description="clusters with the nearest centroids that are scored")
     centroid_ef_search: int = Field(100, ge=10, le=1000, description="hnsw.ef_search for the centroids ANN")
     vectors_per_cluster: int = Field(200, ge=1, description="vectors fetched per candidate cluster")
+
+
+def for_model(s: ReidSettings, model: str) -> ReidSettings:
+    """The settings with every threshold a number: those the graph leaves out come from the model's calibration."""
+    if s.threshold is not None and s.named_threshold is not None:
+        return s
+    from nodes.thresholds import load_thresholds
+
+    calibrated = load_thresholds(model, s.calibration)
+    return s.model_copy(update={"threshold": s.threshold or calibrated.join,
+                                "named_threshold": s.named_threshold or calibrated.named_join})
 
 
 @dataclass(frozen=True)
@@ -48,40 +64,31 @@ class Choice:
     silhouette: float | None
 
 
-def ranked(embeddings: np.ndarray, candidates: list[Candidate], s: ReidSettings) -> list[tuple[float, Candidate]]:
-    """Candidates by set distance to the sequence, nearest first."""
-    scored = [(set_distance(embeddings, c.embeddings, s.distance), c) for c in candidates]
+def ranked(embeddings: np.ndarray, candidates: list[Candidate], s: ReidSettings,
+           weights: np.ndarray | None = None) -> list[tuple[float, Candidate]]:
+    """Candidates by set distance to the sequence (its faces weighted by `weights`), nearest first."""
+    scored = [(set_distance(embeddings, c.embeddings, s.distance, weights), c) for c in candidates]
     return sorted(scored, key=lambda pair: (pair[0], pair[1].cluster_id))
 
 
-def member_distance(embeddings: np.ndarray) -> float | None:
-    """How close a cluster's members are to one another: each one's cosine distance to its nearest other
-    member, averaged (None for a single vector)."""
-    if len(embeddings) < 2:
-        return None
-    d = 1 - embeddings @ embeddings.T
-    np.fill_diagonal(d, np.inf)
-    return float(d.min(axis=1).mean())
+def limit_for(candidate: Candidate, s: ReidSettings) -> float:
+    """The distance a sequence must stay under to join: the named tolerance for an enrolled identity."""
+    return s.named_threshold if candidate.name else s.threshold
 
 
-def choose(embeddings: np.ndarray, candidates: list[Candidate], s: ReidSettings) -> Choice:
-    """Join the nearest cluster that holds nobody on screen at the same time, when it is within the
-    threshold (named clusters: their own). A sequence as close to the cluster as its own members are
-    joins it; otherwise the join must keep the cluster separated from the other candidates (silhouette floor)."""
-    scored = ranked(embeddings, candidates, s)
+def choose(embeddings: np.ndarray, candidates: list[Candidate], s: ReidSettings,
+           weights: np.ndarray | None = None) -> Choice:
+    """Join the nearest cluster that holds nobody on screen at the same time (that would make two people one),
+    when it is within its threshold. `silhouette` is the sequence's own: (runner-up - nearest) / runner-up
+    over the other candidates, reported with the decision."""
+    scored = ranked(embeddings, candidates, s, weights)
     joinable = [(d, c) for d, c in scored if not c.co_occurs]
     if not joinable:
         return Choice(None, scored[0][0] if scored else None, None)
     distance, best = joinable[0]
-    limit = s.named_threshold if best.name else s.threshold
-    if distance >= limit:
-        return Choice(None, distance, None)
-    merged = np.concatenate([best.embeddings, embeddings])
-    silhouette = cluster_silhouette(merged, [c.embeddings for _, c in scored if c is not best])
-    own = member_distance(best.embeddings)
-    if own is not None and set_distance(embeddings, best.embeddings, "mean_min") <= own:
-        return Choice(best.cluster_id, distance, silhouette)
-    if silhouette is not None and silhouette < s.silhouette_floor:
+    others = [d for d, c in scored if c is not best]
+    silhouette = (others[0] - distance) / max(others[0], 1e-12) if others else None
+    if distance >= limit_for(best, s):
         return Choice(None, distance, silhouette)
     return Choice(best.cluster_id, distance, silhouette)
 

@@ -74,7 +74,7 @@ class DetectorNode(Node):
             return Faces.empty(frame)
         return Faces(frame.video, frame.video_path, frame.frame, frame.seq, frame.ts, boxes[kept, :4].astype(np.float32),
                      kps[kept].astype(np.float32), boxes[kept, 4].astype(np.float32), np.asarray(quality, np.float32),
-                     np.stack(crops))
+                     np.stack(crops), width=image.shape[1], height=image.shape[0])
 
     def process(self, frame: Frame) -> Faces:
         return self.detect(frame)

@@ -58,7 +58,7 @@ class EmbedderNode(Node):
         vectors = self.embed([crop for faces in batch for crop in faces.crops])
         out, start = [], 0
         for faces in batch:
-            out.append(faces.embedded(vectors[start:start + len(faces)]))
+            out.append(faces.embedded(vectors[start:start + len(faces)], self.recogniser.name))
             start += len(faces)
         return out
 

@@ -1,10 +1,11 @@
-"""`zdg eval faces DIR`: single-image vs set-to-set identification on a labelled folder.
+"""`zdg eval faces DIR`: identification on a labelled photo folder, closed and open set.
 
-Each identity (a folder of photos) gets a gallery set from its first photo and a probe set from
-its last photo (the same photo when there is only one), each made of small variations (shifts,
-flips, brightness) as a sequence of video frames would be. Probes can be degraded (downscaled,
-blurred). Single-image top-1: each probe vector alone against the gallery; set-to-set top-1: the
-whole probe set against each gallery set.
+Every photo is a probe in turn (leave one out): the gallery of each identity is the sets of its other photos,
+each set made of small variations (shifts, flips, brightness) as a sequence of video frames would be. Probes
+can be degraded (downscaled, blurred). Closed set: rank-1 for probes whose identity has another photo, one
+face vector at a time (single-image) and the whole probe set at once (set-to-set). Open set: every probe
+against every other identity gives the different-person distances; the threshold accepting `far` of them
+gives the true accept rate (TAR) of the same-person ones. A photo where no face is found is a miss, listed.
 """
 
 from __future__ import annotations
@@ -31,9 +32,13 @@ VARIANTS = 8
 class EvalRow:
     degradation: str
     identities: int
-    no_face: int
+    probes: int  # probe photos whose identity has another photo in the gallery
+    no_face: list[str]  # photos where the detector found no face (misses)
     single_top1: float
     set_top1: float
+    far: float
+    threshold: float | None  # set distance accepting `far` of the different-person pairs
+    tar: float | None  # same-person probes accepted at that threshold
 
 
 def identity_folders(root: Path) -> dict[str, list[Path]]:
@@ -78,31 +83,49 @@ def embed_set(detector: DetectorNode, embedder: EmbedderNode, images: list[np.nd
 
 
 def evaluate(root: Path, detector: DetectorNode, embedder: EmbedderNode, levels: list[tuple[float, float]],
-             method: SetDistance) -> list[EvalRow]:
-    people = identity_folders(root)
-    galleries = {}
-    for i, (name, photos) in enumerate(people.items()):
-        vectors = embed_set(detector, embedder, variations(cv2.imread(str(photos[0])), i))
-        if len(vectors):
-            galleries[name] = vectors
+             method: SetDistance, far: float = 0.01) -> list[EvalRow]:
+    photos = [(name, path) for name, paths in identity_folders(root).items() for path in paths]
+    images = {path: cv2.imread(str(path)) for _, path in photos}
+    unreadable = [str(p) for p, image in images.items() if image is None]
+    if unreadable:
+        raise SystemExit(f"not an image: {', '.join(unreadable)}")
+    gallery = {path: embed_set(detector, embedder, variations(images[path], i)) for i, (_, path) in enumerate(photos)}
     rows = []
     for downscale, blur in levels:
-        single_hits = single_total = set_hits = probed = no_face = 0
-        for i, (name, photos) in enumerate(people.items()):
-            if name not in galleries:
-                continue
-            probe = embed_set(detector, embedder, [degrade(v, downscale, blur) for v in
-                                                   variations(cv2.imread(str(photos[-1])), 1000 + i)])
-            if not len(probe):
-                no_face += 1
-                continue
-            probed += 1
-            names = list(galleries)
-            nearest = np.stack([(probe @ galleries[n].T).max(axis=1) for n in names], axis=1)
-            single_hits += int(sum(names[j] == name for j in nearest.argmax(axis=1)))
-            single_total += len(probe)
-            best = min(names, key=lambda n: set_distance(probe, galleries[n], method))
-            set_hits += int(best == name)
         label = "clean" if downscale <= 1 and blur <= 0 else f"downscale {downscale:g}x, blur {blur:g}"
-        rows.append(EvalRow(label, probed, no_face, single_hits / max(single_total, 1), set_hits / max(probed, 1)))
+        rows.append(_score(photos, images, gallery, detector, embedder, downscale, blur, method, far, label))
     return rows
+
+
+def _score(photos: list[tuple[str, Path]], images: dict, gallery: dict, detector: DetectorNode, embedder: EmbedderNode,
+           downscale: float, blur: float, method: SetDistance, far: float, label: str) -> EvalRow:
+    no_face = sorted({str(p) for p, vectors in gallery.items() if not len(vectors)})
+    same, different = [], []
+    single_hits = single_total = set_hits = probes = 0
+    for i, (name, path) in enumerate(photos):
+        others = {}
+        for other_name, other_path in photos:
+            if other_path != path and len(gallery[other_path]):
+                others.setdefault(other_name, []).append(gallery[other_path])
+        sets = {n: np.concatenate(v) for n, v in others.items()}
+        has_gallery = name in sets or any(n == name and p != path for n, p in photos)
+        probes += has_gallery
+        probe = embed_set(detector, embedder, [degrade(v, downscale, blur) for v in variations(images[path], 1000 + i)])
+        if not len(probe):
+            no_face.append(f"{path} ({label})")
+            same += [np.inf] if has_gallery else []
+            continue
+        distances = {n: set_distance(probe, g, method) for n, g in sets.items()}
+        different += [d for n, d in distances.items() if n != name]
+        if not has_gallery:
+            continue
+        same.append(distances.get(name, np.inf))
+        set_hits += int(min(distances, key=distances.get) == name)
+        names = list(sets)
+        nearest = np.stack([(probe @ sets[n].T).max(axis=1) for n in names], axis=1)
+        single_hits += int(sum(names[j] == name for j in nearest.argmax(axis=1)))
+        single_total += len(probe)
+    threshold = float(np.quantile(different, far)) if different else None
+    tar = float(np.mean(np.asarray(same) < threshold)) if same and threshold is not None else None
+    return EvalRow(label, len({n for n, _ in photos}), probes, sorted(set(no_face)), single_hits / max(single_total, 1),
+                   set_hits / max(probes, 1), far, threshold, tar)

@@ -32,16 +32,19 @@ class GallerySinkNode(SinkNode):
 
         self.annotate = annotate
         self.boxes: dict[str, dict[int, list]] = defaultdict(lambda: defaultdict(list))
+        self.labels: dict[str, str] = {}  # sequence id -> what is drawn next to its boxes
         self.paths: dict[str, str] = {}
 
     def process(self, item: Sequence | ReidDecision) -> None:
-        label = str(getattr(item, self.params.label_field, item.sequence_id))
+        self.labels[item.sequence_id] = str(getattr(item, self.params.label_field, item.sequence_id))
+        if isinstance(item, ReidDecision) and item.status == "merged":  # its cluster id changed: only relabel
+            return
         if len(item.crops):
             name = item.sequence_id.replace(":", "_").replace("/", "_")
             self.annotate.write_strip(item.crops, Path(self.params.out_dir) / item.video / f"{name}.png")
         self.paths[item.video] = item.video_path
         for frame, box in zip(item.frames, item.boxes_xyxy, strict=True):
-            self.boxes[item.video][int(frame)].append((box, label))
+            self.boxes[item.video][int(frame)].append((box, item.sequence_id))
 
     def finish(self) -> None:
         if not self.params.annotate_video:
@@ -49,5 +52,6 @@ class GallerySinkNode(SinkNode):
         for video, boxes in self.boxes.items():
             if Path(self.paths[video]).is_file():
                 out = Path(self.params.out_dir) / f"{video}_annotated.mp4"
-                frames = self.annotate.annotate_video(self.paths[video], boxes, out)
+                labelled = {frame: [(box, self.labels[key]) for box, key in found] for frame, found in boxes.items()}
+                frames = self.annotate.annotate_video(self.paths[video], labelled, out)
                 self.log.info("annotated video: %s (%d frames)", out, frames)

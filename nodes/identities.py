@@ -15,20 +15,35 @@ if TYPE_CHECKING:
     from nodes.store.face_store import FaceStore
 
 
+PAD_FACTOR = 3  # a photo that is only a face is centred on a canvas this many times its size
+
+
 def largest_face(detector: DetectorNode, embedder: EmbedderNode, image: np.ndarray,
                  label: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, float] | None:
-    """(embedding, box, keypoints, score) of the largest face in a photo, or None."""
+    """(embedding, box, keypoints, score) of the largest face in a photo, or None. A tight face crop, where
+    the detector sees no face, is tried again padded, as the face would sit in a wider picture."""
     faces = detector.detect(Frame(label, label, 0, 0, 0.0, image))
+    offset = np.zeros(2, np.float32)
+    if not len(faces):
+        h, w = image.shape[:2]
+        side = PAD_FACTOR * max(h, w)
+        top, left = (side - h) // 2, (side - w) // 2
+        padded = np.full((side, side, 3), 127, np.uint8)
+        padded[top:top + h, left:left + w] = image
+        faces = detector.detect(Frame(label, label, 0, 0, 0.0, padded))
+        offset = np.array([left, top], np.float32)
     if not len(faces):
         return None
     areas = (faces.boxes_xyxy[:, 2] - faces.boxes_xyxy[:, 0]) * (faces.boxes_xyxy[:, 3] - faces.boxes_xyxy[:, 1])
     i = int(areas.argmax())
-    return embedder.embed([faces.crops[i]])[0], faces.boxes_xyxy[i], faces.kps[i], float(faces.scores[i])
+    return (embedder.embed([faces.crops[i]])[0], faces.boxes_xyxy[i] - np.tile(offset, 2), faces.kps[i] - offset,
+            float(faces.scores[i]))
 
 
 def enroll(store: FaceStore, name: str, photos: list[Path], detector: DetectorNode,
-           embedder: EmbedderNode) -> tuple[int, list[str]]:
-    """Add each photo's largest face to the named cluster; returns (cluster id, photos without a face)."""
+           embedder: EmbedderNode) -> tuple[int | None, list[str]]:
+    """Add each photo's largest face to the named cluster; returns (cluster id, photos without a face).
+    When no photo has a face, nothing is stored (no empty identity) and the id is None."""
     import cv2
 
     found, skipped = [], []
@@ -39,4 +54,4 @@ def enroll(store: FaceStore, name: str, photos: list[Path], detector: DetectorNo
             skipped.append(str(photo))
             continue
         found.append((str(photo.resolve()), str(photo), *face))
-    return store.enroll(name, found), skipped
+    return (store.enroll(name, found) if found else None), skipped

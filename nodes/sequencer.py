@@ -2,7 +2,8 @@
 
 Assignment is by IoU and embedding cosine together (Hungarian, scipy). A sequence closes after
 `max_gap` frames without a match; sequences shorter than `min_length` are dropped (counted); a
-match whose embedding jumps below `split_cosine` starts a new sequence. Frames may arrive out of
+match whose embedding jumps below `split_cosine` starts a new sequence; both cosines come from the
+embedding model's calibration (`zdg calibrate`) unless the graph sets them. Frames may arrive out of
 order from replicated upstream nodes and are put back in order first.
 """
 
@@ -18,7 +19,7 @@ from zdg.message import Message
 from zdg.node import Deploy, Node, Params
 
 if TYPE_CHECKING:
-    from nodes.tracking import Track
+    from nodes.tracking import LinkRule, Track
 
 
 class SequencerParams(Params):
@@ -26,8 +27,11 @@ class SequencerParams(Params):
     min_length: int = Field(3, ge=1, description="shorter sequences are dropped")
     iou_weight: float = Field(0.5, ge=0, le=1, description="weight of 1-IoU in the cost; the rest is 1-cosine")
     min_iou: float = Field(0.05, ge=0, le=1, description="pairs below this IoU need min_cosine to link")
-    min_cosine: float = Field(0.5, ge=-1, le=1, description="appearance alone links pairs at or above this")
-    split_cosine: float = Field(0.35, ge=-1, le=1, description="a match below this cosine starts a new sequence")
+    min_cosine: float | None = Field(None, ge=-1, le=1, description="appearance alone links pairs at or above this "
+                                     "(default: the embedding model's calibrated link_cosine)")
+    split_cosine: float | None = Field(None, ge=-1, le=1, description="a match below this cosine starts a new sequence "
+                                       "(default: the model's calibrated split_cosine)")
+    calibration: str | None = Field(None, description="calibration file (default: the one shipped for the model)")
     max_cost: float = Field(0.8, gt=0, description="assignments above this cost are refused")
     best_crops: int = Field(4, ge=0, le=32, description="crops kept per sequence (highest quality)")
     update_every: int = Field(0, ge=0, description="emit an open sequence on port `update` every N faces (0 = never)")
@@ -72,10 +76,23 @@ class SequencerNode(Node):
     def setup(self) -> None:
         from nodes import tracking
 
-        p = self.params
         self.tracking = tracking
-        self.rule = tracking.LinkRule(p.iou_weight, p.min_iou, p.min_cosine, p.split_cosine, p.max_cost)
+        self.rules: dict[str, LinkRule] = {}
         self.videos: dict[str, VideoState] = {}
+
+    def rule(self, model: str) -> LinkRule:
+        """The link rule for faces embedded by `model`: thresholds set in the graph, else its calibration."""
+        if model not in self.rules:
+            p = self.params
+            link, split = p.min_cosine, p.split_cosine
+            if link is None or split is None:
+                from nodes.thresholds import load_thresholds
+
+                calibrated = load_thresholds(model, p.calibration)
+                link = calibrated.link_cosine if link is None else link
+                split = calibrated.split_cosine if split is None else split
+            self.rules[model] = self.tracking.LinkRule(p.iou_weight, p.min_iou, link, split, p.max_cost)
+        return self.rules[model]
 
     def process(self, faces: Faces) -> list[Sequence | Message]:
         state = self.videos.setdefault(faces.video, VideoState())
@@ -107,7 +124,8 @@ class SequencerNode(Node):
                 out += self._close(track)
             else:
                 alive.append(track)
-        matched, split = self.tracking.link(alive, faces, self.rule, self.context.count)
+        matched, split = self.tracking.link(alive, faces, self.rule(faces.model), self.context.count) if len(faces) \
+            else ({}, [])
         for track in split:
             out += self._close(track)
         state.tracks = [t for t in alive if not any(t is s for s in split)]

@@ -18,16 +18,18 @@ def l2_normalise(x: np.ndarray) -> np.ndarray:
     return (x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
 
-def set_distance(a: np.ndarray, b: np.ndarray, method: SetDistance) -> float:
-    """Cosine-based distance between vector sets a (n,d) and b (m,d)."""
+def set_distance(a: np.ndarray, b: np.ndarray, method: SetDistance, weights: np.ndarray | None = None) -> float:
+    """Cosine-based distance between vector sets a (n,d) and b (m,d); `weights` (n,) weigh a's vectors
+    (face quality) where the method averages over them (mean_min, modified_hausdorff, centroid)."""
+    w = None if weights is None or not np.any(weights > 0) else np.clip(weights, 0, None)
     if method == "centroid":
-        return float(1 - unit(a.mean(axis=0)) @ unit(b.mean(axis=0)))
+        return float(1 - unit(np.average(a, axis=0, weights=w)) @ unit(b.mean(axis=0)))
     d = 1 - a @ b.T
     if method == "mean_min":
-        return float(d.min(axis=1).mean())
+        return float(np.average(d.min(axis=1), weights=w))
     if method == "hausdorff":
         return float(max(d.min(axis=1).max(), d.min(axis=0).max()))
-    return float(max(d.min(axis=1).mean(), d.min(axis=0).mean()))
+    return float(max(np.average(d.min(axis=1), weights=w), d.min(axis=0).mean()))
 
 
 def cluster_silhouette(members: np.ndarray, others: list[np.ndarray]) -> float | None:

@@ -39,6 +39,9 @@ class Track:
     quality: list[float] = field(default_factory=list)
     crops: list[tuple[float, int, np.ndarray]] = field(default_factory=list)
     last_seq: int = 0
+    width: int = 0
+    height: int = 0
+    model: str = ""
 
     def __len__(self) -> int:
         return len(self.embeddings)
@@ -56,6 +59,7 @@ class Track:
         self.scores.append(float(faces.scores[i]))
         self.quality.append(float(faces.quality[i]))
         self.last_seq = faces.seq
+        self.width, self.height, self.model = faces.width, faces.height, faces.model
         if keep_crops:
             self.crops.append((float(faces.quality[i]), faces.frame, faces.crops[i]))
             self.crops.sort(key=lambda c: -c[0])
@@ -71,7 +75,8 @@ class Track:
             face_index=np.asarray(self.face_index, np.int32), boxes_xyxy=np.stack(self.boxes).astype(np.float32),
             kps=np.stack(self.kps).astype(np.float32), scores=np.asarray(self.scores, np.float32),
             quality=np.asarray(self.quality, np.float32), crops=crops,
-            crop_frames=np.asarray([c[1] for c in self.crops], np.int32), closed=closed)
+            crop_frames=np.asarray([c[1] for c in self.crops], np.int32), closed=closed, width=self.width,
+            height=self.height, model=self.model)
 
 
 def sequence_key(video: str, first_frame: int, first_face: int) -> str:

@@ -1,27 +1,35 @@
-"""The re-id rule without a database: join, refuse, named tolerance, separation guard."""
+"""The re-id rule without a database: join, refuse, named tolerance, cannot-link, thresholds from the model's
+calibration, and which sequences are junk."""
 
 from __future__ import annotations
 
-import numpy as np
+import json
 
-from nodes.decision import Candidate, ReidSettings, choose, sample
+import numpy as np
+import pytest
+
+from nodes.decision import Candidate, ReidSettings, choose, for_model, sample
+from nodes.messages import Sequence
+from nodes.quality import junk_reason
 from tests.vectors import People
+from zdg.node import FatalNodeError
 
 person = People(dim=32, count=4, seed=3)
+S = ReidSettings(threshold=0.45, named_threshold=0.6)
 
 
 def test_a_sequence_joins_the_cluster_of_its_person_and_no_other():
     stored = [Candidate(10, person(0)), Candidate(11, person(1)), Candidate(12, person(2))]
     for who, cluster in ((0, 10), (1, 11), (2, 12)):
-        choice = choose(person(who), stored, ReidSettings())
+        choice = choose(person(who), stored, S)
         assert choice.cluster_id == cluster and choice.distance < 0.45 and choice.silhouette > 0.5
 
 
 def test_a_stranger_starts_a_new_cluster_and_nothing_starts_one_too():
     stored = [Candidate(10, person(0)), Candidate(11, person(1))]
-    choice = choose(person(3), stored, ReidSettings())
+    choice = choose(person(3), stored, S)
     assert choice.cluster_id is None and choice.distance > 0.45
-    assert choose(person(0), [], ReidSettings()).cluster_id is None
+    assert choose(person(0), [], S).cluster_id is None
 
 
 def test_named_clusters_have_their_own_tolerance():
@@ -33,15 +41,14 @@ def test_named_clusters_have_their_own_tolerance():
     assert choose(far, named, s).cluster_id == 10
 
 
-def test_a_join_that_would_blur_two_clusters_is_refused_by_the_silhouette_floor():
-    between = person(0, noise=0.12) + person(1, noise=0.12)
+def test_the_nearest_cluster_within_the_threshold_wins_and_the_decision_says_how_clear_it_was():
+    between = person(0, noise=0.12) + 0.8 * person(1, noise=0.12)
     between /= np.linalg.norm(between, axis=1, keepdims=True)
     stored = [Candidate(10, person(0)), Candidate(11, person(1))]
-    loose = ReidSettings(threshold=0.9, silhouette_floor=-1)
-    assert choose(between, stored, loose).cluster_id in (10, 11)
-    guarded = ReidSettings(threshold=0.9, silhouette_floor=0.5)
-    refused = choose(between, stored, guarded)
-    assert refused.cluster_id is None and refused.silhouette < 0.5
+    close_call = choose(between, stored, ReidSettings(threshold=0.9, named_threshold=0.9))
+    clear = choose(person(0), stored, S)
+    assert close_call.cluster_id == 10 and clear.cluster_id == 10
+    assert close_call.silhouette < 0.3 < clear.silhouette
 
 
 def test_probes_are_spread_along_the_sequence():
@@ -53,16 +60,49 @@ def test_probes_are_spread_along_the_sequence():
 def test_a_cluster_on_screen_at_the_same_time_is_never_joined_however_close():
     twin = person(0)
     stored = [Candidate(10, person(0), co_occurs=True), Candidate(11, person(1))]
-    assert choose(twin, stored, ReidSettings()).cluster_id is None
+    assert choose(twin, stored, S).cluster_id is None
     both = [Candidate(10, person(0), co_occurs=True), Candidate(12, person(0))]
-    assert choose(twin, both, ReidSettings()).cluster_id == 12, "the same person's other cluster is still joined"
+    assert choose(twin, both, S).cluster_id == 12, "the same person's other cluster is still joined"
 
 
-def test_a_sequence_as_close_as_the_clusters_own_members_joins_whatever_the_silhouette():
-    seen = person(0, n=20)
-    stored = [Candidate(10, seen), Candidate(11, person(0, n=20, noise=0.13))]  # the same person split in two
-    strict = ReidSettings(silhouette_floor=0.99)
-    rerun = choose(seen.copy(), stored, strict)  # the same footage again: distance 0
-    assert rerun.cluster_id == 10 and rerun.distance < 1e-5
-    farther = person(0, n=20, noise=0.25)  # the same person seen worse than any member is
-    assert choose(farther, stored, strict).cluster_id is None, "a new look still has to keep clusters apart"
+def test_low_quality_faces_weigh_less_in_the_distance():
+    seq = np.concatenate([person(0, n=6), person(2, n=6)])  # half of it looks like someone else (blur, pose)
+    stored = [Candidate(10, person(0))]
+    even = choose(seq, stored, S)
+    weighted = choose(seq, stored, S, weights=np.array([1.0] * 6 + [0.05] * 6))
+    assert even.cluster_id is None and weighted.cluster_id == 10
+
+
+def test_thresholds_come_from_the_models_calibration_unless_the_graph_sets_them(tmp_path):
+    file = tmp_path / "m.json"
+    file.write_text(json.dumps({"model": "m", "join": 0.61, "named_join": 0.7, "link_cosine": 0.4,
+                                "split_cosine": 0.3, "false_merge_rate": 0.01}))
+    calibrated = for_model(ReidSettings(calibration=str(file)), "m")
+    assert (calibrated.threshold, calibrated.named_threshold) == (0.61, 0.7)
+    assert for_model(ReidSettings(threshold=0.5, calibration=str(file)), "m").threshold == 0.5
+    with pytest.raises(FatalNodeError, match="calibrated for model 'm', but the embeddings come from 'other'"):
+        for_model(ReidSettings(calibration=str(file)), "other")
+    with pytest.raises(FatalNodeError, match="no calibration for embedding model 'unknown'.*zdg calibrate"):
+        for_model(ReidSettings(), "unknown")
+    assert for_model(ReidSettings(), "mfn128").threshold > 0, "the default model ships its calibration"
+    assert for_model(ReidSettings(), "dlib").threshold < for_model(ReidSettings(), "mfn128").threshold / 5
+
+
+def seq_of(vectors: np.ndarray, scores: float = 0.85, box: tuple = (100, 100, 200, 220)) -> Sequence:
+    n = len(vectors)
+    return Sequence(
+        sequence_id="v:0:0", video="v", video_path="", first_ts=0.0, last_ts=1.0, embeddings=vectors,
+        frames=np.arange(n, dtype=np.int32), face_index=np.zeros(n, np.int32),
+        boxes_xyxy=np.tile(box, (n, 1)).astype(np.float32), kps=np.zeros((n, 5, 2), np.float32),
+        scores=np.full(n, scores, np.float32), quality=np.ones(n, np.float32),
+        crops=np.zeros((0, 112, 112, 3), np.uint8), crop_frames=np.zeros(0, np.int32), width=640, height=360)
+
+
+def test_junk_is_a_poor_detection_a_face_cut_off_by_the_frame_or_an_incoherent_set_and_nothing_else():
+    assert junk_reason(seq_of(person(0)), S) is None
+    assert "detector score 0.52" in junk_reason(seq_of(person(0), scores=0.52), S)
+    assert "cut off by the frame edge" in junk_reason(seq_of(person(0), box=(0, 100, 60, 220)), S)
+    assert junk_reason(seq_of(person(0), box=(580, 0, 639, 90)), S) is not None
+    mixed = np.concatenate([person(0, n=3), person(1, n=3), person(2, n=3), person(3, n=3)])
+    assert "incoherent" in junk_reason(seq_of(mixed), S)
+    assert junk_reason(seq_of(person(0), box=(3, 100, 100, 220)), S) is None, "near the edge is not cut off"

@@ -152,15 +152,49 @@ def test_folder_of_photos_is_a_source(tmp_path):
     assert node.context.counters["unreadable_images"] == 1
 
 
-def test_eval_faces_prints_single_image_and_set_scores(model_root):
-    proc = zdg("eval", "faces", str(shared_path("data", "faces")), "--downscale", "4", "--blur", "1",
-               env={**os.environ, "ZDG_MODEL_ROOT": model_root}, timeout=300)
+def tight_crops(folder: Path) -> Path:
+    """The friends_ref photos cut to 150x150 face crops, where the 640 detector alone finds nothing."""
+    from nodes.detector import DetectorNode
+    from nodes.messages import Frame
+    from zdg.testing import NodeHarness
+
+    node = NodeHarness(DetectorNode, pack="buffalo_sc").node
+    for photo in sorted(shared_path("data", "faces", "friends_ref").glob("*/*.png")):
+        image = cv2.imread(str(photo))
+        x1, y1, x2, y2 = node.detect(Frame("p", "", 0, 0, 0.0, image)).boxes_xyxy[0].astype(int)
+        (folder / photo.parent.name).mkdir(parents=True)
+        cv2.imwrite(str(folder / photo.parent.name / photo.name), cv2.resize(image[y1:y2, x1:x2], (150, 150)))
+    return folder
+
+
+def eval_faces(*args: str) -> tuple[dict[str, list[str]], str]:
+    proc = zdg("eval", "faces", *args, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    rows = {line[:26].strip(): line.split() for line in proc.stdout.splitlines()[1:]}
+    return {line[:26].strip(): line[26:].split() for line in proc.stdout.splitlines()[1:]}, proc.stderr
+
+
+def test_eval_faces_uses_every_photo_and_gives_closed_and_open_set_figures():
+    rows, _ = eval_faces(str(shared_path("data", "faces")), "--downscale", "4", "--blur", "1")
     assert set(rows) == {"clean", "downscale 4x, blur 1"}
-    identities, no_face, single, set_top1 = rows["clean"][1:]
+    identities, probes, no_face, single, set_top1, tar, threshold = rows["clean"]
     assert int(identities) == 11 and int(no_face) == 0
-    assert float(single) >= 0.9 and float(set_top1) >= 0.9
+    assert int(probes) == 8, "every photo whose identity has another photo is a probe (ageitgey_knn: 4 x 2 photos)"
+    assert float(single) >= 0.9 and float(set_top1) >= 0.9 and float(tar) >= 0.75 and 0 < float(threshold) < 2
+
+
+def test_tight_face_crops_are_found_and_enrolled_and_a_photo_without_a_face_stores_nothing(tmp_path, store_dsn):
+    crops = tight_crops(tmp_path / "crops")
+    rows, misses = eval_faces(str(crops))
+    assert rows["clean"][0] == "6" and rows["clean"][2] == "0", misses
+    env = {**os.environ, "ZDG_DSN": store_dsn}
+    graph = str(REPO / "graphs/video_reid.yaml")
+    done = zdg("enroll", "--name", "Joey", str(crops / "Joey"), "--graph", graph, env=env, timeout=120)
+    assert done.returncode == 0 and "1 photo(s) enrolled" in done.stdout, done.stderr
+    cv2.imwrite(str(tmp_path / "wall.png"), np.full((150, 150, 3), 90, np.uint8))
+    refused = zdg("enroll", "--name", "Nobody", str(tmp_path / "wall.png"), "--graph", graph, env=env, timeout=120)
+    assert refused.returncode == 1 and "nothing stored" in refused.stderr
+    listed = zdg("identities", "list", "--graph", graph, env=env, timeout=60).stdout
+    assert "Joey" in listed and "Nobody" not in listed
 
 
 def test_stream_source_reconnects_after_the_stream_drops():

@@ -20,7 +20,7 @@ def frame(seq: int, people: list[tuple[int, float]]) -> Faces:
     emb = np.array([PEOPLE[p] + RNG.normal(scale=0.05, size=DIM) for p, _ in people], np.float32).reshape(n, DIM)
     emb /= np.linalg.norm(emb, axis=1, keepdims=True).clip(1e-9)
     return Faces("v", "", seq * 2, seq, seq / 12, boxes, np.zeros((n, 5, 2), np.float32), np.full(n, 0.9, np.float32),
-                 np.full(n, 0.5, np.float32), np.zeros((n, 112, 112, 3), np.uint8), emb)
+                 np.full(n, 0.5, np.float32), np.zeros((n, 112, 112, 3), np.uint8), emb, model="mfn128")
 
 
 def run(frames: list[Faces], **params) -> list[dict]:
@@ -84,3 +84,25 @@ def test_an_interrupted_stream_leaves_open_sequences_for_the_rerun():
         node.context.stream_complete = False  # the source was stopped (Ctrl-C) before its end
         assert node.typed("out", finish=True) == []
         assert node.context.counters["open_sequences_left_for_resume"] == 1
+
+
+def test_link_and_split_cosines_come_from_the_embedding_models_calibration():
+    from dataclasses import replace
+
+    import pytest
+
+    from zdg.node import FatalNodeError
+
+    frames = [frame(i, [(0, 100)]) for i in range(6)]
+    with NodeHarness(SequencerNode) as node:
+        node.feed(*frames)
+        rule = node.node.rules["mfn128"]
+    from nodes.thresholds import load_thresholds
+
+    shipped = load_thresholds("mfn128")
+    assert (rule.min_cosine, rule.split_cosine) == (shipped.link_cosine, shipped.split_cosine)
+    with NodeHarness(SequencerNode, split_cosine=0.9) as node:
+        node.feed(*frames)
+        assert node.node.rules["mfn128"].split_cosine == 0.9, "a graph's own value wins"
+    with NodeHarness(SequencerNode) as node, pytest.raises(FatalNodeError, match="no calibration for embedding model 'x'"):
+        node.feed(replace(frames[0], model="x"))

@@ -77,11 +77,26 @@ def merge_clusters(conn: psycopg.Connection, source: int, target: int, detail: d
         raise LookupError(f"no identity {sorted(missing)}")
     conn.execute("UPDATE faces SET cluster_id = %s WHERE cluster_id = %s", (target, source))
     conn.execute("UPDATE sequences SET cluster_id = %s WHERE cluster_id = %s", (target, source))
+    conn.execute("UPDATE cluster_aliases SET new_id = %s WHERE new_id = %s", (target, source))
+    conn.execute("INSERT INTO cluster_aliases (old_id, new_id) VALUES (%s, %s)", (source, target))
     conn.execute("DELETE FROM clusters WHERE id = %s", (source,))
     if not names[target] and names[source]:
         conn.execute("UPDATE clusters SET name = %s WHERE id = %s", (names[source], target))
     refresh_cluster(conn, target)
     record_event(conn, "merge", target, source, detail)
+
+
+def resolve(conn: psycopg.Connection, cluster_id: int) -> int:
+    """The cluster an id names now: itself, or the one it was merged into."""
+    row = conn.execute("SELECT new_id FROM cluster_aliases WHERE old_id = %s", (cluster_id,)).fetchone()
+    return row[0] if row else cluster_id
+
+
+def moved_sequences(conn: psycopg.Connection, cluster_id: int) -> list[tuple]:
+    """(sequence id, key, source, first frame, last frame) of the sequences a cluster holds."""
+    return conn.execute(
+        "SELECT s.id, s.seq_key, so.name, s.first_frame, s.last_frame FROM sequences s JOIN sources so "
+        "ON so.id = s.source_id WHERE s.cluster_id = %s ORDER BY s.id", (cluster_id,)).fetchall()
 
 
 def delete_cluster(conn: psycopg.Connection, cluster_id: int) -> int:
@@ -132,6 +147,7 @@ def summary(conn: psycopg.Connection) -> dict[str, int]:
     return {
         "sources": one("SELECT count(*) FROM sources WHERE name NOT LIKE 'photo:%'"),
         "sequences": one("SELECT count(*) FROM sequences"),
+        "junk_sequences": one("SELECT count(*) FROM sequences WHERE junk IS NOT NULL"),
         "faces": one("SELECT count(*) FROM faces WHERE sequence_id IS NOT NULL"),
         "clusters": one("SELECT count(*) FROM clusters"),
         "named_clusters": one("SELECT count(*) FROM clusters WHERE name IS NOT NULL"),

@@ -11,7 +11,8 @@ if TYPE_CHECKING:
     from nodes.messages import Sequence
     from nodes.store.clusters import Identity
     from nodes.store.maintain import MaintenanceReport
-    from nodes.store.reid import Decision
+    from nodes.store.reid import Decision, Query
+    from nodes.truth import Truth
 
 
 class FaceStore(Protocol):
@@ -23,9 +24,8 @@ class FaceStore(Protocol):
     def candidates(self, embeddings: np.ndarray, settings: ReidSettings, exclude_sequence: int | None) -> list[Candidate]:
         """Clusters worth scoring for a sequence, with the stored embeddings they are scored on."""
 
-    def decide(self, sequence_db_id: int, embeddings: np.ndarray, settings: ReidSettings,
-               checkpoint: tuple[str, int] | None = None) -> Decision:
-        """Put a stored sequence into its cluster (the rule in nodes.decision) and record why; with
+    def decide(self, query: Query, settings: ReidSettings, checkpoint: tuple[str, int] | None = None) -> Decision:
+        """Put a stored sequence into its cluster (the rule in nodes.decision; junk: none) and record why; with
         (source, resume frame), advance that source's checkpoint in the same transaction."""
 
     def checkpoint(self, source: str) -> tuple[int, int | None]:
@@ -40,6 +40,9 @@ class FaceStore(Protocol):
 
     def enroll(self, name: str, faces: list[tuple[str, str, np.ndarray, np.ndarray, np.ndarray, float]]) -> int:
         """Add photos' faces (photo, path, embedding, box, keypoints, score) to the named identity; its id."""
+
+    def resolve(self, cluster_id: int) -> int:
+        """The cluster an id names now (a merged-away id names the cluster it went into)."""
 
     def merge(self, source: int, target: int) -> None: ...
 
@@ -63,5 +66,8 @@ class FaceStore(Protocol):
 
     def export(self) -> list[dict]:
         """One row per sequence: source, key, frames, times, faces, cluster id and name, distance."""
+
+    def evaluate_video(self, truth: Truth, video: str, first_visit: str | None = None) -> dict:
+        """A visit's clusters scored against positional truth (nodes.store.evaluation)."""
 
     def close(self) -> None: ...

@@ -1,8 +1,10 @@
-"""Cluster maintenance: refresh silhouettes, merge weak clusters, forget vectors beyond a cap."""
+"""Cluster maintenance: merge clusters that are one person (constrained agglomerative), forget vectors beyond a cap,
+refresh silhouettes."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import combinations
 
 import numpy as np
 import psycopg
@@ -10,7 +12,7 @@ from sklearn.metrics import silhouette_samples
 
 from nodes.decision import ReidSettings
 from nodes.setdist import set_distance
-from nodes.store.clusters import merge_clusters, names_of, record_event, refresh_cluster, windowed_vectors
+from nodes.store.clusters import merge_clusters, moved_sequences, names_of, record_event, refresh_cluster, windowed_vectors
 from nodes.store.db import to_numpy
 from nodes.store.reid import DECISION_LOCK
 
@@ -20,8 +22,23 @@ SAMPLE_PER_CLUSTER = 50
 @dataclass
 class MaintenanceReport:
     merges: list[tuple[int, int]] = field(default_factory=list)
+    moved: list[MovedSequence] = field(default_factory=list)
     forgotten: int = 0
     silhouette: float | None = None
+
+
+@dataclass(frozen=True)
+class MovedSequence:
+    """A sequence whose cluster was merged into another: subscribers are told (status `merged`)."""
+
+    sequence_db_id: int
+    sequence_key: str
+    source: str
+    first_frame: int
+    last_frame: int
+    cluster_id: int
+    merged_from: int
+    name: str | None
 
 
 def sampled_vectors(conn: psycopg.Connection) -> tuple[np.ndarray, np.ndarray, dict[int, str | None]]:
@@ -41,43 +58,39 @@ def silhouette_values(vectors: np.ndarray, labels: np.ndarray) -> np.ndarray | N
     return silhouette_samples(vectors, labels, metric="cosine")
 
 
-def _second_choice(vectors: np.ndarray, labels: np.ndarray, weak: int) -> int | None:
-    """The cluster that the weak cluster's vectors most often rank second (nearest other cluster)."""
-    others = [c for c in np.unique(labels) if c != weak]
-    if not others:
-        return None
-    mine = vectors[labels == weak]
-    dist = np.stack([(1 - mine @ vectors[labels == c].T).mean(axis=1) for c in others], axis=1)
-    votes = np.bincount(dist.argmin(axis=1), minlength=len(others))
-    return int(others[int(votes.argmax())])
+def pair_distance(a: np.ndarray, b: np.ndarray, s: ReidSettings) -> float:
+    """How close two clusters are: the set distance, from whichever side is nearer."""
+    return min(set_distance(a, b, s.distance), set_distance(b, a, s.distance))
 
 
-def merge_weak(conn: psycopg.Connection, s: ReidSettings, report: MaintenanceReport) -> None:
+def merge_close(conn: psycopg.Connection, s: ReidSettings, report: MaintenanceReport) -> None:
+    """Constrained agglomerative clustering over the clusters: the closest pair within the join threshold
+    (named: its own) merges first, unless the two were on screen together (cannot-link) or carry two names;
+    repeated until no pair qualifies. Sequences of one cluster stay together (must-link)."""
     vectors, labels, names = sampled_vectors(conn)
-    scores = silhouette_values(vectors, labels)
-    if scores is None:
-        return
-    per_cluster = {int(c): float(scores[labels == c].mean()) for c in np.unique(labels)}
-    for weak in sorted(per_cluster, key=per_cluster.get):
-        if per_cluster[weak] >= s.silhouette_floor or weak not in labels:
-            continue
-        target = _second_choice(vectors, labels, weak)
-        if target is None or (names.get(weak) and names.get(target) and names[weak] != names[target]):
-            continue
-        if co_occur(conn, weak, target):  # on screen together: two people, whatever the vectors say
-            continue
-        if set_distance(vectors[labels == weak], vectors[labels == target], s.distance) >= s.threshold:
-            continue
-        merged = np.where(labels == weak, target, labels)
-        after = silhouette_values(vectors, merged)
-        before = float(scores.mean())
-        if after is not None and float(after.mean()) <= before:
-            continue
-        merge_clusters(conn, weak, target, {"silhouette_before": before,
-                                            "silhouette_after": None if after is None else float(after.mean())})
-        report.merges.append((weak, target))
-        labels = merged
-        scores = after if after is not None else scores
+    sets = {int(c): vectors[labels == c] for c in np.unique(labels)}
+    refused: set[tuple[int, int]] = set()
+    while True:
+        pairs = sorted((pair_distance(sets[a], sets[b], s), a, b) for a, b in combinations(sorted(sets), 2)
+                       if (a, b) not in refused)
+        for distance, a, b in pairs:
+            limit = s.named_threshold if names.get(a) or names.get(b) else s.threshold
+            if distance >= limit:
+                return
+            if (names.get(a) and names.get(b)) or co_occur(conn, a, b):
+                refused.add((a, b))
+                continue
+            weak, target = (a, b) if names.get(b) or (not names.get(a) and a > b) else (b, a)
+            report.moved += [MovedSequence(*row, target, weak, names.get(weak) or names.get(target))
+                             for row in moved_sequences(conn, weak)]
+            merge_clusters(conn, weak, target, {"distance": distance})
+            report.merges.append((weak, target))
+            sets[target] = np.concatenate([sets[target], sets.pop(weak)])
+            names[target] = names.get(target) or names.get(weak)
+            refused = {p for p in refused if weak not in p and target not in p}
+            break
+        else:
+            return
 
 
 def co_occur(conn: psycopg.Connection, a: int, b: int) -> bool:
@@ -106,7 +119,7 @@ def maintain(conn: psycopg.Connection, s: ReidSettings, max_vectors: int = 500) 
     report = MaintenanceReport()
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (DECISION_LOCK,))
-        merge_weak(conn, s, report)
+        merge_close(conn, s, report)
         forget(conn, max_vectors, report)
         vectors, labels, _ = sampled_vectors(conn)
         scores = silhouette_values(vectors, labels)

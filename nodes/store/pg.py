@@ -7,9 +7,10 @@ import psycopg
 
 from nodes.decision import Candidate, ReidSettings
 from nodes.messages import Sequence
-from nodes.store import checkpoints, clusters, export, maintain, reid, writes
+from nodes.store import checkpoints, clusters, evaluation, export, maintain, reid, writes
 from nodes.store.db import connect
-from nodes.store.schema import migrate, store_dim
+from nodes.store.schema import check_model, migrate, store_dim
+from nodes.truth import Truth
 
 StoreUnreachable = psycopg.OperationalError  # what callers retry on
 
@@ -27,15 +28,16 @@ class PgFaceStore:
 
     def write_sequences(self, batch: list[Sequence]) -> list[tuple[int, bool]]:
         with self.conn.transaction():
+            for model in {seq.model for seq in batch}:
+                check_model(self.conn, model)
             return [writes.write_sequence(self.conn, seq) for seq in batch]
 
     def candidates(self, embeddings: np.ndarray, settings: ReidSettings, exclude_sequence: int | None) -> list[Candidate]:
         with self.conn.transaction():
             return reid.candidates(self.conn, embeddings, settings, exclude_sequence)
 
-    def decide(self, sequence_db_id: int, embeddings: np.ndarray, settings: ReidSettings,
-               checkpoint: tuple[str, int] | None = None) -> reid.Decision:
-        return reid.decide(self.conn, sequence_db_id, embeddings, settings, checkpoint)
+    def decide(self, query: reid.Query, settings: ReidSettings, checkpoint: tuple[str, int] | None = None) -> reid.Decision:
+        return reid.decide(self.conn, query, settings, checkpoint)
 
     def checkpoint(self, source: str) -> tuple[int, int | None]:
         return checkpoints.read_checkpoint(self.conn, source)
@@ -57,16 +59,20 @@ class PgFaceStore:
             clusters.refresh_cluster(self.conn, cluster_id)
         return cluster_id
 
+    def resolve(self, cluster_id: int) -> int:
+        """The cluster an id (perhaps of a cluster merged away since it was published) names now."""
+        return clusters.resolve(self.conn, cluster_id)
+
     def merge(self, source: int, target: int) -> None:
         with self.conn.transaction():
-            clusters.merge_clusters(self.conn, source, target)
+            clusters.merge_clusters(self.conn, self.resolve(source), self.resolve(target))
 
     def rename(self, cluster_id: int, name: str) -> None:
-        clusters.rename_cluster(self.conn, cluster_id, name)
+        clusters.rename_cluster(self.conn, self.resolve(cluster_id), name)
 
     def delete(self, cluster_id: int) -> int:
         with self.conn.transaction():
-            return clusters.delete_cluster(self.conn, cluster_id)
+            return clusters.delete_cluster(self.conn, self.resolve(cluster_id))
 
     def identities(self) -> list[clusters.Identity]:
         return clusters.list_identities(self.conn)
@@ -88,6 +94,9 @@ class PgFaceStore:
 
     def export(self) -> list[dict]:
         return export.sequence_rows(self.conn)
+
+    def evaluate_video(self, truth: Truth, video: str, first_visit: str | None = None) -> dict:
+        return evaluation.evaluate_video(self.conn, truth, video, first_visit)
 
     def close(self) -> None:
         self.conn.close()

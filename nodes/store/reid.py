@@ -19,8 +19,8 @@ DECISION_LOCK = 7244
 
 @dataclass
 class Decision:
-    cluster_id: int
-    status: str  # "new" | "recognised" | "already_assigned"
+    cluster_id: int | None  # None: junk
+    status: str  # "new" | "recognised" | "already_assigned" | "junk"
     distance: float | None
     silhouette: float | None
     name: str | None
@@ -72,32 +72,48 @@ def candidates(conn: psycopg.Connection, embeddings: np.ndarray, s: ReidSettings
     return [Candidate(c, vecs, names.get(c), c in others) for c, vecs in stored.items()]
 
 
-def decide(conn: psycopg.Connection, sequence_db_id: int, embeddings: np.ndarray, s: ReidSettings,
-           checkpoint: tuple[str, int] | None = None) -> Decision:
-    """Assign a stored sequence to its best cluster, or a new one, and advance its source's checkpoint
-    (source, resume frame) when given; one transaction."""
+@dataclass(frozen=True)
+class Query:
+    """What the decision is about: a stored sequence, its embeddings, their weights (face quality), and why
+    it is junk (None: it may be a person)."""
+
+    sequence_db_id: int
+    embeddings: np.ndarray
+    weights: np.ndarray | None = None
+    junk: str | None = None
+
+
+def decide(conn: psycopg.Connection, query: Query, s: ReidSettings, checkpoint: tuple[str, int] | None = None) -> Decision:
+    """Assign a stored sequence to its best cluster, or a new one (junk: to none), and advance its source's
+    checkpoint (source, resume frame) when given; one transaction."""
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (DECISION_LOCK,))
-        decision = _assign(conn, sequence_db_id, embeddings, s)
+        decision = _assign(conn, query, s)
         if checkpoint is not None:
             advance(conn, *checkpoint)
         return decision
 
 
-def _assign(conn: psycopg.Connection, sequence_db_id: int, embeddings: np.ndarray, s: ReidSettings) -> Decision:
+def _assign(conn: psycopg.Connection, query: Query, s: ReidSettings) -> Decision:
     """The decision for one stored sequence (inside the caller's transaction, under the decision lock)."""
-    row = conn.execute("SELECT s.cluster_id, s.distance, c.silhouette, c.name FROM sequences s "
+    sequence_db_id, embeddings = query.sequence_db_id, query.embeddings
+    row = conn.execute("SELECT s.cluster_id, s.distance, c.silhouette, c.name, s.junk FROM sequences s "
                        "LEFT JOIN clusters c ON c.id = s.cluster_id WHERE s.id = %s", (sequence_db_id,)).fetchone()
     if row and row[0] is not None:
         return Decision(row[0], "already_assigned", row[1], row[2], row[3])
+    if (row and row[4]) or query.junk:
+        if not (row and row[4]):
+            conn.execute("UPDATE sequences SET junk = %s WHERE id = %s", (query.junk, sequence_db_id))
+            record_event(conn, "junk", None, detail={"sequence": sequence_db_id, "why": query.junk})
+        return Decision(None, "junk", None, None, None)
     found = candidates(conn, embeddings, s, sequence_db_id)
-    choice = choose(embeddings, found, s)
+    choice = choose(embeddings, found, s, query.weights)
     status = "recognised" if choice.cluster_id is not None else "new"
     cluster_id = choice.cluster_id if choice.cluster_id is not None else new_cluster(conn)
     conn.execute("UPDATE faces SET cluster_id = %s WHERE sequence_id = %s", (cluster_id, sequence_db_id))
     conn.execute("UPDATE sequences SET cluster_id = %s, distance = %s WHERE id = %s",
                  (cluster_id, choice.distance, sequence_db_id))
     refresh_cluster(conn, cluster_id, choice.silhouette)
-    record_event(conn, status, cluster_id, detail={"sequence": sequence_db_id, "distance": choice.distance})
     name = next((c.name for c in found if c.cluster_id == cluster_id), None)
+    record_event(conn, status, cluster_id, detail={"sequence": sequence_db_id, "distance": choice.distance, "name": name})
     return Decision(cluster_id, status, choice.distance, choice.silhouette, name)

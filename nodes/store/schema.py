@@ -75,11 +75,34 @@ MIGRATIONS: list[str] = [
     """
     CREATE INDEX clusters_centroid_hnsw ON clusters USING hnsw (centroid vector_cosine_ops);
     """,
+    # 3: junk sequences (stored, never in a cluster); ids of merged-away clusters stay reachable
+    """
+    ALTER TABLE sequences ADD COLUMN junk text;
+    CREATE TABLE cluster_aliases (
+        old_id bigint PRIMARY KEY,
+        new_id bigint NOT NULL REFERENCES clusters ON DELETE CASCADE
+    );
+    """,
 ]
 
 
 class DimensionMismatch(FatalNodeError):
     """The model's embedding dimension differs from the store's."""
+
+
+class ModelMismatch(FatalNodeError):
+    """The embeddings come from another model than the store's (same dimension or not, they don't compare)."""
+
+
+def check_model(conn: psycopg.Connection, model: str) -> None:
+    """The store keeps vectors of one embedding model: the first one written; another raises ModelMismatch."""
+    if not model:
+        return
+    conn.execute("INSERT INTO zdg_meta VALUES ('model', %s) ON CONFLICT (key) DO NOTHING", (model,))
+    stored = conn.execute("SELECT value FROM zdg_meta WHERE key = 'model'").fetchone()[0]
+    if stored != model:
+        raise ModelMismatch(f"store holds embeddings of model {stored!r} but these come from {model!r}: their distances "
+                            "do not compare; use that model, or a new store (ZDG_DSN / store_dir)")
 
 
 def migrate(conn: psycopg.Connection, dim: int) -> int:

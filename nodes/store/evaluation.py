@@ -1,0 +1,115 @@
+"""`zdg eval video`: a store's re-identification of a clip scored against positional truth (nodes.truth).
+
+For a visit (the `video_id` the clip was stored under), from the store as it is now:
+  reappearances found   later sequences of a person whose cluster also holds an earlier sequence of them
+  pair precision/recall "same cluster" against "same person", over the person-sequences
+  false merges          clusters holding two different people
+  junk in a person      sequences matching no one that sit in a cluster holding a person
+  named right / wrong   person-sequences whose cluster carries their name / another name
+With a first visit (another video_id of the same people), also the second visit's person-sequences whose
+cluster holds the same person from the first visit (recall) or someone else (errors), and the decisions as
+they were published (status, and the name they carried).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from itertools import combinations
+
+import psycopg
+
+from nodes.truth import Truth
+
+
+@dataclass(frozen=True)
+class Row:
+    first_frame: int
+    cluster_id: int | None
+    person: str | None  # from the truth
+    sequence_db_id: int
+    name: str | None  # the cluster's name
+    junk: bool
+
+
+def visit_rows(conn: psycopg.Connection, video: str, truth: Truth) -> list[Row]:
+    """Every sequence of a visit, in time order."""
+    rows = conn.execute(
+        "SELECT s.first_frame, (f.bbox[1] + f.bbox[3]) / 2, s.cluster_id, s.id, c.name, s.junk IS NOT NULL "
+        "FROM sequences s JOIN sources so ON so.id = s.source_id LEFT JOIN clusters c ON c.id = s.cluster_id "
+        "JOIN LATERAL (SELECT bbox FROM faces WHERE sequence_id = s.id ORDER BY frame, face_index LIMIT 1) f ON true "
+        "WHERE so.name = %s ORDER BY s.first_frame, s.id", (video,)).fetchall()
+    if not rows:
+        raise SystemExit(f"the store holds no sequence of video_id {video!r}")
+    return [Row(ff, cid, truth.name_at(ff, x), sid, name, junk) for ff, x, cid, sid, name, junk in rows]
+
+
+def score_visit(rows: list[Row]) -> dict:
+    people = [r for r in rows if r.person]
+    later = found = 0
+    for i, r in enumerate(people):
+        if any(p.person == r.person for p in people[:i]):
+            later += 1
+            found += any(p.cluster_id == r.cluster_id is not None and p.person == r.person for p in people[:i])
+    same_cluster = same_person = both = 0
+    for a, b in combinations(people, 2):
+        together = a.cluster_id is not None and a.cluster_id == b.cluster_id
+        same_cluster += together
+        same_person += a.person == b.person
+        both += together and a.person == b.person
+    held: dict[int, set[str]] = {}
+    for r in people:
+        if r.cluster_id is not None:
+            held.setdefault(r.cluster_id, set()).add(r.person)
+    return {
+        "sequences": len(rows), "person_sequences": len(people), "people": len({r.person for r in people}),
+        "clusters": len({r.cluster_id for r in rows if r.cluster_id is not None}),
+        "junk_sequences": sum(r.junk for r in rows), "person_sequences_marked_junk": sum(r.junk for r in people),
+        "reappearances": later, "reappearances_found": found,
+        "pair_precision": both / same_cluster if same_cluster else 1.0,
+        "pair_recall": both / same_person if same_person else 1.0,
+        "false_merges": sum(1 for names in held.values() if len(names) > 1),
+        "junk_in_a_person_cluster": sum(1 for r in rows if not r.person and r.cluster_id in held),
+        "named_right": sum(1 for r in people if r.name == r.person),
+        "named_wrong": sum(1 for r in people if r.name and r.name != r.person),
+        "others_named": sum(1 for r in rows if not r.person and r.name),
+    }
+
+
+def published(conn: psycopg.Connection, rows: list[Row]) -> dict[int, dict]:
+    """The decision each sequence got when it was published: status and name."""
+    found = conn.execute(
+        "SELECT (detail->>'sequence')::bigint, kind, detail->>'name' FROM cluster_events "
+        "WHERE kind IN ('new', 'recognised', 'junk') AND (detail->>'sequence')::bigint = ANY(%s)",
+        ([r.sequence_db_id for r in rows],)).fetchall()
+    return {sid: {"status": kind, "name": name} for sid, kind, name in found}
+
+
+def score_second_visit(conn: psycopg.Connection, first: list[Row], second: list[Row]) -> dict:
+    held: dict[int, set[str]] = {}
+    for r in first:
+        if r.person and r.cluster_id is not None:
+            held.setdefault(r.cluster_id, set()).add(r.person)
+    people = [r for r in second if r.person]
+    decisions = published(conn, second)
+    return {
+        "person_sequences": len(people),
+        "joined_same_person_from_first_visit": sum(1 for r in people if r.person in held.get(r.cluster_id, ())),
+        "joined_someone_else": sum(1 for r in people if held.get(r.cluster_id) and r.person not in held[r.cluster_id]),
+        "published": dict(Counter(d["status"] for d in decisions.values())),
+        "person_decisions_published_with_their_name": sum(
+            1 for r in people if decisions.get(r.sequence_db_id, {}).get("name") == r.person),
+    }
+
+
+def evaluate_video(conn: psycopg.Connection, truth: Truth, video: str, first_visit: str | None = None) -> dict:
+    rows = visit_rows(conn, video, truth)
+    report = {video: score_visit(rows)}
+    decisions = published(conn, [r for r in rows if r.person])
+    report[video]["person_decisions_published_with_their_name"] = sum(
+        1 for r in rows if r.person and decisions.get(r.sequence_db_id, {}).get("name") == r.person)
+    if first_visit:
+        first = visit_rows(conn, first_visit, truth)
+        report[first_visit] = score_visit(first)
+        report["second_visit"] = score_second_visit(conn, first, rows)
+    return report

@@ -1,0 +1,28 @@
+"""The annotated video is drawn with the ids that are valid at the end, not those merged away meanwhile."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+
+from nodes.gallery_sink import GallerySinkNode
+from nodes.messages import CROP_SIZE, ReidDecision
+from zdg.testing import NodeHarness
+
+
+def decision(cluster_id: int, status: str, frames: list[int], merged_from: int | None = None) -> ReidDecision:
+    n = len(frames)
+    return ReidDecision("v:0:0", 7, "v", __file__, 0, 9, cluster_id, status, 0.2, None, None,
+                        np.asarray(frames, np.int32), np.tile([1, 2, 30, 40], (n, 1)).astype(np.float32),
+                        np.zeros((0, CROP_SIZE, CROP_SIZE, 3), np.uint8), np.zeros(0, np.int32), merged_from=merged_from)
+
+
+def test_a_merged_sequence_is_drawn_with_the_cluster_it_was_merged_into(tmp_path):
+    drawn = {}
+    with NodeHarness(GallerySinkNode, out_dir=str(tmp_path), label_field="label") as node:
+        node.node.annotate = SimpleNamespace(annotate_video=lambda path, boxes, out: drawn.update(boxes) or len(boxes))
+        node.feed(decision(14, "new", [0, 2]))
+        node.feed(decision(3, "merged", [], merged_from=14))
+        node.finish()
+    assert {frame: [label for _, label in found] for frame, found in drawn.items()} == {0: ["face 3"], 2: ["face 3"]}
