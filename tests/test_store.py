@@ -209,3 +209,19 @@ def test_reid_node_publishes_each_sequence_maintenance_moves_and_the_old_id_stay
     assert [(m.fields["sequence_id"], m.fields["merged_from"], m.fields["cluster_id"]) for m in moved] == \
         [("v:mixed", second.fields["cluster_id"], first.fields["cluster_id"])]
     assert faces.resolve(second.fields["cluster_id"]) == first.fields["cluster_id"]
+
+
+def test_maintenance_joins_a_cluster_to_a_named_identity_within_the_named_tolerance(faces, conn):
+    photo = person(5, 1)[0]
+    named = faces.enroll("Ann", [("ann.jpg", "ann.jpg", photo, np.array([0, 0, 9, 9], np.float32),
+                                  np.zeros((5, 2), np.float32), 0.9)])
+    strict = ReidSettings(threshold=0.01, named_threshold=0.01)
+    sets = {"ann_seen": person(5), "stranger": person(4, noise=0.05), "stranger_again": person(4, noise=0.05)}
+    for key, vectors in sets.items():
+        decide(faces, store(faces, sequence(key, vectors)), vectors, strict)
+    # the stranger's two clusters are the closest pair, but beyond the (tiny) join threshold: the named pair,
+    # farther apart but within the named tolerance, still merges
+    report = faces.maintain(ReidSettings(threshold=0.02, named_threshold=0.6))
+    clusters = dict(conn.execute("SELECT seq_key, cluster_id FROM sequences").fetchall())
+    assert clusters["v:ann_seen"] == named and clusters["v:stranger"] != named != clusters["v:stranger_again"]
+    assert [m.name for m in report.moved] == ["Ann"]

@@ -69,28 +69,26 @@ def merge_close(conn: psycopg.Connection, s: ReidSettings, report: MaintenanceRe
     repeated until no pair qualifies. Sequences of one cluster stay together (must-link)."""
     vectors, labels, names = sampled_vectors(conn)
     sets = {int(c): vectors[labels == c] for c in np.unique(labels)}
-    refused: set[tuple[int, int]] = set()
-    while True:
-        pairs = sorted((pair_distance(sets[a], sets[b], s), a, b) for a, b in combinations(sorted(sets), 2)
-                       if (a, b) not in refused)
-        for distance, a, b in pairs:
-            limit = s.named_threshold if names.get(a) or names.get(b) else s.threshold
-            if distance >= limit:
-                return
-            if (names.get(a) and names.get(b)) or co_occur(conn, a, b):
-                refused.add((a, b))
-                continue
-            weak, target = (a, b) if names.get(b) or (not names.get(a) and a > b) else (b, a)
-            report.moved += [MovedSequence(*row, target, weak, names.get(weak) or names.get(target))
-                             for row in moved_sequences(conn, weak)]
-            merge_clusters(conn, weak, target, {"distance": distance})
-            report.merges.append((weak, target))
-            sets[target] = np.concatenate([sets[target], sets.pop(weak)])
-            names[target] = names.get(target) or names.get(weak)
-            refused = {p for p in refused if weak not in p and target not in p}
-            break
-        else:
+    apart = {a: pair_distance(sets[a[0]], sets[a[1]], s) for a in combinations(sorted(sets), 2)}
+    widest = max(s.threshold, s.named_threshold)
+    while apart:
+        (a, b), distance = min(apart.items(), key=lambda item: (item[1], item[0]))
+        if distance >= widest:
             return
+        del apart[(a, b)]
+        if distance >= (s.named_threshold if names.get(a) or names.get(b) else s.threshold):
+            continue
+        if (names.get(a) and names.get(b)) or co_occur(conn, a, b):
+            continue
+        weak, target = (a, b) if names.get(b) or (not names.get(a) and a > b) else (b, a)
+        report.moved += [MovedSequence(*row, target, weak, names.get(weak) or names.get(target))
+                         for row in moved_sequences(conn, weak)]
+        merge_clusters(conn, weak, target, {"distance": distance})
+        report.merges.append((weak, target))
+        sets[target] = np.concatenate([sets[target], sets.pop(weak)])
+        names[target] = names.get(target) or names.get(weak)
+        apart = {pair: d for pair, d in apart.items() if weak not in pair and target not in pair}
+        apart.update({tuple(sorted((target, c))): pair_distance(sets[target], sets[c], s) for c in sets if c != target})
 
 
 def co_occur(conn: psycopg.Connection, a: int, b: int) -> bool:
