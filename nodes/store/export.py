@@ -1,4 +1,5 @@
-"""The store as rows a user takes to pandas: one per sequence, with its cluster and the cluster's name."""
+"""The store as rows a user takes to pandas: one per sequence, with its cluster and the cluster's name, or why
+it is junk."""
 
 from __future__ import annotations
 
@@ -10,13 +11,13 @@ from typing import Any
 import psycopg
 
 EXPORT_COLUMNS = ("source", "sequence_key", "first_frame", "last_frame", "first_ts", "last_ts", "faces", "cluster_id",
-                  "cluster_name", "distance")
+                  "cluster_name", "distance", "junk")
 
 
 def sequence_rows(conn: psycopg.Connection) -> list[dict[str, Any]]:
     rows = conn.execute(
         "SELECT so.name, s.seq_key, s.first_frame, s.last_frame, s.first_ts, s.last_ts, "
-        "(SELECT count(*) FROM faces f WHERE f.sequence_id = s.id), s.cluster_id, c.name, s.distance "
+        "(SELECT count(*) FROM faces f WHERE f.sequence_id = s.id), s.cluster_id, c.name, s.distance, s.junk "
         "FROM sequences s JOIN sources so ON so.id = s.source_id LEFT JOIN clusters c ON c.id = s.cluster_id "
         "ORDER BY so.name, s.first_frame, s.seq_key").fetchall()
     return [dict(zip(EXPORT_COLUMNS, row, strict=True)) for row in rows]

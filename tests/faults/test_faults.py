@@ -63,15 +63,20 @@ def sequences(rows: list[dict]) -> dict[str, tuple]:
 def partition(rows: list[dict]) -> list[list[str]]:
     clusters: dict[int, list[str]] = {}
     for r in rows:
-        clusters.setdefault(r["cluster_id"], []).append(r["sequence_key"])
+        if r["cluster_id"] is not None:
+            clusters.setdefault(r["cluster_id"], []).append(r["sequence_key"])
     return sorted(sorted(keys) for keys in clusters.values())
+
+
+def junk(rows: list[dict]) -> list[str]:
+    return sorted(r["sequence_key"] for r in rows if r["junk"])
 
 
 def assert_same_store(rows: list[dict], clean: list[dict]) -> None:
     assert sequences(rows) == sequences(clean), {"only in the clean run": sorted(set(sequences(clean)) - set(sequences(rows))),
                                                  "only in this run": sorted(set(sequences(rows)) - set(sequences(clean)))}
-    assert partition(rows) == partition(clean)
-    assert all(r["cluster_id"] is not None for r in rows), "every stored sequence is re-identified"
+    assert partition(rows) == partition(clean) and junk(rows) == junk(clean)
+    assert all((r["cluster_id"] is None) == bool(r["junk"]) for r in rows), "every stored sequence is decided: a cluster or junk"
 
 
 def pid_of(run_dir: Path, label: str) -> int | None:
