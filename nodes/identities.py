@@ -54,4 +54,4 @@ def enroll(store: FaceStore, name: str, photos: list[Path], detector: DetectorNo
             skipped.append(str(photo))
             continue
         found.append((str(photo.resolve()), str(photo), *face))
-    return (store.enroll(name, found) if found else None), skipped
+    return (store.enroll(name, found, embedder.recogniser.name) if found else None), skipped

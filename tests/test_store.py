@@ -135,7 +135,11 @@ def test_a_store_keeps_one_embedding_model(faces, conn):
     faces.write_sequences([replace(sequence("a", person(0)), model="mfn128")])
     with pytest.raises(ModelMismatch, match="store holds embeddings of model 'mfn128' but these come from 'dlib'"):
         faces.write_sequences([replace(sequence("b", person(1)), model="dlib")])
+    with pytest.raises(ModelMismatch):  # photos enrolled with another model neither
+        faces.enroll("Ann", [("ann.jpg", "ann.jpg", person(2, 1)[0], np.zeros(4, np.float32), np.zeros((5, 2), np.float32),
+                              0.9)], model="dlib")
     assert conn.execute("SELECT count(*) FROM sequences").fetchone()[0] == 1
+    assert faces.identities() == []
 
 
 def test_people_on_screen_together_are_never_one_cluster(faces, conn):

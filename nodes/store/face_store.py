@@ -38,8 +38,9 @@ class FaceStore(Protocol):
     def maintain(self, settings: ReidSettings, max_vectors: int = 500) -> MaintenanceReport:
         """Refresh silhouettes, merge weak clusters, forget vectors beyond a cap."""
 
-    def enroll(self, name: str, faces: list[tuple[str, str, np.ndarray, np.ndarray, np.ndarray, float]]) -> int:
-        """Add photos' faces (photo, path, embedding, box, keypoints, score) to the named identity; its id."""
+    def enroll(self, name: str, faces: list[tuple[str, str, np.ndarray, np.ndarray, np.ndarray, float]], model: str = "") -> int:
+        """Add photos' faces (photo, path, embedding, box, keypoints, score), embedded by `model`, to the named
+        identity; its id."""
 
     def resolve(self, cluster_id: int) -> int:
         """The cluster an id names now (a merged-away id names the cluster it went into)."""

@@ -51,8 +51,9 @@ class PgFaceStore:
     def maintain(self, settings: ReidSettings, max_vectors: int = 500) -> maintain.MaintenanceReport:
         return maintain.maintain(self.conn, settings, max_vectors)
 
-    def enroll(self, name: str, faces: list[tuple[str, str, np.ndarray, np.ndarray, np.ndarray, float]]) -> int:
+    def enroll(self, name: str, faces: list[tuple[str, str, np.ndarray, np.ndarray, np.ndarray, float]], model: str = "") -> int:
         with self.conn.transaction():
+            check_model(self.conn, model)
             cluster_id = clusters.cluster_by_name(self.conn, name)
             for photo, path, embedding, box, kps, score in faces:
                 writes.write_photo_face(self.conn, photo, path, embedding, box, kps, score, cluster_id)
