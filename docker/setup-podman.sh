@@ -45,7 +45,7 @@ if ! docker version >/dev/null 2>&1; then
   rm -f "$SOCK"
   mkdir -p "$CACHE"
   # from /: the service outlives this shell, and conmon fails once the folder it started in is gone
-  (cd / && nohup podman system service --time=0 "unix://$SOCK" >"$CACHE.podman.log" 2>&1 &)
+  (cd / && exec nohup podman system service --time=0 "unix://$SOCK" >"$CACHE.podman.log" 2>&1) &
   for _ in $(seq 50); do
     docker version >/dev/null 2>&1 && break
     sleep 0.2
