@@ -18,7 +18,7 @@ from itertools import combinations
 
 import numpy as np
 
-from nodes.setdist import set_distance
+from nodes.setdist import nearer_side_distance, set_distance
 from nodes.thresholds import Thresholds
 
 FACES_PER_SET = 40  # faces of a set compared face to face (evenly spread) for the sequencer's cosines
@@ -44,11 +44,6 @@ def relation(a: FaceSet, b: FaceSet, disjoint: bool) -> bool | None:
     if disjoint and a.group != b.group:
         return False  # sources without a person in common
     return None
-
-
-def pair_distance(a: FaceSet, b: FaceSet, method: str) -> float:
-    """The distance a join would be judged on, from whichever side it is smaller (a join can go either way)."""
-    return min(set_distance(a.embeddings, b.embeddings, method), set_distance(b.embeddings, a.embeddings, method))
 
 
 def spread(embeddings: np.ndarray) -> np.ndarray:
@@ -81,7 +76,7 @@ def collect_pairs(sets: list[FaceSet], method: str, disjoint: bool) -> Pairs:
             continue
         if a.photo:
             continue  # photo vs photo says little about video
-        (pairs.same if same else pairs.different).append(pair_distance(a, b, method))
+        (pairs.same if same else pairs.different).append(nearer_side_distance(a.embeddings, b.embeddings, method))
         if not same:
             pairs.face_cosines_different += (spread(a.embeddings) @ spread(b.embeddings).T).ravel().tolist()
     return pairs
@@ -98,7 +93,7 @@ def sequencer_cosines(face_cosines_different: list[float], false_merge_rate: flo
     tenth of that."""
     if not face_cosines_different:
         raise ValueError("no different-person face pairs: give clips with people on screen together, "
-                         "several clips with --disjoint-clips, or a truth file")
+                         "several clips with --disjoint, or a truth file")
     cos = np.asarray(face_cosines_different)
     return (float(np.quantile(cos, 1 - false_merge_rate / 10, method="higher")),
             float(np.quantile(cos, 1 - false_merge_rate, method="higher")))

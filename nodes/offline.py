@@ -10,7 +10,7 @@ from typing import Any
 
 from nodes.messages import Faces, Sequence
 from zdg.config import Graph, NodeDef
-from zdg.testing import NodeHarness, over_the_wire
+from zdg.testing import NodeHarness
 from zdg.typed import receive
 
 
@@ -41,5 +41,4 @@ def clip_sequences(graph: Graph, faces: list[Faces], **sequencer: Any) -> list[S
     """The closed sequences the graph's sequencer (with `sequencer` params changed) makes of those faces."""
     with harness(graph, "sequencer", **sequencer) as h:
         h.feed(*faces)
-        return [receive(Sequence, over_the_wire(s)) if not isinstance(s, Sequence) else s
-                for s in h.typed("out", finish=True)]
+        return h.typed("out", finish=True)

@@ -1,4 +1,4 @@
-"""Set-to-set distances between face sequences/clusters, and silhouette, on L2-normalised vectors."""
+"""Set-to-set distances between face sequences/clusters, on L2-normalised vectors."""
 
 from __future__ import annotations
 
@@ -32,12 +32,6 @@ def set_distance(a: np.ndarray, b: np.ndarray, method: SetDistance, weights: np.
     return float(max(np.average(d.min(axis=1), weights=w), d.min(axis=0).mean()))
 
 
-def cluster_silhouette(members: np.ndarray, others: list[np.ndarray]) -> float | None:
-    """Mean silhouette of `members` against the nearest of `others` (cosine); None without others."""
-    others = [o for o in others if len(o)]
-    if not others or len(members) < 2:
-        return None
-    within = 1 - members @ members.T
-    a = within.sum(axis=1) / (len(members) - 1)
-    b = np.min([(1 - members @ o.T).mean(axis=1) for o in others], axis=0)
-    return float(np.mean((b - a) / np.maximum(np.maximum(a, b), 1e-12)))
+def nearer_side_distance(a: np.ndarray, b: np.ndarray, method: SetDistance) -> float:
+    """The set distance between two sets from whichever side it is smaller (a join or merge can go either way)."""
+    return min(set_distance(a, b, method), set_distance(b, a, method))

@@ -57,10 +57,7 @@ def score_visit(rows: list[Row]) -> dict:
         same_cluster += together
         same_person += a.person == b.person
         both += together and a.person == b.person
-    held: dict[int, set[str]] = {}
-    for r in people:
-        if r.cluster_id is not None:
-            held.setdefault(r.cluster_id, set()).add(r.person)
+    held = people_by_cluster(rows)
     return {
         "sequences": len(rows), "person_sequences": len(people), "people": len({r.person for r in people}),
         "clusters": len({r.cluster_id for r in rows if r.cluster_id is not None}),
@@ -76,6 +73,20 @@ def score_visit(rows: list[Row]) -> dict:
     }
 
 
+def people_by_cluster(rows: list[Row]) -> dict[int, set[str]]:
+    """Who (by the truth) each cluster holds."""
+    held: dict[int, set[str]] = {}
+    for r in rows:
+        if r.person and r.cluster_id is not None:
+            held.setdefault(r.cluster_id, set()).add(r.person)
+    return held
+
+
+def named_when_published(rows: list[Row], decisions: dict[int, dict]) -> int:
+    """Person-sequences whose decision carried their name when it was published."""
+    return sum(1 for r in rows if r.person and decisions.get(r.sequence_db_id, {}).get("name") == r.person)
+
+
 def published(conn: psycopg.Connection, rows: list[Row]) -> dict[int, dict]:
     """The decision each sequence got when it was published: status and name."""
     found = conn.execute(
@@ -85,31 +96,26 @@ def published(conn: psycopg.Connection, rows: list[Row]) -> dict[int, dict]:
     return {sid: {"status": kind, "name": name} for sid, kind, name in found}
 
 
-def score_second_visit(conn: psycopg.Connection, first: list[Row], second: list[Row]) -> dict:
-    held: dict[int, set[str]] = {}
-    for r in first:
-        if r.person and r.cluster_id is not None:
-            held.setdefault(r.cluster_id, set()).add(r.person)
+def score_second_visit(first: list[Row], second: list[Row], decisions: dict[int, dict]) -> dict:
+    """How the second visit's person-sequences joined the first visit's clusters; `decisions` as published."""
+    held = people_by_cluster(first)
     people = [r for r in second if r.person]
-    decisions = published(conn, second)
     return {
         "person_sequences": len(people),
         "joined_same_person_from_first_visit": sum(1 for r in people if r.person in held.get(r.cluster_id, ())),
         "joined_someone_else": sum(1 for r in people if held.get(r.cluster_id) and r.person not in held[r.cluster_id]),
         "published": dict(Counter(d["status"] for d in decisions.values())),
-        "person_decisions_published_with_their_name": sum(
-            1 for r in people if decisions.get(r.sequence_db_id, {}).get("name") == r.person),
+        "person_decisions_published_with_their_name": named_when_published(second, decisions),
     }
 
 
 def evaluate_video(conn: psycopg.Connection, truth: Truth, video: str, first_visit: str | None = None) -> dict:
     rows = visit_rows(conn, video, truth)
+    decisions = published(conn, rows)
     report = {video: score_visit(rows)}
-    decisions = published(conn, [r for r in rows if r.person])
-    report[video]["person_decisions_published_with_their_name"] = sum(
-        1 for r in rows if r.person and decisions.get(r.sequence_db_id, {}).get("name") == r.person)
+    report[video]["person_decisions_published_with_their_name"] = named_when_published(rows, decisions)
     if first_visit:
         first = visit_rows(conn, first_visit, truth)
         report[first_visit] = score_visit(first)
-        report["second_visit"] = score_second_visit(conn, first, rows)
+        report["second_visit"] = score_second_visit(first, rows, decisions)
     return report

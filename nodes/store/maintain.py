@@ -11,7 +11,7 @@ import psycopg
 from sklearn.metrics import silhouette_samples
 
 from nodes.decision import ReidSettings
-from nodes.setdist import set_distance
+from nodes.setdist import nearer_side_distance
 from nodes.store.clusters import merge_clusters, moved_sequences, names_of, record_event, refresh_cluster, windowed_vectors
 from nodes.store.db import to_numpy
 from nodes.store.reid import DECISION_LOCK
@@ -58,18 +58,13 @@ def silhouette_values(vectors: np.ndarray, labels: np.ndarray) -> np.ndarray | N
     return silhouette_samples(vectors, labels, metric="cosine")
 
 
-def pair_distance(a: np.ndarray, b: np.ndarray, s: ReidSettings) -> float:
-    """How close two clusters are: the set distance, from whichever side is nearer."""
-    return min(set_distance(a, b, s.distance), set_distance(b, a, s.distance))
-
-
 def merge_close(conn: psycopg.Connection, s: ReidSettings, report: MaintenanceReport) -> None:
     """Constrained agglomerative clustering over the clusters: the closest pair within the join threshold
     (named: its own) merges first, unless the two were on screen together (cannot-link) or carry two names;
     repeated until no pair qualifies. Sequences of one cluster stay together (must-link)."""
     vectors, labels, names = sampled_vectors(conn)
     sets = {int(c): vectors[labels == c] for c in np.unique(labels)}
-    apart = {a: pair_distance(sets[a[0]], sets[a[1]], s) for a in combinations(sorted(sets), 2)}
+    apart = {a: nearer_side_distance(sets[a[0]], sets[a[1]], s.distance) for a in combinations(sorted(sets), 2)}
     widest = max(s.threshold, s.named_threshold)
     while apart:
         (a, b), distance = min(apart.items(), key=lambda item: (item[1], item[0]))
@@ -88,7 +83,8 @@ def merge_close(conn: psycopg.Connection, s: ReidSettings, report: MaintenanceRe
         sets[target] = np.concatenate([sets[target], sets.pop(weak)])
         names[target] = names.get(target) or names.get(weak)
         apart = {pair: d for pair, d in apart.items() if weak not in pair and target not in pair}
-        apart.update({tuple(sorted((target, c))): pair_distance(sets[target], sets[c], s) for c in sets if c != target})
+        apart.update({tuple(sorted((target, c))): nearer_side_distance(sets[target], sets[c], s.distance)
+                      for c in sets if c != target})
 
 
 def co_occur(conn: psycopg.Connection, a: int, b: int) -> bool:

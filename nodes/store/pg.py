@@ -19,6 +19,7 @@ class PgFaceStore:
     def __init__(self, conn: psycopg.Connection, dim: int) -> None:
         self.conn = conn
         self.dim = dim
+        self.models_checked: set[str] = set()  # committed as the store's model: not checked again
 
     @classmethod
     def open(cls, dsn: str, dim: int | None = None) -> PgFaceStore:
@@ -27,10 +28,13 @@ class PgFaceStore:
         return cls(conn, migrate(conn, dim) if dim is not None else (store_dim(conn) or 0))
 
     def write_sequences(self, batch: list[Sequence]) -> list[tuple[int, bool]]:
+        models = {seq.model for seq in batch} - self.models_checked
         with self.conn.transaction():
-            for model in {seq.model for seq in batch}:
+            for model in models:
                 check_model(self.conn, model)
-            return [writes.write_sequence(self.conn, seq) for seq in batch]
+            written = [writes.write_sequence(self.conn, seq) for seq in batch]
+        self.models_checked |= models
+        return written
 
     def candidates(self, embeddings: np.ndarray, settings: ReidSettings, exclude_sequence: int | None) -> list[Candidate]:
         with self.conn.transaction():
@@ -58,6 +62,7 @@ class PgFaceStore:
             for photo, path, embedding, box, kps, score in faces:
                 writes.write_photo_face(self.conn, photo, path, embedding, box, kps, score, cluster_id)
             clusters.refresh_cluster(self.conn, cluster_id)
+        self.models_checked.add(model)
         return cluster_id
 
     def resolve(self, cluster_id: int) -> int:

@@ -101,10 +101,11 @@ def _assign(conn: psycopg.Connection, query: Query, s: ReidSettings) -> Decision
                        "LEFT JOIN clusters c ON c.id = s.cluster_id WHERE s.id = %s", (sequence_db_id,)).fetchone()
     if row and row[0] is not None:
         return Decision(row[0], "already_assigned", row[1], row[2], row[3])
-    if (row and row[4]) or query.junk:
-        if not (row and row[4]):
-            conn.execute("UPDATE sequences SET junk = %s WHERE id = %s", (query.junk, sequence_db_id))
-            record_event(conn, "junk", None, detail={"sequence": sequence_db_id, "why": query.junk})
+    stored_junk = row[4] if row else None
+    if query.junk and not stored_junk:
+        conn.execute("UPDATE sequences SET junk = %s WHERE id = %s", (query.junk, sequence_db_id))
+        record_event(conn, "junk", None, detail={"sequence": sequence_db_id, "why": query.junk})
+    if query.junk or stored_junk:
         return Decision(None, "junk", None, None, None)
     found = candidates(conn, embeddings, s, sequence_db_id)
     choice = choose(embeddings, found, s, query.weights)
@@ -113,7 +114,7 @@ def _assign(conn: psycopg.Connection, query: Query, s: ReidSettings) -> Decision
     conn.execute("UPDATE faces SET cluster_id = %s WHERE sequence_id = %s", (cluster_id, sequence_db_id))
     conn.execute("UPDATE sequences SET cluster_id = %s, distance = %s WHERE id = %s",
                  (cluster_id, choice.distance, sequence_db_id))
-    refresh_cluster(conn, cluster_id, choice.silhouette)
+    refresh_cluster(conn, cluster_id)  # the decision's silhouette is the sequence's, not the cluster's
     name = next((c.name for c in found if c.cluster_id == cluster_id), None)
     record_event(conn, status, cluster_id, detail={"sequence": sequence_db_id, "distance": choice.distance, "name": name})
     return Decision(cluster_id, status, choice.distance, choice.silhouette, name)
