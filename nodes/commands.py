@@ -84,12 +84,43 @@ def cmd_identities(args: argparse.Namespace) -> int:
         for r in rows:
             sil = "-" if r.silhouette is None else f"{r.silhouette:.2f}"
             print(f"{r.id:>5}  {(r.name or '-'):<16} {r.size:>7} {r.sequences:>9} {r.sources:>7} {sil:>10}")
-    elif args.action == "rename":
-        store.rename(int(args.args[0]), args.args[1])
-    elif args.action == "merge":
-        store.merge(int(args.args[0]), int(args.args[1]))
-    elif args.action == "delete":
-        print(f"deleted identity {args.args[0]} and {store.delete(int(args.args[0]))} face vectors")
+    elif args.action == "show":
+        for row in store.sequences(int(args.args[0])):
+            print(f"sequence {row.id:>5}  {row.source}  frames {row.first_frame}-{row.last_frame}  {row.faces} faces")
+    else:
+        return identity_change(store, args.action, [int(a) if a.isdigit() else a for a in args.args])
+    return 0
+
+
+CHANGES = {"rename": ("ID NAME", 2), "merge": ("FROM_ID INTO_ID", 2), "delete": ("ID", 1), "split": ("ID SEQ [SEQ ...]", None),
+           "move": ("SEQ ID", 2), "different": ("ID ID", 2)}
+
+
+def identity_change(store: PgFaceStore, action: str, values: list) -> int:
+    """One correction by hand, recorded in the store's history as this user's."""
+    import getpass
+
+    usage, count = CHANGES[action]
+    if (count is not None and len(values) != count) or (count is None and len(values) < 2):
+        raise SystemExit(f"usage: zdg identities {action} {usage}")
+    actor = f"cli:{getpass.getuser()}"
+    try:
+        if action == "rename":
+            store.rename(values[0], str(values[1]), actor)
+        elif action == "merge":
+            store.merge(values[0], values[1], actor)
+        elif action == "delete":
+            print(f"deleted identity {values[0]} and {store.delete(values[0], actor)} face vectors")
+        elif action == "split":
+            print(f"identity {store.split(values[0], values[1:], actor)}: sequences {values[1:]}, "
+                  f"marked as another person than identity {values[0]}")
+        elif action == "move":
+            print(f"sequence {values[0]} is now in identity {store.move_sequence(values[0], values[1], actor)}")
+        else:
+            store.mark_different(values[0], values[1], actor)
+    except (LookupError, ValueError) as exc:
+        print(f"zdg identities {action}: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -239,8 +270,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     graph_arg(p)
     p.set_defaults(func=cmd_enroll)
 
-    p = sub.add_parser("identities", help="list | rename ID NAME | merge FROM_ID INTO_ID | delete ID")
-    p.add_argument("action", choices=("list", "rename", "merge", "delete"))
+    p = sub.add_parser("identities", help="list | show ID | rename ID NAME | merge FROM_ID INTO_ID | delete ID | "
+                       "split ID SEQ [SEQ ...] | move SEQ ID | different ID ID",
+                       description="split: the sequences (ids from `show`) become a new identity, marked as another "
+                       "person; different: a cannot-link that neither maintenance nor merges cross")
+    p.add_argument("action", choices=("list", "show", *CHANGES))
     p.add_argument("args", nargs="*")
     graph_arg(p)
     p.set_defaults(func=cmd_identities)

@@ -104,3 +104,20 @@ def store_dsn(pg_server):
     yield make_conninfo(pg_server, dbname=name)
     with psycopg.connect(pg_server, autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def faces(store_dsn):
+    """A face store (fresh database) for tests.stored's synthetic people."""
+    from nodes.store.pg import PgFaceStore
+    from tests.stored import DIM
+
+    store = PgFaceStore.open(store_dsn, DIM)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def conn(faces):
+    """Its connection, for checking what the store holds."""
+    return faces.conn

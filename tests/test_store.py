@@ -8,52 +8,12 @@ import pytest
 from nodes.decision import ReidSettings
 from nodes.messages import Sequence
 from nodes.setdist import set_distance
-from nodes.store.pg import PgFaceStore
 from nodes.store.reid import Query
 from nodes.store.schema import DimensionMismatch, migrate
-from tests.vectors import People
+from tests.stored import DIM, decide, person, sequence, store
 
-DIM = 32
-person = People(dim=DIM, count=6, seed=1)
-CENTRES = person.centres
 S = ReidSettings(threshold=0.45, named_threshold=0.6)
-
-
-_next_frame = iter(range(0, 10**6, 1000))
-
-
-def sequence(key: str, vectors: np.ndarray, video: str = "v") -> Sequence:
-    """A closed sequence on frames of its own (natural keys must not collide across sequences)."""
-    n = len(vectors)
-    first = next(_next_frame)
-    return Sequence(
-        sequence_id=f"{video}:{key}", video=video, video_path="", first_ts=0.0, last_ts=1.0, embeddings=vectors,
-        frames=np.arange(first, first + n, dtype=np.int32), face_index=np.zeros(n, np.int32),
-        boxes_xyxy=np.tile([0, 0, 10, 10], (n, 1)).astype(np.float32), kps=np.zeros((n, 5, 2), np.float32),
-        scores=np.ones(n, np.float32), quality=np.ones(n, np.float32), crops=np.zeros((0, 112, 112, 3), np.uint8),
-        crop_frames=np.zeros(0, np.int32))
-
-
-@pytest.fixture
-def faces(store_dsn):
-    """The store under test (a fresh database)."""
-    s = PgFaceStore.open(store_dsn, DIM)
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def conn(faces):
-    """Its connection, for checking what the store holds."""
-    return faces.conn
-
-
-def store(faces: PgFaceStore, seq: Sequence) -> int:
-    return faces.write_sequences([seq])[0][0]
-
-
-def decide(faces: PgFaceStore, sequence_db_id: int, vectors: np.ndarray, s: ReidSettings):
-    return faces.decide(Query(sequence_db_id, vectors), s)
+CENTRES = person.centres
 
 
 def test_dimension_is_fixed_when_the_store_is_created(faces, conn):

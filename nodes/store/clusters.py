@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 import psycopg
 
+from nodes.store import links
 from nodes.store.db import to_numpy
 
 
@@ -20,6 +22,9 @@ class Identity:
     sequences: int
     sources: int
     silhouette: float | None
+    first_seen: datetime | None = None  # when its first / last sequence was stored
+    last_seen: datetime | None = None
+    source_names: list[str] = field(default_factory=list)
 
 
 def windowed_vectors(conn: psycopg.Connection, per_cluster: int, ids: list[int] | None = None) -> list[tuple[int, Any]]:
@@ -64,17 +69,29 @@ def cluster_by_name(conn: psycopg.Connection, name: str) -> int:
 
 
 def record_event(conn: psycopg.Connection, kind: str, cluster_id: int | None, other_id: int | None = None,
-                 detail: dict | None = None) -> None:
-    conn.execute("INSERT INTO cluster_events (kind, cluster_id, other_id, detail) VALUES (%s, %s, %s, %s)",
-                 (kind, cluster_id, other_id, None if detail is None else json.dumps(detail)))
+                 detail: dict | None = None, actor: str | None = None) -> None:
+    """Append to the store's history; `actor` is who made a change by hand (None: zdg itself)."""
+    conn.execute("INSERT INTO cluster_events (kind, cluster_id, other_id, detail, actor) VALUES (%s, %s, %s, %s, %s)",
+                 (kind, cluster_id, other_id, None if detail is None else json.dumps(detail), actor))
 
 
-def merge_clusters(conn: psycopg.Connection, source: int, target: int, detail: dict | None = None) -> None:
-    """Move every face and sequence of `source` into `target`; the target keeps its name, else takes the source's."""
+class KeptApart(ValueError):
+    """The two identities were marked as different people: they are not merged."""
+
+
+def merge_clusters(conn: psycopg.Connection, source: int, target: int, detail: dict | None = None,
+                   actor: str | None = None) -> None:
+    """Move every face and sequence of `source` into `target`; the target keeps its name, else takes the source's.
+    Raises KeptApart for two identities marked as different people."""
     names = names_of(conn, [source, target])
     missing = {source, target} - set(names)
     if missing:
         raise LookupError(f"no identity {sorted(missing)}")
+    if source == target:
+        raise ValueError(f"identity {source} is already that identity")
+    if links.linked(conn, source, target):
+        raise KeptApart(f"identities {source} and {target} were marked as different people; not merged")
+    links.carry(conn, source, target)
     conn.execute("UPDATE faces SET cluster_id = %s WHERE cluster_id = %s", (target, source))
     conn.execute("UPDATE sequences SET cluster_id = %s WHERE cluster_id = %s", (target, source))
     conn.execute("UPDATE cluster_aliases SET new_id = %s WHERE new_id = %s", (target, source))
@@ -83,7 +100,7 @@ def merge_clusters(conn: psycopg.Connection, source: int, target: int, detail: d
     if not names[target] and names[source]:
         conn.execute("UPDATE clusters SET name = %s WHERE id = %s", (names[source], target))
     refresh_cluster(conn, target)
-    record_event(conn, "merge", target, source, detail)
+    record_event(conn, "merge", target, source, detail, actor)
 
 
 def resolve(conn: psycopg.Connection, cluster_id: int) -> int:
@@ -99,26 +116,35 @@ def moved_sequences(conn: psycopg.Connection, cluster_id: int) -> list[tuple]:
         "ON so.id = s.source_id WHERE s.cluster_id = %s ORDER BY s.id", (cluster_id,)).fetchall()
 
 
-def delete_cluster(conn: psycopg.Connection, cluster_id: int) -> int:
+def delete_cluster(conn: psycopg.Connection, cluster_id: int, actor: str | None = None) -> int:
     """Remove the identity and every vector of it (faces and sequences); returns faces deleted."""
     if not conn.execute("SELECT 1 FROM clusters WHERE id = %s", (cluster_id,)).fetchone():
         raise LookupError(f"no identity {cluster_id}")
     faces = conn.execute("DELETE FROM faces WHERE cluster_id = %s", (cluster_id,)).rowcount
     conn.execute("DELETE FROM sequences WHERE cluster_id = %s", (cluster_id,))
     conn.execute("DELETE FROM clusters WHERE id = %s", (cluster_id,))
-    record_event(conn, "delete", cluster_id)
+    conn.execute("DELETE FROM sources s WHERE s.name LIKE 'photo:%%' AND NOT EXISTS "
+                 "(SELECT 1 FROM faces f WHERE f.source_id = s.id)")  # its enrolment photos' paths
+    record_event(conn, "delete", cluster_id, actor=actor)
     return faces
 
 
-def rename_cluster(conn: psycopg.Connection, cluster_id: int, name: str) -> None:
+def rename_cluster(conn: psycopg.Connection, cluster_id: int, name: str, actor: str | None = None) -> None:
+    taken = conn.execute("SELECT id FROM clusters WHERE name = %s AND id <> %s", (name, cluster_id)).fetchone()
+    if taken:
+        raise ValueError(f"the name {name!r} is identity {taken[0]}'s; merge the two instead")
     if conn.execute("UPDATE clusters SET name = %s WHERE id = %s", (name, cluster_id)).rowcount != 1:
         raise LookupError(f"no identity {cluster_id}")
+    record_event(conn, "rename", cluster_id, detail={"name": name}, actor=actor)
 
 
-def list_identities(conn: psycopg.Connection) -> list[Identity]:
+def list_identities(conn: psycopg.Connection, ids: list[int] | None = None) -> list[Identity]:
+    """Every identity (or those of `ids`), with where and when it was seen."""
     rows = conn.execute(
-        "SELECT c.id, c.name, c.size, count(DISTINCT s.id), count(DISTINCT s.source_id), c.silhouette FROM clusters c "
-        "LEFT JOIN sequences s ON s.cluster_id = c.id GROUP BY c.id ORDER BY c.id").fetchall()
+        "SELECT c.id, c.name, c.size, count(s.id), count(DISTINCT s.source_id), c.silhouette, min(s.created_at), "
+        "max(s.created_at), coalesce(array_agg(DISTINCT so.name) FILTER (WHERE so.name IS NOT NULL), '{}') "
+        "FROM clusters c LEFT JOIN sequences s ON s.cluster_id = c.id LEFT JOIN sources so ON so.id = s.source_id "
+        "WHERE %s::bigint[] IS NULL OR c.id = ANY(%s) GROUP BY c.id ORDER BY c.id", (ids, ids)).fetchall()
     return [Identity(*row) for row in rows]
 
 

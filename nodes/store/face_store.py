@@ -9,6 +9,7 @@ import numpy as np
 if TYPE_CHECKING:
     from nodes.decision import Candidate, ReidSettings
     from nodes.messages import Sequence
+    from nodes.store.browse import Event, SequenceRow
     from nodes.store.clusters import Identity
     from nodes.store.maintain import MaintenanceReport
     from nodes.store.reid import Decision, Query
@@ -45,14 +46,32 @@ class FaceStore(Protocol):
     def resolve(self, cluster_id: int) -> int:
         """The cluster an id names now (a merged-away id names the cluster it went into)."""
 
-    def merge(self, source: int, target: int) -> None: ...
+    def merge(self, source: int, target: int, actor: str | None = None) -> None:
+        """Join two identities (KeptApart if they were marked as different people); `actor`: who, for the history."""
 
-    def rename(self, cluster_id: int, name: str) -> None: ...
+    def rename(self, cluster_id: int, name: str, actor: str | None = None) -> None: ...
 
-    def delete(self, cluster_id: int) -> int:
+    def delete(self, cluster_id: int, actor: str | None = None) -> int:
         """Remove an identity and every face of it; returns the faces removed."""
 
-    def identities(self) -> list[Identity]: ...
+    def split(self, cluster_id: int, sequence_ids: list[int], actor: str | None = None) -> int:
+        """Move the chosen sequences into a new identity, marked as a different person; its id."""
+
+    def move_sequence(self, sequence_id: int, target: int, actor: str | None = None) -> int:
+        """Put one sequence into another identity; that identity's id."""
+
+    def mark_different(self, a: int, b: int, actor: str | None = None) -> None:
+        """A cannot-link: no merge, by maintenance or by hand, joins the two."""
+
+    def identities(self, ids: list[int] | None = None) -> list[Identity]: ...
+
+    def sequences(self, cluster_id: int) -> list[SequenceRow]:
+        """An identity's sequences with source, frames, times and their crops' frames."""
+
+    def crop(self, sequence_id: int, frame: int | None = None) -> bytes | None: ...
+
+    def events(self, cluster_id: int | None = None, limit: int = 50) -> list[Event]:
+        """The newest changes to the store's identities, newest first."""
 
     def summary(self) -> dict[str, int]: ...
 

@@ -12,6 +12,7 @@ from sklearn.metrics import silhouette_samples
 
 from nodes.decision import ReidSettings
 from nodes.setdist import nearer_side_distance
+from nodes.store import links
 from nodes.store.clusters import merge_clusters, moved_sequences, names_of, record_event, refresh_cluster, windowed_vectors
 from nodes.store.db import to_numpy
 from nodes.store.reid import DECISION_LOCK
@@ -61,7 +62,8 @@ def silhouette_values(vectors: np.ndarray, labels: np.ndarray) -> np.ndarray | N
 def merge_close(conn: psycopg.Connection, s: ReidSettings, report: MaintenanceReport) -> None:
     """Constrained agglomerative clustering over the clusters: the closest pair within the join threshold
     (named: its own) merges first, unless the two were on screen together (cannot-link) or carry two names;
-    repeated until no pair qualifies. Sequences of one cluster stay together (must-link)."""
+    repeated until no pair qualifies. Pairs a person marked as different people never merge (cannot-link), and
+    sequences of one cluster stay together (must-link)."""
     vectors, labels, names = sampled_vectors(conn)
     sets = {int(c): vectors[labels == c] for c in np.unique(labels)}
     apart = {a: nearer_side_distance(sets[a[0]], sets[a[1]], s.distance) for a in combinations(sorted(sets), 2)}
@@ -73,7 +75,7 @@ def merge_close(conn: psycopg.Connection, s: ReidSettings, report: MaintenanceRe
         del apart[(a, b)]
         if distance >= (s.named_threshold if names.get(a) or names.get(b) else s.threshold):
             continue
-        if (names.get(a) and names.get(b)) or co_occur(conn, a, b):
+        if (names.get(a) and names.get(b)) or co_occur(conn, a, b) or links.linked(conn, a, b):
             continue
         weak, target = (a, b) if names.get(b) or (not names.get(a) and a > b) else (b, a)
         report.moved += [MovedSequence(*row, target, weak, names.get(weak) or names.get(target))

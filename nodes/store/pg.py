@@ -7,7 +7,7 @@ import psycopg
 
 from nodes.decision import Candidate, ReidSettings
 from nodes.messages import Sequence
-from nodes.store import checkpoints, clusters, evaluation, export, maintain, reid, writes
+from nodes.store import browse, checkpoints, clusters, corrections, evaluation, export, maintain, reid, writes
 from nodes.store.db import connect
 from nodes.store.schema import check_model, migrate, store_dim
 from nodes.truth import Truth
@@ -69,19 +69,38 @@ class PgFaceStore:
         """The cluster an id (perhaps of a cluster merged away since it was published) names now."""
         return clusters.resolve(self.conn, cluster_id)
 
-    def merge(self, source: int, target: int) -> None:
+    def merge(self, source: int, target: int, actor: str | None = None) -> None:
         with self.conn.transaction():
-            clusters.merge_clusters(self.conn, self.resolve(source), self.resolve(target))
+            clusters.merge_clusters(self.conn, self.resolve(source), self.resolve(target), actor=actor)
 
-    def rename(self, cluster_id: int, name: str) -> None:
-        clusters.rename_cluster(self.conn, self.resolve(cluster_id), name)
-
-    def delete(self, cluster_id: int) -> int:
+    def rename(self, cluster_id: int, name: str, actor: str | None = None) -> None:
         with self.conn.transaction():
-            return clusters.delete_cluster(self.conn, self.resolve(cluster_id))
+            clusters.rename_cluster(self.conn, self.resolve(cluster_id), name, actor)
 
-    def identities(self) -> list[clusters.Identity]:
-        return clusters.list_identities(self.conn)
+    def delete(self, cluster_id: int, actor: str | None = None) -> int:
+        with self.conn.transaction():
+            return clusters.delete_cluster(self.conn, self.resolve(cluster_id), actor)
+
+    def split(self, cluster_id: int, sequence_ids: list[int], actor: str | None = None) -> int:
+        return corrections.split(self.conn, cluster_id, sequence_ids, actor)
+
+    def move_sequence(self, sequence_id: int, target: int, actor: str | None = None) -> int:
+        return corrections.move_sequence(self.conn, sequence_id, target, actor)
+
+    def mark_different(self, a: int, b: int, actor: str | None = None) -> None:
+        corrections.mark_different(self.conn, a, b, actor)
+
+    def identities(self, ids: list[int] | None = None) -> list[clusters.Identity]:
+        return clusters.list_identities(self.conn, ids)
+
+    def sequences(self, cluster_id: int) -> list[browse.SequenceRow]:
+        return browse.sequences_of(self.conn, self.resolve(cluster_id))
+
+    def crop(self, sequence_id: int, frame: int | None = None) -> bytes | None:
+        return browse.crop(self.conn, sequence_id, frame)
+
+    def events(self, cluster_id: int | None = None, limit: int = 50) -> list[browse.Event]:
+        return browse.events(self.conn, cluster_id, limit)
 
     def summary(self) -> dict[str, int]:
         return clusters.summary(self.conn)

@@ -83,6 +83,17 @@ MIGRATIONS: list[str] = [
         new_id bigint NOT NULL REFERENCES clusters ON DELETE CASCADE
     );
     """,
+    # 4: "these two are different people" (cluster pairs no merge crosses); who made each change
+    """
+    CREATE TABLE cannot_links (
+        a bigint NOT NULL REFERENCES clusters ON DELETE CASCADE,
+        b bigint NOT NULL REFERENCES clusters ON DELETE CASCADE,
+        at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (a, b),
+        CHECK (a < b)
+    );
+    ALTER TABLE cluster_events ADD COLUMN actor text;
+    """,
 ]
 
 

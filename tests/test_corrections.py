@@ -1,0 +1,87 @@
+"""Corrections by hand on a real Postgres + pgvector: split, move, mark as different; maintenance respects them."""
+
+from __future__ import annotations
+
+import pytest
+
+from nodes.decision import ReidSettings
+from nodes.store.clusters import KeptApart
+from tests.stored import decide, person, sequence, store
+
+S = ReidSettings(threshold=0.45, named_threshold=0.6)
+
+
+def stored(faces, key: str, who: int) -> tuple[int, int]:
+    """(sequence id, cluster id) of a new sequence of person `who`, decided."""
+    vectors = person(who)
+    sequence_id = store(faces, sequence(key, vectors))
+    return sequence_id, decide(faces, sequence_id, vectors, S).cluster_id
+
+
+def test_a_split_sequence_stays_apart_through_maintenance_and_merges_carry_the_mark(faces, conn):
+    loose = ReidSettings(threshold=1.9, named_threshold=1.9)  # every pair of clusters is close enough to merge
+    a1, cluster = stored(faces, "a1", 0)
+    a2, same = stored(faces, "a2", 0)
+    b1 = store(faces, sequence("b1", person(1)))
+    assert decide(faces, b1, person(1), loose).cluster_id == cluster == same, "the machine's mistake: b in a's cluster"
+    new = faces.split(cluster, [b1], actor="test:ann")
+    assert dict(conn.execute("SELECT id, cluster_id FROM sequences").fetchall()) == {a1: cluster, a2: cluster, b1: new}
+    assert {i.id: i.size for i in faces.identities()} == {cluster: 24, new: 12}
+    assert faces.maintain(loose).merges == []
+    b2, b_cluster = stored(faces, "b2", 1)  # a new visit: b starts a cluster of its own; maintenance would join all
+    faces.maintain(loose)
+    clusters = dict(conn.execute("SELECT id, cluster_id FROM sequences").fetchall())
+    assert clusters[a1] == clusters[a2] != clusters[b1], "never re-merged what was split"
+    assert clusters[b2] in (clusters[a1], clusters[b1])
+    with pytest.raises(KeptApart, match="marked as different people"):
+        faces.merge(clusters[b1], clusters[a1])
+    split = [e for e in faces.events() if e.kind == "split"]
+    assert [(e.actor, e.cluster_id, e.other_id, e.detail) for e in split] == [("test:ann", new, cluster, {"sequences": [b1]})]
+
+
+def test_marked_different_identities_are_never_merged_and_others_still_are(faces, conn):
+    strict = ReidSettings(threshold=0.01, named_threshold=0.01)
+    ids = {}
+    for key, who in {"a": 0, "a_again": 0, "b": 1, "b_again": 1}.items():
+        vectors = person(who)
+        ids[key] = decide(faces, store(faces, sequence(key, vectors)), vectors, strict).cluster_id
+    faces.mark_different(ids["a"], ids["a_again"], actor="test")
+    report = faces.maintain(S)
+    assert report.merges == [(max(ids["b"], ids["b_again"]), min(ids["b"], ids["b_again"]))], "b's halves still join"
+    assert faces.resolve(ids["a"]) != faces.resolve(ids["a_again"])
+    with pytest.raises(ValueError, match="from itself"):
+        faces.mark_different(ids["b"], ids["b_again"])  # one identity now
+
+
+def test_moving_a_sequence_takes_its_faces_and_removes_an_emptied_identity(faces, conn):
+    a1, a = stored(faces, "a1", 0)
+    b1, b = stored(faces, "b1", 1)
+    assert faces.move_sequence(b1, a, actor="test") == a
+    assert conn.execute("SELECT count(*) FROM faces WHERE cluster_id = %s", (a,)).fetchone()[0] == 24
+    assert [i.id for i in faces.identities()] == [a], "b's identity had nothing left"
+    with pytest.raises(LookupError, match="no identity"):
+        faces.move_sequence(a1, b)
+    with pytest.raises(ValueError, match="at least one sequence"):
+        faces.split(a, [a1, b1])
+    with pytest.raises(ValueError, match="not in identity"):
+        faces.split(a + 100, [a1])
+
+
+def test_junk_moved_into_an_identity_counts_as_a_person(faces, conn):
+    from nodes.store.reid import Query
+
+    _, a = stored(faces, "a1", 0)
+    junk = store(faces, sequence("junk", person(0)))
+    assert faces.decide(Query(junk, person(0), junk="blurred"), S).status == "junk"
+    faces.move_sequence(junk, a)
+    assert conn.execute("SELECT cluster_id, junk FROM sequences WHERE id = %s", (junk,)).fetchone() == (a, None)
+
+
+def test_a_name_is_one_identity_s_and_every_change_says_who(faces, conn):
+    _, a = stored(faces, "a1", 0)
+    _, b = stored(faces, "b1", 1)
+    faces.rename(a, "Ann", actor="ui:127.0.0.1")
+    with pytest.raises(ValueError, match="identity .*'s; merge"):
+        faces.rename(b, "Ann")
+    faces.delete(b, actor="cli:root")
+    assert [(e.kind, e.actor) for e in faces.events()][:2] == [("delete", "cli:root"), ("rename", "ui:127.0.0.1")]
