@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 
 import cv2
@@ -20,13 +21,24 @@ def write_strip(crops: np.ndarray, path: Path) -> None:
     cv2.imwrite(str(path), np.concatenate(list(crops), axis=1))
 
 
+def label_style(height: int) -> tuple[float, int]:
+    """(font scale, stroke) so labels stand about 3 % of the frame high (22 px at 720p), readable when scaled down."""
+    return height / 720 * 0.9, max(1, round(height / 360))
+
+
 def annotate_video(video_path: str, boxes: dict[int, list[tuple[np.ndarray, str]]], out_path: Path) -> int:
-    """Copy the video with labelled boxes drawn; returns frames written."""
+    """Copy the video with labelled boxes drawn, as H.264 MP4 (browsers play it); returns frames written."""
+    import av
+
     cap = cv2.VideoCapture(video_path)
     fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
     w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    scale, stroke = label_style(h)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    writer = cv2.VideoWriter(str(out_path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+    container = av.open(str(out_path), "w")
+    stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+    stream.width, stream.height, stream.pix_fmt = w - w % 2, h - h % 2, "yuv420p"  # 4:2:0 needs even sides
+    stream.options = {"preset": "veryfast", "crf": "23", "movflags": "+faststart"}
     index, written, current, shown_at = 0, 0, [], -HOLD_FRAMES
     while True:
         ok, frame = cap.read()
@@ -38,11 +50,14 @@ def annotate_video(video_path: str, boxes: dict[int, list[tuple[np.ndarray, str]
             current = []
         for box, label in current:
             x1, y1, x2, y2 = (int(v) for v in box)
-            cv2.rectangle(frame, (x1, y1), (x2, y2), colour(label), 2)
-            cv2.putText(frame, label, (x1, max(12, y1 - 6)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour(label), 1, cv2.LINE_AA)
-        writer.write(frame)
+            cv2.rectangle(frame, (x1, y1), (x2, y2), colour(label), stroke + 1)
+            cv2.putText(frame, label, (x1, max(int(26 * scale), y1 - 6)), cv2.FONT_HERSHEY_SIMPLEX, scale, colour(label),
+                        stroke, cv2.LINE_AA)
+        image = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame[:stream.height, :stream.width]), format="bgr24")
+        container.mux(stream.encode(image))
         written += 1
         index += 1
-    writer.release()
+    container.mux(stream.encode())
+    container.close()
     cap.release()
     return written

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import os
 from pathlib import Path
 
 import matplotlib
@@ -15,6 +16,10 @@ from nodes.store.face_store import FaceStore  # noqa: E402
 from nodes.store.maintain import silhouette_values  # noqa: E402
 
 MAX_CROPS = 6
+
+
+def plural(count: int, one: str, many: str | None = None) -> str:
+    return f"{count} {one if count == 1 else (many or one + 's')}"
 
 
 def silhouette_plot(store: FaceStore, path: Path) -> float | None:
@@ -47,7 +52,7 @@ def write_report(store: FaceStore, out_dir: Path, videos_dir: Path | None = None
     crops_dir.mkdir(parents=True, exist_ok=True)
     mean = silhouette_plot(store, out_dir / "silhouette.png")
     clusters = store.report_clusters()
-    parts = [f"<h1>zdg store report</h1><p>{len(clusters)} identities; mean silhouette "
+    parts = [f"<h1>zdg store report</h1><p>{plural(len(clusters), 'identity', 'identities')}; mean silhouette "
              f"{'-' if mean is None else f'{mean:.2f}'}</p><img src='silhouette.png'>"]
     for cid, name, size, sil, coh in clusters:
         title = html.escape(name or f"face {cid}")
@@ -59,11 +64,11 @@ def write_report(store: FaceStore, out_dir: Path, videos_dir: Path | None = None
             images.append(f"<img src='crops/{path.name}' title='frame {frame}'>")
         seen = "".join(f"<li>{html.escape(src)}: frames {ff}–{lf} ({(ft or 0):.1f}–{(lt or 0):.1f} s)</li>"
                        for src, ff, lf, ft, lt, _ in rows)
-        stats = f"{size} vectors, {len(rows)} sequences, silhouette {'-' if sil is None else f'{sil:.2f}'}, " \
-                f"cohesion {'-' if coh is None else f'{coh:.2f}'}"
+        stats = f"{plural(size, 'vector')}, {plural(len(rows), 'sequence')}, " \
+                f"silhouette {'-' if sil is None else f'{sil:.2f}'}, cohesion {'-' if coh is None else f'{coh:.2f}'}"
         parts.append(f"<section><h2>{title}</h2><p>{stats}</p><div>{''.join(images)}</div><ul>{seen}</ul></section>")
     if videos_dir and videos_dir.is_dir():
-        links = "".join(f"<li><a href='{html.escape(str(p.resolve()))}'>{html.escape(p.name)}</a></li>"
+        links = "".join(f"<li><a href='{html.escape(os.path.relpath(p, out_dir))}'>{html.escape(p.name)}</a></li>"
                         for p in sorted(videos_dir.glob("*_annotated.mp4")))
         parts.append(f"<h2>Annotated videos</h2><ul>{links}</ul>")
     style = ("<style>body{font-family:sans-serif;max-width:1000px;margin:auto} img{margin:2px} "

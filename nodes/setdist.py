@@ -20,7 +20,12 @@ def l2_normalise(x: np.ndarray) -> np.ndarray:
 
 def set_distance(a: np.ndarray, b: np.ndarray, method: SetDistance, weights: np.ndarray | None = None) -> float:
     """Cosine-based distance between vector sets a (n,d) and b (m,d); `weights` (n,) weigh a's vectors
-    (face quality) where the method averages over them (mean_min, modified_hausdorff, centroid)."""
+    (face quality) where the method averages over them (mean_min, modified_hausdorff, centroid). Never below 0:
+    float rounding makes a vector's distance to itself about -4e-08."""
+    return max(0.0, _set_distance(a, b, method, weights))
+
+
+def _set_distance(a: np.ndarray, b: np.ndarray, method: SetDistance, weights: np.ndarray | None) -> float:
     w = None if weights is None or not np.any(weights > 0) else np.clip(weights, 0, None)
     if method == "centroid":
         return float(1 - unit(np.average(a, axis=0, weights=w)) @ unit(b.mean(axis=0)))

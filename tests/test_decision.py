@@ -11,6 +11,7 @@ import pytest
 from nodes.decision import Candidate, ReidSettings, choose, for_model, sample
 from nodes.messages import Sequence
 from nodes.quality import junk_reason
+from nodes.setdist import l2_normalise, set_distance
 from tests.vectors import People
 from zdg.node import FatalNodeError
 
@@ -106,3 +107,9 @@ def test_junk_is_a_poor_detection_a_face_cut_off_by_the_frame_or_an_incoherent_s
     mixed = np.concatenate([person(0, n=3), person(1, n=3), person(2, n=3), person(3, n=3)])
     assert "incoherent" in junk_reason(seq_of(mixed), S)
     assert junk_reason(seq_of(person(0), box=(3, 100, 100, 220)), S) is None, "near the edge is not cut off"
+
+
+@pytest.mark.parametrize("method", ["mean_min", "hausdorff", "modified_hausdorff", "centroid"])
+def test_a_set_is_at_distance_zero_from_itself_never_below(method):
+    vectors = l2_normalise(np.random.default_rng(3).normal(size=(9, 128)))
+    assert 0.0 <= set_distance(vectors, vectors, method) < 1e-6
