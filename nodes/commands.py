@@ -46,7 +46,7 @@ def open_store(graph: Graph, dim: int | None = None) -> PgFaceStore:
     return PgFaceStore.open(resolve_dsn(params.dsn, params.store_dir, FaceEnvironment.of(zdg_environment())), dim)
 
 
-def _models(graph: Graph) -> tuple[DetectorNode, EmbedderNode]:
+def load_models(graph: Graph) -> tuple[DetectorNode, EmbedderNode]:
     from zdg.node import NodeContext
 
     made = []
@@ -64,7 +64,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
 
     graph = load_graph(args.graph, args.overrides)
     photos = photo_files(args.photos)
-    detector, embedder = _models(graph)
+    detector, embedder = load_models(graph)
     store = open_store(graph, embedder.recogniser.dim)
     cluster_id, skipped = enroll(store, args.name, photos, detector, embedder)
     for path in skipped:
@@ -174,7 +174,7 @@ def cmd_eval_video(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from nodes.evaluate import evaluate
 
-    detector, embedder = _models(load_graph(args.graph, args.overrides))
+    detector, embedder = load_models(load_graph(args.graph, args.overrides))
     levels = [(1.0, 0.0)] + [(d, b) for d, b in zip(args.downscale, args.blur, strict=True)]
     rows = evaluate(args.dir, detector, embedder, levels, args.distance, args.far)
     print(f"{'probe':<26} {'identities':>10} {'probes':>6} {'no face':>7} {'single top-1':>12} {'set top-1':>9} "
@@ -230,7 +230,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     sets = [s for vid, faces, truth in clips
             for s in sequence_sets(vid, clip_sequences(graph, faces, min_cosine=link, split_cosine=split), truth)]
     if args.photos:
-        detector, embedder = _models(graph)
+        detector, embedder = load_models(graph)
         sets += [s for root in args.photos for s in photo_sets(root, detector, embedder)]
     data = [*args.video, *(str(p) for p in args.photos)]
     command = "zdg calibrate " + " ".join(recipe_args(sys.argv[2:]))
@@ -258,6 +258,38 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def annotated_videos_dir(graph: Graph) -> Path:
+    """Where the graph's gallery writes annotated videos (out/reid without one)."""
+    gallery = [n for n in graph.nodes.values() if n.type == "gallery_sink"]
+    return Path(gallery[0].params.out_dir) if gallery else Path("out/reid")
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    import ipaddress
+    import os
+    import secrets
+
+    import uvicorn
+
+    from nodes.ui.app import Workbench, make_app
+    from zdg.wiring import local_topic_endpoint
+
+    graph = load_graph(args.graph, args.overrides)
+    try:
+        feed = args.feed or local_topic_endpoint(graph, "reid")
+    except LookupError:
+        feed = None
+    token = None
+    if args.host != "localhost" and not ipaddress.ip_address(args.host).is_loopback:
+        token = os.environ.get("ZDG_UI_TOKEN") or secrets.token_urlsafe(18)
+    wb = Workbench(open_store(graph), reid_settings(graph), args.videos or annotated_videos_dir(graph), feed,
+                   lambda: load_models(graph), token)
+    print(f"zdg ui: http://{args.host}:{args.port}/{f'?token={token}' if token else ''}  (store of {args.graph}; "
+          f"live feed {feed or 'none'}; Ctrl-C stops)", flush=True)
+    uvicorn.run(make_app(wb), host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:
     def graph_arg(p: argparse.ArgumentParser) -> None:
         p.add_argument("--graph", type=Path, default=DEFAULT_GRAPH, help="graph whose models and store to use")
@@ -278,6 +310,16 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("args", nargs="*")
     graph_arg(p)
     p.set_defaults(func=cmd_identities)
+
+    p = sub.add_parser("ui", help="the identity workbench in a browser: browse, search by photo, correct, live feed",
+                       description="Serves on localhost by default; any other address needs a token: $ZDG_UI_TOKEN, "
+                       "else one is generated and printed in the URL.")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s)")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--feed", help="endpoint of the reid topic (default: where `zdg run` of the graph publishes it)")
+    p.add_argument("--videos", type=Path, help="folder of annotated videos (default: the graph's gallery out_dir)")
+    graph_arg(p)
+    p.set_defaults(func=cmd_ui)
 
     p = sub.add_parser("summary", help="what the store holds: sequences, clusters, re-appearances")
     p.add_argument("--json", action="store_true")

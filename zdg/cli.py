@@ -132,9 +132,9 @@ def cmd_bundle(args: argparse.Namespace) -> int:
 
 
 def cmd_sub(args: argparse.Namespace) -> int:
-    from zdg.subscribe import subscribe
+    from zdg.subscribe import print_messages
 
-    subscribe(args.endpoint, args.topics, args.count, args.until_eos, args.timeout)
+    print_messages(args.endpoint, args.topics, args.count, args.until_eos, args.timeout)
     return 0
 
 

@@ -1,15 +1,56 @@
-"""`zdg sub`: print messages from a published topic as JSON lines."""
+"""Messages of a published topic: `zdg.subscribe` yields them decoded, `zdg sub` prints them as JSON lines."""
 
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import time
-from typing import Any, TextIO
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, TextIO
 
 import zmq
 
 from zdg.message import DecodeError, Message, decode
+
+if TYPE_CHECKING:
+    from zdg.curve import CurveKeys
+
+log = logging.getLogger("zdg.subscribe")
+
+
+def subscribe(endpoint: str, topic: str | list[str] = "", *, until_eos: bool = True, timeout_s: float | None = None,
+              keys: CurveKeys | None = None, server: str | None = None) -> Iterator[tuple[str, Message]]:
+    """(topic, message) of each message published on `endpoint` under the topic prefix(es): fields by
+    `msg["name"]`, arrays as numpy in `msg.arrays`. Ends at the publisher's end of stream (with until_eos),
+    after `timeout_s` seconds, or when the caller stops iterating. A CURVE topic needs `keys` (this client's
+    key folder, `zdg keys`) and `server`, the publishing box. Malformed messages are logged and skipped.
+
+        for topic, msg in zdg.subscribe("tcp://127.0.0.1:5560", "reid"):
+            print(msg["status"], msg["cluster_id"], msg.arrays["boxes_xyxy"].shape)
+    """
+    sock = zmq.Context.instance().socket(zmq.SUB)
+    sock.linger = 0
+    if keys is not None:
+        keys.connect_to(sock, server or keys.host)
+    for prefix in [topic] if isinstance(topic, str) else topic or [""]:
+        sock.setsockopt(zmq.SUBSCRIBE, prefix.encode())
+    sock.connect(endpoint)
+    deadline = time.monotonic() + timeout_s if timeout_s else None
+    try:
+        while deadline is None or time.monotonic() < deadline:
+            wait = 200 if deadline is None else max(0, min(200, int((deadline - time.monotonic()) * 1000)))
+            if not sock.poll(wait):
+                continue
+            try:
+                yield (found := decode(sock.recv_multipart()))
+            except DecodeError as exc:
+                log.warning("skipped a malformed message: %s", exc)
+                continue
+            if found[1].eos and until_eos:
+                return
+    finally:
+        sock.close()
 
 
 def summarise(topic: str, msg: Message) -> dict[str, Any]:
@@ -23,33 +64,15 @@ def summarise(topic: str, msg: Message) -> dict[str, Any]:
     return out
 
 
-def subscribe(endpoint: str, topics: list[str], count: int | None, until_eos: bool, timeout_s: float | None,
-              out: TextIO = sys.stdout) -> int:
+def print_messages(endpoint: str, topics: list[str], count: int | None, until_eos: bool, timeout_s: float | None,
+                   out: TextIO = sys.stdout) -> int:
     """Print messages until `count` arrived, an EOS (with until_eos) or the timeout; returns messages printed."""
-    ctx = zmq.Context.instance()
-    sock = ctx.socket(zmq.SUB)
-    sock.linger = 0
-    for topic in topics or [""]:
-        sock.setsockopt(zmq.SUBSCRIBE, topic.encode())
-    sock.connect(endpoint)
     printed = 0
-    deadline = time.monotonic() + timeout_s if timeout_s else None
-    try:
-        while count is None or printed < count:
-            wait = 200 if deadline is None else max(0, int((deadline - time.monotonic()) * 1000))
-            if not sock.poll(min(wait, 200)):
-                if deadline is not None and time.monotonic() >= deadline:
-                    break
-                continue
-            try:
-                topic, msg = decode(sock.recv_multipart())
-            except DecodeError as exc:
-                print(json.dumps({"error": str(exc)}), file=sys.stderr)
-                continue
-            print(json.dumps(summarise(topic, msg), default=str), file=out, flush=True)
-            if msg.eos and until_eos:
-                break
-            printed += 0 if msg.eos else 1
-    finally:
-        sock.close()
+    if count == 0:
+        return 0
+    for topic, msg in subscribe(endpoint, topics, until_eos=until_eos, timeout_s=timeout_s):
+        print(json.dumps(summarise(topic, msg), default=str), file=out, flush=True)
+        printed += 0 if msg.eos else 1
+        if count is not None and printed >= count:
+            break
     return printed

@@ -148,3 +148,11 @@ def compile_plan(graph: Graph) -> Plan:
         else:
             add(edge, f"e{edge.index}", src.name, edge.src.port, dst_name, dst_port)
     return Plan(graph, nodes, links)
+
+
+def local_topic_endpoint(graph: Graph, topic: str) -> str:
+    """Where `zdg run` publishes the graph's outside topic `topic` (the address it prints at start)."""
+    for link in compile_plan(graph).external_topics():
+        if link.topic == topic:
+            return Transport("ipc", default_run_dir(graph)).bind_address(link)
+    raise LookupError(f"graph {graph.name!r} publishes no outside topic {topic!r}")

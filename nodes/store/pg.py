@@ -23,9 +23,11 @@ class PgFaceStore:
 
     @classmethod
     def open(cls, dsn: str, dim: int | None = None) -> PgFaceStore:
-        """Connect; with `dim`, create or upgrade the schema for it (DimensionMismatch if the store holds another)."""
+        """Connect; with `dim`, create or upgrade the schema for it (DimensionMismatch if the store holds another);
+        without, upgrade an existing store's schema (an empty database stays empty, dim 0)."""
         conn = connect(dsn)
-        return cls(conn, migrate(conn, dim) if dim is not None else (store_dim(conn) or 0))
+        dim = dim or store_dim(conn)
+        return cls(conn, migrate(conn, dim) if dim else 0)
 
     def write_sequences(self, batch: list[Sequence]) -> list[tuple[int, bool]]:
         models = {seq.model for seq in batch} - self.models_checked
