@@ -16,6 +16,11 @@ def colour(key: str) -> tuple[int, int, int]:
     return tuple(int(v) for v in rng.integers(64, 256, 3))
 
 
+def strip_name(sequence_key: str) -> str:
+    """The file name (no suffix) of a sequence's crop strip: its key made safe for a path."""
+    return sequence_key.replace(":", "_").replace("/", "_")
+
+
 def write_strip(crops: np.ndarray, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(path), np.concatenate(list(crops), axis=1))

@@ -265,13 +265,11 @@ def annotated_videos_dir(graph: Graph) -> Path:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    import ipaddress
     import os
-    import secrets
 
     import uvicorn
 
-    from nodes.ui.app import Workbench, make_app
+    from nodes.ui.app import Workbench, make_app, token_for
     from zdg.wiring import local_topic_endpoint
 
     graph = load_graph(args.graph, args.overrides)
@@ -279,9 +277,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
         feed = args.feed or local_topic_endpoint(graph, "reid")
     except LookupError:
         feed = None
-    token = None
-    if args.host != "localhost" and not ipaddress.ip_address(args.host).is_loopback:
-        token = os.environ.get("ZDG_UI_TOKEN") or secrets.token_urlsafe(18)
+    token = token_for(args.host, os.environ.get("ZDG_UI_TOKEN"))
     wb = Workbench(open_store(graph), reid_settings(graph), args.videos or annotated_videos_dir(graph), feed,
                    lambda: load_models(graph), token)
     print(f"zdg ui: http://{args.host}:{args.port}/{f'?token={token}' if token else ''}  (store of {args.graph}; "

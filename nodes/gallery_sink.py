@@ -40,7 +40,7 @@ class GallerySinkNode(SinkNode):
         if isinstance(item, ReidDecision) and item.status == "merged":  # its cluster id changed: only relabel
             return
         if len(item.crops):
-            name = item.sequence_id.replace(":", "_").replace("/", "_")
+            name = self.annotate.strip_name(item.sequence_id)
             self.annotate.write_strip(item.crops, Path(self.params.out_dir) / item.video / f"{name}.png")
         self.paths[item.video] = item.video_path
         for frame, box in zip(item.frames, item.boxes_xyxy, strict=True):

@@ -12,6 +12,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+import zdg
 from tests.conftest import REPO, shared_path
 
 pytestmark = pytest.mark.slow
@@ -70,7 +71,7 @@ def test_every_reappearance_is_found_with_no_false_merge_and_no_junk_in_a_person
     assert found["junk_sequences"] >= 2, "the hand and the face cut off at the edge are junk"
 
 
-def test_enrolled_friends_are_named_in_the_clip_when_their_decisions_are_published(env, run_dir, tmp_path):
+def test_enrolled_friends_are_named_in_the_clip_when_their_decisions_are_published(env, run_dir, tmp_path, monkeypatch):
     for person in shared_path("data", "faces", "friends_ref").iterdir():
         proc = subprocess.run([sys.executable, "-m", "zdg", "enroll", "--name", person.name, str(person),
                                "--graph", str(REPO / "graphs/video_reid.yaml")], env=env, cwd=REPO,
@@ -90,6 +91,13 @@ def test_enrolled_friends_are_named_in_the_clip_when_their_decisions_are_publish
     assert all(f"<h2>{name}</h2>" in page for name in ("Ross", "Phoebe", "Chandler"))
     assert (tmp_path / "report" / "silhouette.png").stat().st_size > 10_000
     assert page.count("<img src='crops/") >= 10
+    monkeypatch.setenv("ZDG_DSN", env["ZDG_DSN"])
+    with zdg.Store(REPO / "graphs/video_reid.yaml") as store:  # the notebook client
+        found = store.search(sorted(shared_path("data", "faces", "friends_ref", "Ross").iterdir()))
+        assert (found[0].name, found[0].joins) == ("Ross", True) and not any(m.joins for m in found[1:])
+        named = {p.name: p.sequences for p in store.identities()}
+        assert set(named) == {p.name for p in shared_path("data", "faces", "friends_ref").iterdir()}
+        assert sum(named.values()) == 13
 
 
 def test_second_run_of_a_clip_recognises_every_person_into_the_first_runs_clusters(env, run_dir, tmp_path):

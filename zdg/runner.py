@@ -209,19 +209,26 @@ class Runner:
         return Transport("ipc", self.run_dir)
 
     def _update_progress(self, bars: dict[str, tqdm]) -> None:
-        for snap in read_all(self.metrics_dir):
-            prog = snap.get("progress") or {}
-            if "done" not in prog:
-                continue
-            key = f"{snap['node']}.{snap['replica']}"
-            if key not in bars:
-                disable = None if self.progress is None else not self.progress  # None: only on a terminal
-                bars[key] = tqdm(total=prog.get("total"), desc=key, unit="msg", disable=disable,
-                                 position=len(bars), leave=True, dynamic_ncols=True)
-            bar = bars[key]
-            bar.total = prog.get("total")
-            bar.n = prog["done"]
-            bar.refresh()
+        """One bar for the whole graph: what its sources read (of their total), then every other node's messages
+        in, in graph order, so the run shows progress until the last node is done, not only the reading."""
+        snaps = read_all(self.metrics_dir)
+        reading = [snap["progress"] for snap in snaps if "done" in (snap.get("progress") or {})]
+        if not reading:
+            return
+        if "graph" not in bars:
+            disable = None if self.progress is None else not self.progress  # None: only on a terminal
+            bars["graph"] = tqdm(desc=f"{self.graph.name}: read", unit="frame", disable=disable, dynamic_ncols=True)
+        bar = bars["graph"]
+        totals = [p.get("total") for p in reading]
+        bar.total = None if None in totals else sum(totals)
+        bar.n = sum(p["done"] for p in reading)
+        sources = {r.node for r in self.replicas if r.source}
+        flow = {name: 0 for name in self.graph.nodes if name not in sources}
+        for snap in snaps:
+            if snap["node"] in flow:
+                flow[snap["node"]] += snap.get("in", 0)
+        bar.set_postfix_str(" ".join(f"{name} {count}" for name, count in flow.items()), refresh=False)
+        bar.refresh()
 
     def snapshots(self) -> list[dict]:
         restarts = {r.label: r.restarts for r in self.replicas}

@@ -22,6 +22,7 @@ from starlette.responses import FileResponse, PlainTextResponse, RedirectRespons
 from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
+from nodes.annotate import strip_name
 from nodes.store.clusters import KeptApart
 
 if TYPE_CHECKING:
@@ -46,6 +47,15 @@ class Workbench:
     models: tuple | None = field(default=None, repr=False)
 
 
+def token_for(host: str, env_token: str | None) -> str | None:
+    """The token requests must carry: none on a loopback address, else $ZDG_UI_TOKEN or a new random one."""
+    import ipaddress
+
+    if host == "localhost" or ipaddress.ip_address(host).is_loopback:
+        return None
+    return env_token or secrets.token_urlsafe(18)
+
+
 def fmt_distance(value: float | None) -> str:
     return "-" if value is None else f"{max(value, 0.0):.3f}"
 
@@ -57,7 +67,12 @@ def fmt_time(seconds: float | None) -> str:
     return f"{int(minutes)}:{rest:04.1f}"
 
 
-TEMPLATES.env.filters.update(distance=fmt_distance, clock=fmt_time, url=lambda s: quote(str(s), safe=""))
+def fmt_detail(detail: dict | None) -> str:
+    """An event's detail as `key value` pairs, numbers rounded, empty ones left out."""
+    return ", ".join(f"{k} {f'{v:.3f}' if isinstance(v, float) else v}" for k, v in (detail or {}).items() if v is not None)
+
+
+TEMPLATES.env.filters.update(distance=fmt_distance, clock=fmt_time, detail=fmt_detail, url=lambda s: quote(str(s), safe=""))
 TEMPLATES.env.globals["plural"] = lambda n, one, many=None: f"{n} {one if n == 1 else (many or one + 's')}"
 
 
@@ -115,8 +130,11 @@ async def correct(request: Request) -> Response:
             wb.store.mark_different(cluster_id, other, who)
             return back_to(f"/identity/{cluster_id}", f"marked as a different person than identity {other}")
         if action == "delete":
+            strips = [wb.videos_dir / s.source / f"{strip_name(s.key)}.png" for s in wb.store.sequences(cluster_id)]
             faces = wb.store.delete(cluster_id, who)
-            return back_to("/", f"identity {cluster_id} deleted with its {faces} faces")
+            for strip in strips:
+                strip.unlink(missing_ok=True)
+            return back_to("/", f"identity {cluster_id} deleted with its {faces} faces and {len(strips)} crop strips")
         if action == "split":
             chosen = [int(v) for v in form.getlist("sequence")]
             new_id = wb.store.split(cluster_id, chosen, who)
