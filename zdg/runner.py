@@ -11,10 +11,12 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from tqdm import tqdm
 
@@ -35,6 +37,13 @@ def _die_with_parent() -> None:
     """Children get SIGTERM if the runner itself is killed (Linux prctl PR_SET_PDEATHSIG)."""
     with contextlib.suppress(OSError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
+
+
+def _write_above_bar(stream: IO[bytes]) -> None:
+    """Copy a worker's stderr line by line to ours without breaking into the progress bar."""
+    for line in iter(stream.readline, b""):
+        tqdm.write(line.decode(errors="replace").rstrip("\n"), file=sys.stderr)
+    stream.close()
 
 
 @dataclass
@@ -83,9 +92,16 @@ class Runner:
             cmd += ["--set", item]
         return cmd
 
+    @property
+    def shows_bar(self) -> bool:
+        return self.progress if self.progress is not None else sys.stderr.isatty()
+
     def _start(self, rep: Replica) -> None:
+        """Start a replica's process; with the progress bar shown, its log lines are written above the bar."""
         rep.proc = subprocess.Popen(self._command(rep), start_new_session=True, preexec_fn=_die_with_parent,
-                                    env={**os.environ, **self.node_env})
+                                    env={**os.environ, **self.node_env}, stderr=subprocess.PIPE if self.shows_bar else None)
+        if rep.proc.stderr is not None:
+            threading.Thread(target=_write_above_bar, args=(rep.proc.stderr,), daemon=True).start()
         rep.started = time.monotonic()
         rep.restart_at = None
 
@@ -216,8 +232,8 @@ class Runner:
         if not reading:
             return
         if "graph" not in bars:
-            disable = None if self.progress is None else not self.progress  # None: only on a terminal
-            bars["graph"] = tqdm(desc=f"{self.graph.name}: read", unit="frame", disable=disable, dynamic_ncols=True)
+            bars["graph"] = tqdm(desc=f"{self.graph.name}: read", unit="frame", disable=not self.shows_bar,
+                                 dynamic_ncols=True)
         bar = bars["graph"]
         totals = [p.get("total") for p in reading]
         bar.total = None if None in totals else sum(totals)
