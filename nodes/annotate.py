@@ -21,6 +21,16 @@ def strip_name(sequence_key: str) -> str:
     return sequence_key.replace(":", "_").replace("/", "_")
 
 
+def remove_strips(folder: Path, sequences: list[tuple[str, str]]) -> int:
+    """Delete the crop strips of these (source, key) sequences under a gallery folder; returns how many were there."""
+    removed = 0
+    for source, key in sequences:
+        strip = folder / source / f"{strip_name(key)}.png"
+        removed += strip.exists()
+        strip.unlink(missing_ok=True)
+    return removed
+
+
 def write_strip(crops: np.ndarray, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(path), np.concatenate(list(crops), axis=1))

@@ -77,7 +77,8 @@ def cmd_enroll(args: argparse.Namespace) -> int:
 
 
 def cmd_identities(args: argparse.Namespace) -> int:
-    store = open_store(load_graph(args.graph, args.overrides))
+    graph = load_graph(args.graph, args.overrides)
+    store = open_store(graph)
     if args.action == "list":
         rows = store.identities()
         print(f"{'id':>5}  {'name':<16} {'vectors':>7} {'sequences':>9} {'sources':>7} {'silhouette':>10}")
@@ -88,7 +89,8 @@ def cmd_identities(args: argparse.Namespace) -> int:
         for row in store.sequences(int(args.args[0])):
             print(f"sequence {row.id:>5}  {row.source}  frames {row.first_frame}-{row.last_frame}  {row.faces} faces")
     else:
-        return identity_change(store, args.action, [int(a) if a.isdigit() else a for a in args.args])
+        return identity_change(store, args.action, [int(a) if a.isdigit() else a for a in args.args],
+                               annotated_videos_dir(graph))
     return 0
 
 
@@ -96,9 +98,11 @@ CHANGES = {"rename": ("ID NAME", 2), "merge": ("FROM_ID INTO_ID", 2), "delete": 
            "move": ("SEQ ID", 2), "different": ("ID ID", 2)}
 
 
-def identity_change(store: PgFaceStore, action: str, values: list) -> int:
-    """One correction by hand, recorded in the store's history as this user's."""
+def identity_change(store: PgFaceStore, action: str, values: list, videos_dir: Path) -> int:
+    """One correction by hand, recorded in the store's history as this user's (`videos_dir`: the gallery's files)."""
     import getpass
+
+    from nodes.annotate import remove_strips
 
     usage, count = CHANGES[action]
     if (count is not None and len(values) != count) or (count is None and len(values) < 2):
@@ -110,7 +114,9 @@ def identity_change(store: PgFaceStore, action: str, values: list) -> int:
         elif action == "merge":
             store.merge(values[0], values[1], actor)
         elif action == "delete":
-            print(f"deleted identity {values[0]} and {store.delete(values[0], actor)} face vectors")
+            gone = store.delete(values[0], actor)
+            strips = remove_strips(videos_dir, gone.sequences)
+            print(f"deleted identity {values[0]}: {gone.faces} faces, {len(gone.sequences)} sequences, {strips} crop strips")
         elif action == "split":
             print(f"identity {store.split(values[0], values[1:], actor)}: sequences {values[1:]}, "
                   f"marked as another person than identity {values[0]}")
@@ -131,10 +137,16 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 
 def cmd_maintain(args: argparse.Namespace) -> int:
+    from nodes.annotate import remove_strips
+
     graph = load_graph(args.graph, args.overrides)
     settings = reid_settings(graph)
     report = open_store(graph).maintain(settings, args.max_vectors)
+    strips = remove_strips(annotated_videos_dir(graph), report.purged.sequences)
     print(f"merged: {report.merges}  forgotten vectors: {report.forgotten}  silhouette: {report.silhouette}")
+    if settings.retention_hours:
+        print(f"purged (older than {settings.retention_hours:g} h, unnamed): {len(report.purged.sequences)} sequences, "
+              f"{report.purged.faces} faces, {strips} crop strips")
     return 0
 
 

@@ -85,3 +85,49 @@ def test_a_name_is_one_identity_s_and_every_change_says_who(faces, conn):
         faces.rename(b, "Ann")
     faces.delete(b, actor="cli:root")
     assert [(e.kind, e.actor) for e in faces.events()][:2] == [("delete", "cli:root"), ("rename", "ui:127.0.0.1")]
+
+
+def everything_about(conn, cluster_id: int, sequence_ids: list[int]) -> dict[str, int]:
+    """Rows that still speak of an identity or its sequences, by table."""
+    one = lambda sql, *args: conn.execute(sql, args).fetchone()[0]  # noqa: E731
+    return {
+        "clusters": one("SELECT count(*) FROM clusters WHERE id = %s", cluster_id),
+        "sequences": one("SELECT count(*) FROM sequences WHERE id = ANY(%s)", sequence_ids),
+        "faces": one("SELECT count(*) FROM faces WHERE cluster_id = %s OR sequence_id = ANY(%s)", cluster_id, sequence_ids),
+        "crops": one("SELECT count(*) FROM crops WHERE sequence_id = ANY(%s)", sequence_ids),
+        "event details": one("SELECT count(*) FROM cluster_events WHERE (cluster_id = %s OR other_id = %s) "
+                             "AND detail IS NOT NULL", cluster_id, cluster_id),
+        "links": one("SELECT count(*) FROM cannot_links WHERE a = %s OR b = %s", cluster_id, cluster_id),
+    }
+
+
+def test_retention_purges_unnamed_identities_and_old_junk_keeps_named_ones_and_leaves_nothing_behind(faces, conn, tmp_path):
+    import time
+
+    import numpy as np
+
+    from nodes.annotate import remove_strips
+    from nodes.store.reid import Query
+
+    old_seq, old = stored(faces, "old", 0)
+    junk = store(faces, sequence("junk", person(2)))
+    faces.decide(Query(junk, person(2), junk="blurred"), S)
+    ann = faces.enroll("Ann", [("ann.jpg", "photos/ann.jpg", person(1, 1)[0], np.zeros(4), np.zeros((5, 2)), 0.9)])
+    faces.mark_different(old, ann)
+    for key in ("v_old", "v_junk"):
+        (tmp_path / "v").mkdir(exist_ok=True)
+        (tmp_path / "v" / f"{key}.png").write_bytes(b"png")
+    time.sleep(1.2)
+    recent_seq, recent = stored(faces, "recent", 3)
+    report = faces.maintain(ReidSettings(threshold=0.45, named_threshold=0.6, retention_hours=1 / 3600))
+    assert sorted(report.purged.sequences) == [("v", "v:junk"), ("v", "v:old")]
+    assert remove_strips(tmp_path, report.purged.sequences) == 2 and not list((tmp_path / "v").iterdir())
+    assert {i.id for i in faces.identities()} == {ann, recent}, "named Ann and the recent identity are kept"
+    assert set(everything_about(conn, old, [old_seq, junk]).values()) == {0}
+    assert [(e.kind, e.actor) for e in faces.events(old)][:1] == [("purge", "retention")]
+    gone = faces.delete(ann)
+    assert (gone.faces, gone.sequences) == (1, [])
+    assert set(everything_about(conn, ann, []).values()) == {0}
+    assert conn.execute("SELECT count(*) FROM sources WHERE name LIKE 'photo:%'").fetchone()[0] == 0, \
+        "the enrolment photo's reference goes with the person"
+    assert faces.maintain(S).purged.sequences == [] and {i.id for i in faces.identities()} == {recent}

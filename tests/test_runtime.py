@@ -8,13 +8,14 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import msgpack
 import pytest
 import zmq
 
-from tests.conftest import REPO
+from tests.conftest import REPO, free_port
 
 PIPELINE = """\
 name: t
@@ -274,3 +275,53 @@ def test_workers_exit_when_their_runner_is_killed(write_graph, tmp_path, run_dir
         return not alive
 
     assert _wait_for(all_gone, timeout=15)
+
+
+def test_a_running_graph_serves_prometheus_metrics_of_every_replica(write_graph, run_dir):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    port = free_port()
+    graph = write_graph(f"""\
+        name: scraped
+        settings: {{metrics_port: {port}}}
+        nodes:
+          - name: counter
+            type: counter
+            params: {{count: 0, rate: 200}}
+          - name: square
+            type: square
+            replicas: 2
+        edges:
+          - from: counter
+            to: square
+          - from: square
+            pattern: pub
+            topic: squares
+        """)
+    runner = subprocess.Popen([sys.executable, "-m", "zdg", "run", str(graph), "--run-dir", str(run_dir / "r"), "--no-progress"],
+                              cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    samples: dict[tuple, float] = {}
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            time.sleep(0.5)
+            try:
+                text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
+            except OSError:
+                continue
+            samples = {(s.name, s.labels.get("node"), s.labels.get("replica"), s.labels.get("le")): s.value
+                       for family in text_string_to_metric_families(text) for s in family.samples}
+            if all(samples.get(("zdg_messages_in_total", "square", r, None), 0) >= 20 for r in ("0", "1")):
+                break
+    finally:
+        runner.send_signal(signal.SIGINT)
+        _, err = runner.communicate(timeout=20)
+    assert runner.returncode == 0, err
+    for replica in ("0", "1"):
+        assert samples[("zdg_messages_in_total", "square", replica, None)] >= 20, "each replica's messages counted"
+        assert samples[("zdg_processing_seconds_count", "square", replica, None)] >= 20, "latency histogram"
+        assert samples[("zdg_processing_seconds_bucket", "square", replica, "+Inf")] == \
+            samples[("zdg_processing_seconds_count", "square", replica, None)]
+        assert samples[("zdg_restarts_total", "square", replica, None)] == 0
+    assert samples[("zdg_messages_out_total", "counter", "0", None)] >= 40
+    assert ("zdg_queue_depth", "square", "0", None) in samples and ("zdg_malformed_total", "square", "0", None) in samples

@@ -131,7 +131,7 @@ def test_identities_merge_and_delete_remove_every_vector(faces, conn):
     b = decide(faces, store(faces, sequence("2", person(1))), person(1), s).cluster_id
     faces.merge(b, a)
     assert [i.id for i in faces.identities()] == [a]
-    assert faces.delete(a) == 24
+    assert faces.delete(a).faces == 24
     assert conn.execute("SELECT count(*) FROM faces").fetchone()[0] == 0
     assert conn.execute("SELECT count(*) FROM sequences").fetchone()[0] == 0
 

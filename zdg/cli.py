@@ -69,6 +69,11 @@ def cmd_node(args: argparse.Namespace) -> int:
     ndef = compile_plan(graph).nodes.get(args.node)
     keys = CurveKeys(args.keys, ndef.host) if args.keys and ndef and ndef.host else None
     transport = Transport(args.transport, run_dir, {**graph.hosts, **_addresses(args.address)}, keys)
+    if args.transport == "tcp" and graph.settings.metrics_port:  # a container: it serves its own /metrics
+        from zdg.metrics import read_all
+        from zdg.prometheus import serve
+
+        serve(graph.name, lambda: read_all(metrics_dir), graph.settings.metrics_port)
     return run_node(graph, args.node, args.replica, transport, metrics_dir)
 
 

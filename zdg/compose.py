@@ -107,6 +107,8 @@ def _node_service(plan: Plan, ndef: NodeDef, files: ComposeFiles, overrides: lis
     if deploy.gpu:
         gpu = {"driver": "nvidia", "count": 1, "capabilities": ["gpu"]}
         service.setdefault("deploy", {})["resources"] = {"reservations": {"devices": [gpu]}}
+    if plan.graph.settings.metrics_port:  # scraped on the compose network as SERVICE:PORT/metrics
+        service["expose"] = [str(plan.graph.settings.metrics_port)]
     ports = [f"{tcp_port(link)}:{tcp_port(link)}" for link in _published(plan, ndef.name, host)]
     if ports:
         service["ports"] = ports

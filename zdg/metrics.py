@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 COUNTERS = ("in", "out", "dropped", "errors", "decode_errors")
+LATENCY_BUCKETS_MS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)  # the /metrics histogram's upper bounds
 KEPT_ACROSS_RESTARTS = ("dropped", "errors", "decode_errors")  # what went wrong is not forgotten by a restart
 
 
@@ -24,6 +25,8 @@ class Metrics:
         self.path = path
         self.counts: Counter = Counter({k: 0 for k in COUNTERS})
         self.proc_ms: deque[float] = deque(maxlen=2048)
+        self.latency_buckets = [0] * (len(LATENCY_BUCKETS_MS) + 1)  # per bucket (the last: above every bound)
+        self.latency_sum_ms = 0.0
         self.gauges: dict[str, Any] = {"queue": 0, "backlog": 0}
         self.state = "starting"
         self.first_in_at: float | None = None
@@ -52,6 +55,8 @@ class Metrics:
         """Record processing time for a batch of n messages (per-message time is stored)."""
         per = seconds * 1000 / max(n, 1)
         self.proc_ms.extend([per] * min(n, 64))
+        self.latency_buckets[int(np.searchsorted(LATENCY_BUCKETS_MS, per))] += n
+        self.latency_sum_ms += per * n
 
     def snapshot(self, extra_counters: Counter | None = None, progress: dict | None = None) -> dict[str, Any]:
         times = np.fromiter(self.proc_ms, dtype=float) if self.proc_ms else None
@@ -65,6 +70,8 @@ class Metrics:
             "p50_ms": round(float(np.percentile(times, 50)), 3) if times is not None else None,
             "p95_ms": round(float(np.percentile(times, 95)), 3) if times is not None else None,
             **self.gauges,
+            "latency_buckets": list(self.latency_buckets),
+            "latency_sum_ms": round(self.latency_sum_ms, 3),
             "counters": dict(extra_counters or {}),
             "progress": dict(progress or {}),
             "first_in_at": self.first_in_at,

@@ -189,6 +189,7 @@ class Runner:
         for link in self.plan.external_topics():
             log.info("topic %r published at %s  (zdg sub %s %s)", link.topic, self.transport.bind_address(link),
                      self.transport.bind_address(link), link.topic)
+        self._serve_metrics()
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         bars: dict[str, tqdm] = {}
         try:
@@ -219,6 +220,19 @@ class Runner:
                 signal.signal(sig, handler)
         self._report()
         return self.exit_code
+
+    def _serve_metrics(self) -> None:
+        """Prometheus /metrics of every replica on 127.0.0.1:`metrics_port` while the graph runs (if set)."""
+        port = self.graph.settings.metrics_port
+        if not port:
+            return
+        from zdg.prometheus import serve
+
+        try:
+            serve(self.graph.name, self.snapshots, port, "127.0.0.1")
+            log.info("metrics at http://127.0.0.1:%d/metrics", port)
+        except OSError as exc:
+            log.warning("no /metrics: port %d: %s (another run serves it?)", port, exc.strerror)
 
     @property
     def transport(self) -> Transport:

@@ -30,6 +30,8 @@ class Settings(Strict):
     on_crash: Literal["restart_node", "restart_graph"] = Field(
         "restart_node", description="restart_node: restart the crashed replica; restart_graph: restart every node, "
                                     "sources resume from their checkpoints (graphs whose effects are idempotent)")
+    metrics_port: int | None = Field(None, ge=1, le=65535, description="serve Prometheus /metrics on this port: "
+                                     "`zdg run` for every local replica (on 127.0.0.1), each container for itself")
 
 
 class NodeSpec(Strict):

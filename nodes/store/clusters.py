@@ -116,17 +116,30 @@ def moved_sequences(conn: psycopg.Connection, cluster_id: int) -> list[tuple]:
         "ON so.id = s.source_id WHERE s.cluster_id = %s ORDER BY s.id", (cluster_id,)).fetchall()
 
 
-def delete_cluster(conn: psycopg.Connection, cluster_id: int, actor: str | None = None) -> int:
-    """Remove the identity and every vector of it (faces and sequences); returns faces deleted."""
+@dataclass
+class Deleted:
+    """What removing identities took: faces, and the (source, key) of each sequence (their files go too)."""
+
+    faces: int = 0
+    sequences: list[tuple[str, str]] = field(default_factory=list)
+
+
+def delete_cluster(conn: psycopg.Connection, cluster_id: int, actor: str | None = None, kind: str = "delete") -> Deleted:
+    """Remove the identity and everything about it: faces (those forgotten by maintenance too), sequences, crops,
+    enrolment photo references, and what the history said of it; one `kind` event is left (delete, purge)."""
     if not conn.execute("SELECT 1 FROM clusters WHERE id = %s", (cluster_id,)).fetchone():
         raise LookupError(f"no identity {cluster_id}")
-    faces = conn.execute("DELETE FROM faces WHERE cluster_id = %s", (cluster_id,)).rowcount
-    conn.execute("DELETE FROM sequences WHERE cluster_id = %s", (cluster_id,))
+    faces = conn.execute("SELECT count(*) FROM faces WHERE cluster_id = %s OR sequence_id IN "
+                         "(SELECT id FROM sequences WHERE cluster_id = %s)", (cluster_id, cluster_id)).fetchone()[0]
+    sequences = conn.execute("DELETE FROM sequences s USING sources so WHERE so.id = s.source_id AND s.cluster_id = %s "
+                             "RETURNING so.name, s.seq_key", (cluster_id,)).fetchall()  # their faces and crops cascade
+    conn.execute("DELETE FROM faces WHERE cluster_id = %s", (cluster_id,))  # enrolled photos' faces
     conn.execute("DELETE FROM clusters WHERE id = %s", (cluster_id,))
     conn.execute("DELETE FROM sources s WHERE s.name LIKE 'photo:%%' AND NOT EXISTS "
                  "(SELECT 1 FROM faces f WHERE f.source_id = s.id)")  # its enrolment photos' paths
-    record_event(conn, "delete", cluster_id, actor=actor)
-    return faces
+    conn.execute("UPDATE cluster_events SET detail = NULL WHERE cluster_id = %s OR other_id = %s", (cluster_id, cluster_id))
+    record_event(conn, kind, cluster_id, actor=actor)
+    return Deleted(faces, sorted(sequences))
 
 
 def rename_cluster(conn: psycopg.Connection, cluster_id: int, name: str, actor: str | None = None) -> None:

@@ -7,11 +7,7 @@ import psycopg
 
 from nodes.store import links
 from nodes.store.clusters import new_cluster, record_event, refresh_cluster, resolve
-from nodes.store.reid import DECISION_LOCK
-
-
-def _lock(conn: psycopg.Connection) -> None:
-    conn.execute("SELECT pg_advisory_xact_lock(%s)", (DECISION_LOCK,))
+from nodes.store.reid import lock_decisions
 
 
 def _cluster_of_sequences(conn: psycopg.Connection, sequence_ids: list[int]) -> dict[int, int | None]:
@@ -39,7 +35,7 @@ def split(conn: psycopg.Connection, cluster_id: int, sequence_ids: list[int], ac
     """Move the chosen sequences of an identity into a new identity, marked as a different person than the
     rest; returns the new identity's id."""
     with conn.transaction():
-        _lock(conn)
+        lock_decisions(conn)
         cluster_id = resolve(conn, cluster_id)
         owners = _cluster_of_sequences(conn, sequence_ids)
         strays = sorted(s for s, c in owners.items() if c != cluster_id)
@@ -61,7 +57,7 @@ def split(conn: psycopg.Connection, cluster_id: int, sequence_ids: list[int], ac
 def move_sequence(conn: psycopg.Connection, sequence_id: int, target: int, actor: str | None = None) -> int:
     """Put one sequence (a junk one too) into another identity; returns that identity's current id."""
     with conn.transaction():
-        _lock(conn)
+        lock_decisions(conn)
         target = resolve(conn, target)
         if not conn.execute("SELECT 1 FROM clusters WHERE id = %s", (target,)).fetchone():
             raise LookupError(f"no identity {target}")
@@ -78,7 +74,7 @@ def move_sequence(conn: psycopg.Connection, sequence_id: int, target: int, actor
 def mark_different(conn: psycopg.Connection, a: int, b: int, actor: str | None = None) -> None:
     """Two identities are different people: maintenance and merges never join them."""
     with conn.transaction():
-        _lock(conn)
+        lock_decisions(conn)
         a, b = resolve(conn, a), resolve(conn, b)
         if a == b:
             raise ValueError(f"identity {a} cannot be marked as different from itself")

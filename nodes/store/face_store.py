@@ -10,7 +10,7 @@ if TYPE_CHECKING:
     from nodes.decision import Candidate, ReidSettings
     from nodes.messages import Sequence
     from nodes.store.browse import Event, SequenceRow
-    from nodes.store.clusters import Identity
+    from nodes.store.clusters import Deleted, Identity
     from nodes.store.maintain import MaintenanceReport
     from nodes.store.reid import Decision, Query
     from nodes.truth import Truth
@@ -51,8 +51,8 @@ class FaceStore(Protocol):
 
     def rename(self, cluster_id: int, name: str, actor: str | None = None) -> None: ...
 
-    def delete(self, cluster_id: int, actor: str | None = None) -> int:
-        """Remove an identity and every face of it; returns the faces removed."""
+    def delete(self, cluster_id: int, actor: str | None = None) -> Deleted:
+        """Remove an identity and everything about it; what was removed (faces, sequences)."""
 
     def split(self, cluster_id: int, sequence_ids: list[int], actor: str | None = None) -> int:
         """Move the chosen sequences into a new identity, marked as a different person; its id."""

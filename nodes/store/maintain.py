@@ -13,9 +13,18 @@ from sklearn.metrics import silhouette_samples
 from nodes.decision import ReidSettings
 from nodes.setdist import nearer_side_distance
 from nodes.store import links
-from nodes.store.clusters import merge_clusters, moved_sequences, names_of, record_event, refresh_cluster, windowed_vectors
+from nodes.store.clusters import (
+    Deleted,
+    delete_cluster,
+    merge_clusters,
+    moved_sequences,
+    names_of,
+    record_event,
+    refresh_cluster,
+    windowed_vectors,
+)
 from nodes.store.db import to_numpy
-from nodes.store.reid import DECISION_LOCK
+from nodes.store.reid import lock_decisions
 
 SAMPLE_PER_CLUSTER = 50
 
@@ -26,6 +35,7 @@ class MaintenanceReport:
     moved: list[MovedSequence] = field(default_factory=list)
     forgotten: int = 0
     silhouette: float | None = None
+    purged: Deleted = field(default_factory=Deleted)  # by retention: identities' and junk sequences' (source, key)
 
 
 @dataclass(frozen=True)
@@ -110,11 +120,30 @@ def forget(conn: psycopg.Connection, max_vectors: int, report: MaintenanceReport
         report.forgotten += len(ids)
 
 
+def purge_stale(conn: psycopg.Connection, hours: float, report: MaintenanceReport) -> None:
+    """Retention: unnamed identities whose last sequence is older than `hours`, and junk as old, are deleted."""
+    stale = [r[0] for r in conn.execute(
+        "SELECT c.id FROM clusters c WHERE c.name IS NULL AND coalesce((SELECT max(s.created_at) FROM sequences s "
+        "WHERE s.cluster_id = c.id), c.updated_at) < now() - make_interval(secs => %s) ORDER BY c.id", (hours * 3600,))]
+    for cluster_id in stale:
+        gone = delete_cluster(conn, cluster_id, "retention", kind="purge")
+        report.purged.faces += gone.faces
+        report.purged.sequences += gone.sequences
+    junk = conn.execute("DELETE FROM sequences s USING sources so WHERE so.id = s.source_id AND s.cluster_id IS NULL "
+                        "AND s.created_at < now() - make_interval(secs => %s) RETURNING so.name, s.seq_key",
+                        (hours * 3600,)).fetchall()
+    if junk:
+        record_event(conn, "purge", None, detail={"junk_sequences": len(junk)}, actor="retention")
+    report.purged.sequences += junk
+
+
 def maintain(conn: psycopg.Connection, s: ReidSettings, max_vectors: int = 500) -> MaintenanceReport:
     """One maintenance pass in one transaction; returns what changed."""
     report = MaintenanceReport()
     with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (DECISION_LOCK,))
+        lock_decisions(conn)
+        if s.retention_hours:
+            purge_stale(conn, s.retention_hours, report)
         merge_close(conn, s, report)
         forget(conn, max_vectors, report)
         vectors, labels, _ = sampled_vectors(conn)

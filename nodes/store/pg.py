@@ -73,14 +73,16 @@ class PgFaceStore:
 
     def merge(self, source: int, target: int, actor: str | None = None) -> None:
         with self.conn.transaction():
+            reid.lock_decisions(self.conn)
             clusters.merge_clusters(self.conn, self.resolve(source), self.resolve(target), actor=actor)
 
     def rename(self, cluster_id: int, name: str, actor: str | None = None) -> None:
         with self.conn.transaction():
             clusters.rename_cluster(self.conn, self.resolve(cluster_id), name, actor)
 
-    def delete(self, cluster_id: int, actor: str | None = None) -> int:
+    def delete(self, cluster_id: int, actor: str | None = None) -> clusters.Deleted:
         with self.conn.transaction():
+            reid.lock_decisions(self.conn)
             return clusters.delete_cluster(self.conn, self.resolve(cluster_id), actor)
 
     def split(self, cluster_id: int, sequence_ids: list[int], actor: str | None = None) -> int:

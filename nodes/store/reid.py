@@ -17,6 +17,11 @@ from nodes.store.clusters import names_of, new_cluster, record_event, refresh_cl
 DECISION_LOCK = 7244
 
 
+def lock_decisions(conn: psycopg.Connection) -> None:
+    """Until this transaction ends, no other decision, maintenance or correction changes clusters."""
+    conn.execute("SELECT pg_advisory_xact_lock(%s)", (DECISION_LOCK,))
+
+
 @dataclass
 class Decision:
     cluster_id: int | None  # None: junk
@@ -87,7 +92,7 @@ def decide(conn: psycopg.Connection, query: Query, s: ReidSettings, checkpoint: 
     """Assign a stored sequence to its best cluster, or a new one (junk: to none), and advance its source's
     checkpoint (source, resume frame) when given; one transaction."""
     with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (DECISION_LOCK,))
+        lock_decisions(conn)
         decision = _assign(conn, query, s)
         if checkpoint is not None:
             advance(conn, *checkpoint)

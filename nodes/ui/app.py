@@ -22,7 +22,7 @@ from starlette.responses import FileResponse, PlainTextResponse, RedirectRespons
 from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
-from nodes.annotate import strip_name
+from nodes.annotate import remove_strips
 from nodes.store.clusters import KeptApart
 
 if TYPE_CHECKING:
@@ -130,11 +130,9 @@ async def correct(request: Request) -> Response:
             wb.store.mark_different(cluster_id, other, who)
             return back_to(f"/identity/{cluster_id}", f"marked as a different person than identity {other}")
         if action == "delete":
-            strips = [wb.videos_dir / s.source / f"{strip_name(s.key)}.png" for s in wb.store.sequences(cluster_id)]
-            faces = wb.store.delete(cluster_id, who)
-            for strip in strips:
-                strip.unlink(missing_ok=True)
-            return back_to("/", f"identity {cluster_id} deleted with its {faces} faces and {len(strips)} crop strips")
+            gone = wb.store.delete(cluster_id, who)
+            strips = remove_strips(wb.videos_dir, gone.sequences)
+            return back_to("/", f"identity {cluster_id} deleted with its {gone.faces} faces and {strips} crop strips")
         if action == "split":
             chosen = [int(v) for v in form.getlist("sequence")]
             new_id = wb.store.split(cluster_id, chosen, who)

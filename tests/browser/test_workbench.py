@@ -7,21 +7,18 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
-import uuid
 from pathlib import Path
 
 import psycopg
 import pytest
-from psycopg.conninfo import make_conninfo
 
 from nodes.store.evaluation import people_by_cluster, visit_rows
 from nodes.truth import load_truth
-from tests.conftest import REPO, shared_path
+from tests.conftest import REPO, free_port, fresh_database, shared_path
 from zdg.config import load_graph
 from zdg.wiring import Transport, compile_plan
 
@@ -31,20 +28,10 @@ TRUTH = REPO / "tests" / "data" / "friends_poker_truth.json"
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def dsn(pg_server):
-    name = f"zdg_ui_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(pg_server, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    yield make_conninfo(pg_server, dbname=name)
-    with psycopg.connect(pg_server, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    with fresh_database(pg_server) as found:
+        yield found
 
 
 @pytest.fixture(scope="module")
