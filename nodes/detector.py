@@ -6,7 +6,7 @@ import numpy as np
 from pydantic import Field
 
 from nodes.environment import FaceEnvironment
-from nodes.messages import CROP_SIZE, Faces, Frame
+from nodes.messages import CROP_SIZE, Faces, Frame, camera_of
 from zdg.node import Deploy, Node, Params
 
 
@@ -74,7 +74,7 @@ class DetectorNode(Node):
             return Faces.empty(frame)
         return Faces(frame.video, frame.video_path, frame.frame, frame.seq, frame.ts, boxes[kept, :4].astype(np.float32),
                      kps[kept].astype(np.float32), boxes[kept, 4].astype(np.float32), np.asarray(quality, np.float32),
-                     np.stack(crops), width=image.shape[1], height=image.shape[0])
+                     np.stack(crops), width=image.shape[1], height=image.shape[0], **camera_of(frame))
 
     def process(self, frame: Frame) -> Faces:
         return self.detect(frame)

@@ -17,6 +17,14 @@ import numpy as np
 from zdg.typed import TypedMessage
 
 CROP_SIZE = 112
+# Where a source is, carried from its frames to its sequences and stored with them: the camera's name and place as
+# the graph gives them, and the wall-clock time (epoch seconds) of the source's time 0 (0: unknown).
+CAMERA: dict[str, type] = {"camera": str, "location": str, "start_time": float}
+
+
+def camera_of(msg: Frame | Faces | Sequence) -> dict[str, Any]:
+    """The camera fields of a message, to pass on to the next one."""
+    return {"camera": msg.camera, "location": msg.location, "start_time": msg.start_time}
 NoneType = type(None)
 NUMBER = (int, float)
 
@@ -26,7 +34,7 @@ class Frame(TypedMessage):
     """One decoded frame of a source (BGR)."""
 
     KIND: ClassVar[str] = "frame"
-    SCALARS: ClassVar[dict] = {"video": str, "video_path": str, "frame": int, "seq": int, "ts": float}
+    SCALARS: ClassVar[dict] = {"video": str, "video_path": str, "frame": int, "seq": int, "ts": float, **CAMERA}
     ARRAYS: ClassVar[dict] = {"image": (("h", "w", 3), "uint8")}
 
     video: str  # the source's name (video_id)
@@ -35,6 +43,9 @@ class Frame(TypedMessage):
     seq: int  # index among emitted frames (the order the sequencer restores)
     ts: float  # seconds into the clip, or wall-clock time for streams
     image: np.ndarray
+    camera: str = ""  # where the source is, as the graph names it (CAMERA)
+    location: str = ""
+    start_time: float = 0.0  # wall-clock time (epoch seconds) of ts 0, 0: unknown
 
     def fields(self) -> dict[str, Any]:
         h, w = self.image.shape[:2]
@@ -47,7 +58,7 @@ class Faces(TypedMessage):
 
     KIND: ClassVar[str] = "faces"
     SCALARS: ClassVar[dict] = {"video": str, "video_path": str, "frame": int, "seq": int, "ts": float,
-                               "width": int, "height": int, "model": str}
+                               "width": int, "height": int, "model": str, **CAMERA}
     ARRAYS: ClassVar[dict] = {
         "boxes_xyxy": (("n", 4), "float32"), "kps": (("n", 5, 2), "float32"), "scores": (("n",), "float32"),
         "quality": (("n",), "float32"), "crops": (("n", CROP_SIZE, CROP_SIZE, 3), "uint8"),
@@ -68,6 +79,9 @@ class Faces(TypedMessage):
     width: int = 0  # of the frame, in pixels (0: unknown)
     height: int = 0
     model: str = ""  # the recogniser that made `embeddings` (its calibration names it): set by the embedder
+    camera: str = ""  # the frame's (CAMERA)
+    location: str = ""
+    start_time: float = 0.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -81,7 +95,8 @@ class Faces(TypedMessage):
     def empty(cls, frame: Frame) -> Faces:
         return cls(frame.video, frame.video_path, frame.frame, frame.seq, frame.ts, np.zeros((0, 4), np.float32),
                    np.zeros((0, 5, 2), np.float32), np.zeros(0, np.float32), np.zeros(0, np.float32),
-                   np.zeros((0, CROP_SIZE, CROP_SIZE, 3), np.uint8), width=frame.image.shape[1], height=frame.image.shape[0])
+                   np.zeros((0, CROP_SIZE, CROP_SIZE, 3), np.uint8), width=frame.image.shape[1], height=frame.image.shape[0],
+                   **camera_of(frame))
 
     def embedded(self, embeddings: np.ndarray, model: str) -> Faces:
         return replace(self, embeddings=embeddings, model=model)
@@ -94,7 +109,7 @@ class Sequence(TypedMessage):
     KIND: ClassVar[str] = "sequence"
     SCALARS: ClassVar[dict] = {"sequence_id": str, "video": str, "video_path": str, "first_ts": float,
                                "last_ts": float, "closed": bool, "sequence_db_id": (int, NoneType),
-                               "resume_frame": (int, NoneType), "width": int, "height": int, "model": str}
+                               "resume_frame": (int, NoneType), "width": int, "height": int, "model": str, **CAMERA}
     ARRAYS: ClassVar[dict] = {
         "embeddings": (("n", "d"), "float32"), "frames": (("n",), "int32"), "face_index": (("n",), "int32"),
         "boxes_xyxy": (("n", 4), "float32"), "kps": (("n", 5, 2), "float32"), "scores": (("n",), "float32"),
@@ -122,6 +137,9 @@ class Sequence(TypedMessage):
     width: int = 0  # frame size (0: unknown), to tell faces cut off by the frame edge
     height: int = 0
     model: str = ""  # the recogniser that made `embeddings`
+    camera: str = ""  # its source's (CAMERA)
+    location: str = ""
+    start_time: float = 0.0
 
     @property
     def size(self) -> int:

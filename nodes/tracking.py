@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from nodes.messages import CROP_SIZE, Faces, Sequence
+from nodes.messages import CROP_SIZE, Faces, Sequence, camera_of
 from nodes.setdist import unit
 
 INFEASIBLE = 1e6
@@ -42,6 +43,7 @@ class Track:
     width: int = 0
     height: int = 0
     model: str = ""
+    camera: dict[str, Any] = field(default_factory=dict)  # its frames' camera fields (nodes.messages.CAMERA)
 
     def __len__(self) -> int:
         return len(self.embeddings)
@@ -60,6 +62,7 @@ class Track:
         self.quality.append(float(faces.quality[i]))
         self.last_seq = faces.seq
         self.width, self.height, self.model = faces.width, faces.height, faces.model
+        self.camera = camera_of(faces)
         if keep_crops:
             self.crops.append((float(faces.quality[i]), faces.frame, faces.crops[i]))
             self.crops.sort(key=lambda c: -c[0])
@@ -76,7 +79,7 @@ class Track:
             kps=np.stack(self.kps).astype(np.float32), scores=np.asarray(self.scores, np.float32),
             quality=np.asarray(self.quality, np.float32), crops=crops,
             crop_frames=np.asarray([c[1] for c in self.crops], np.int32), closed=closed, width=self.width,
-            height=self.height, model=self.model)
+            height=self.height, model=self.model, **self.camera)
 
 
 def sequence_key(video: str, first_frame: int, first_face: int) -> str:

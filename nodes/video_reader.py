@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 
 import cv2
@@ -62,8 +63,9 @@ def _open(path: str, stream: bool) -> cv2.VideoCapture:
 
 
 def frames_from_video(path: str, start_s: float, end_s: float | None, reconnect_s: float, progress: Progress,
-                      count: Count) -> Iterator[tuple[int, float, np.ndarray]]:
-    """(index, seconds, image) of a file from start_s to end_s, or of a stream for ever (reconnecting)."""
+                      count: Count, origin: float = 0.0) -> Iterator[tuple[int, float, np.ndarray]]:
+    """(index, seconds, image) of a file from start_s to end_s, or of a stream for ever (reconnecting); a stream's
+    seconds count from the wall-clock time `origin`."""
     stream = is_stream(path)
     cap = _open(path, stream)
     fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
@@ -94,10 +96,25 @@ def frames_from_video(path: str, start_s: float, end_s: float | None, reconnect_
             continue
         decoded_any = True
         backoff.reset()
-        ts = index / fps if not stream else time.time()
+        ts = index / fps if not stream else time.time() - origin
         if end_s is not None and not stream and ts > end_s:
             break
         yield index, ts, image
         index += 1
         progress(index, total)
     cap.release()
+
+
+def creation_time(path: str) -> float:
+    """Wall-clock time (epoch seconds) of a video file's first frame from its creation_time tag; 0 if none."""
+    import av
+
+    try:
+        with av.open(path) as container:
+            tag = container.metadata.get("creation_time") or container.streams.video[0].metadata.get("creation_time")
+    except (av.error.FFmpegError, IndexError, OSError):
+        return 0.0
+    try:
+        return datetime.fromisoformat(tag.replace("Z", "+00:00")).timestamp() if tag else 0.0
+    except ValueError:
+        return 0.0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +18,9 @@ from zdg.node import Deploy, FatalNodeError, SourceNode
 class VideoSourceParams(StoreParams):
     path: str | None = Field(None, description="file, image folder, rtsp/http URL, or webcam index "
                                                "(default: the shared sample clip under $ZDG_DATA_ROOT)")
-    video_id: str | None = Field(None, description="name stored with results (default: file stem); a new name is a "
-                                                   "new visit of the same footage. Streams add @<start time> per visit")
+    video_id: str | None = Field(None, description="name stored with results (default: file stem, after `camera-` "
+                                 "when a camera is named); a new name is a new visit of the same footage. Streams add "
+                                 "@<start time> per visit")
     stride: int = Field(1, ge=1, description="emit every Nth frame")
     max_fps: float = Field(0, ge=0, description="cap on emitted frames per second (0 = no cap)")
     start_s: float = Field(0, ge=0, description="skip to this time")
@@ -27,6 +29,10 @@ class VideoSourceParams(StoreParams):
     reconnect_s: float = Field(2.0, gt=0, description="first backoff when a stream drops (doubles to 30 s)")
     checkpoint: bool = Field(False, description="resume a file where the store's checkpoint says its effects are "
                                                 "durable, and do nothing for one finished before (needs the store)")
+    camera: str | None = Field(None, description="the camera's name, stored with its sequences (default: the node's name)")
+    location: str | None = Field(None, description="where the camera is, stored with its sequences")
+    start_time: datetime | None = Field(None, description="wall-clock time of a file's first frame (ISO 8601; default: "
+                                        "the file's creation_time tag where it has one); streams use the time they start")
 
 
 class VideoSourceNode(SourceNode):
@@ -49,10 +55,17 @@ class VideoSourceNode(SourceNode):
         self.stream = video_reader.is_stream(self.path)
         if not self.stream and not Path(self.path).exists():
             raise FatalNodeError(f"video source: {self.path}: no such file or folder")
-        self.video_id = self.params.video_id or (Path(self.path).stem if not self.stream else self.path.replace("/", "_"))
+        named = Path(self.path).stem if not self.stream else self.path.replace("/", "_")
+        self.video_id = self.params.video_id or (f"{self.params.camera}-{named}" if self.params.camera else named)
         if self.stream:  # frame numbers restart with the process: each start is a visit of its own
-            now = time.time()
-            self.video_id += time.strftime("@%Y%m%dT%H%M%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"
+            self.start_time = time.time()
+            self.video_id += time.strftime("@%Y%m%dT%H%M%S", time.gmtime(self.start_time))
+            self.video_id += f".{int(self.start_time * 1000) % 1000:03d}Z"
+        else:
+            given = self.params.start_time
+            self.start_time = given.timestamp() if given else video_reader.creation_time(self.path)
+        self.camera = {"camera": self.params.camera or self.context.name, "location": self.params.location or "",
+                       "start_time": self.start_time}
         self.emitted = 0
         self.last_hist: np.ndarray | None = None
         self.client = None
@@ -97,7 +110,7 @@ class VideoSourceNode(SourceNode):
             frames = self.reader.frames_from_folder(self.path, self.set_progress, self.context.count)
         else:
             frames = self.reader.frames_from_video(self.path, p.start_s, p.end_s, p.reconnect_s, self.set_progress,
-                                                   self.context.count)
+                                                   self.context.count, self.start_time)
         started = time.monotonic()
         for index, ts, image in frames:
             if index % p.stride or index < self.resume_frame:
@@ -109,7 +122,7 @@ class VideoSourceNode(SourceNode):
                 delay = started + self.emitted / p.max_fps - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)
-            yield Frame(self.video_id, self.path, index, self.emitted, float(ts), image)
+            yield Frame(self.video_id, self.path, index, self.emitted, float(ts), image, **self.camera)
             self.emitted += 1
 
     def teardown(self) -> None:

@@ -241,3 +241,19 @@ def test_stream_source_reconnects_after_the_stream_drops():
     assert visit.startswith("http:__127.0.0.1") and re.search(r"@\d{8}T\d{6}\.\d{3}Z$", visit), visit
     assert {m.fields["video"] for m in frames} == {visit}, "a reconnect stays in the same visit (frames keep counting)"
     assert [m.fields["frame"] for m in frames] == list(range(25)), "frame numbers never restart within a visit"
+
+
+def test_a_files_creation_time_tag_is_its_wall_clock_start_and_no_tag_is_unknown(tmp_path):
+    from nodes.video_reader import creation_time
+
+    tagged = tmp_path / "tagged.mp4"
+    with av.open(str(tagged), "w") as video:
+        video.metadata["creation_time"] = "2026-11-20T08:00:00.000000Z"
+        stream = video.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
+        for _ in range(3):
+            video.mux(stream.encode(av.VideoFrame.from_ndarray(np.zeros((64, 64, 3), np.uint8), format="bgr24")))
+        video.mux(stream.encode())
+    assert creation_time(str(tagged)) == 1795161600.0
+    assert creation_time(str(shared_path("data/videos/friends_poker.mp4"))) == 0.0
+    assert creation_time(str(tmp_path / "missing.mp4")) == 0.0

@@ -186,3 +186,30 @@ def test_store_down_for_20_seconds_loses_nothing(env, run_dir, tmp_path):
     assert rows == (closed, closed), "every closed sequence is stored and decided (a cluster, or junk)"
     assert faces > 10 * closed
     server.cleanup()
+
+
+def test_two_cameras_feed_one_store_and_each_person_is_one_identity_across_them(env, run_dir, tmp_path):
+    graph = str(REPO / "graphs/cameras.yaml")
+    proc = subprocess.run([sys.executable, "-m", "zdg", "run", graph, "--no-progress", "--run-dir", str(run_dir),
+                           "--set", "door.start_time=2026-11-20T08:00:00Z", "--set", f"gallery.out_dir={tmp_path}",
+                           "--set", "gallery.annotate_video=false"], env=env, cwd=REPO, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    scored = subprocess.run([sys.executable, "-m", "zdg", "eval", "video", str(shared_path("data", "videos",
+                             "friends_poker.mp4")), str(TRUTH), "--video-id", "hall-friends_poker", "--first-visit",
+                             "door-friends_poker", "--graph", graph], env=env, cwd=REPO, capture_output=True, text=True,
+                            timeout=120)
+    assert scored.returncode == 0, scored.stderr
+    found = json.loads(scored.stdout)
+    print(found["second_visit"])
+    assert found["second_visit"]["joined_same_person_from_first_visit"] == 13, "every person found on the other camera"
+    assert found["second_visit"]["joined_someone_else"] == 0
+    for camera in ("door", "hall"):
+        assert found[f"{camera}-friends_poker"]["pair_precision"] == found[f"{camera}-friends_poker"]["pair_recall"] == 1.0
+    rows = [json.loads(line) for line in subprocess.run(
+        [sys.executable, "-m", "zdg", "export", "--graph", graph], env=env, cwd=REPO, capture_output=True, text=True,
+        timeout=60, check=True).stdout.splitlines()]
+    door = [r for r in rows if r["camera"] == "door"]
+    assert len(door) == 16 and {r["location"] for r in door} == {"front entrance"}
+    assert all(r["seen_at"].startswith("2026-11-20T08:00:") for r in door), "wall-clock time from the file's start"
+    assert {r["camera"] for r in rows} == {"door", "hall"} and all(r["seen_at"] is None for r in rows if r["camera"] == "hall")

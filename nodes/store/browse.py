@@ -23,6 +23,9 @@ class SequenceRow:
     junk: str | None
     stored_at: datetime
     crop_frames: list[int]
+    camera: str | None
+    location: str | None
+    seen_at: datetime | None  # wall clock, where the source's start time is known
 
 
 @dataclass
@@ -40,8 +43,9 @@ def sequences_of(conn: psycopg.Connection, cluster_id: int) -> list[SequenceRow]
     rows = conn.execute(
         "SELECT s.id, s.seq_key, so.name, so.path, s.first_frame, s.last_frame, s.first_ts, s.last_ts, s.size, "
         "s.distance, s.junk, s.created_at, coalesce((SELECT array_agg(c.frame ORDER BY c.frame) FROM crops c "
-        "WHERE c.sequence_id = s.id), '{}') FROM sequences s JOIN sources so ON so.id = s.source_id "
-        "WHERE s.cluster_id = %s ORDER BY s.created_at, so.name, s.first_frame", (cluster_id,)).fetchall()
+        "WHERE c.sequence_id = s.id), '{}'), so.camera, so.location, s.seen_at FROM sequences s JOIN sources so "
+        "ON so.id = s.source_id WHERE s.cluster_id = %s ORDER BY coalesce(s.seen_at, s.created_at), so.name, s.first_frame",
+        (cluster_id,)).fetchall()
     return [SequenceRow(*row) for row in rows]
 
 

@@ -22,9 +22,10 @@ class Identity:
     sequences: int
     sources: int
     silhouette: float | None
-    first_seen: datetime | None = None  # when its first / last sequence was stored
+    first_seen: datetime | None = None  # when its first / last sequence was on screen (wall clock), else stored
     last_seen: datetime | None = None
     source_names: list[str] = field(default_factory=list)
+    cameras: list[str] = field(default_factory=list)
 
 
 def windowed_vectors(conn: psycopg.Connection, per_cluster: int, ids: list[int] | None = None) -> list[tuple[int, Any]]:
@@ -154,8 +155,10 @@ def rename_cluster(conn: psycopg.Connection, cluster_id: int, name: str, actor: 
 def list_identities(conn: psycopg.Connection, ids: list[int] | None = None) -> list[Identity]:
     """Every identity (or those of `ids`), with where and when it was seen."""
     rows = conn.execute(
-        "SELECT c.id, c.name, c.size, count(s.id), count(DISTINCT s.source_id), c.silhouette, min(s.created_at), "
-        "max(s.created_at), coalesce(array_agg(DISTINCT so.name) FILTER (WHERE so.name IS NOT NULL), '{}') "
+        "SELECT c.id, c.name, c.size, count(s.id), count(DISTINCT s.source_id), c.silhouette, "
+        "min(coalesce(s.seen_at, s.created_at)), max(coalesce(s.seen_at, s.created_at)), "
+        "coalesce(array_agg(DISTINCT so.name) FILTER (WHERE so.name IS NOT NULL), '{}'), "
+        "coalesce(array_agg(DISTINCT so.camera) FILTER (WHERE so.camera IS NOT NULL), '{}') "
         "FROM clusters c LEFT JOIN sequences s ON s.cluster_id = c.id LEFT JOIN sources so ON so.id = s.source_id "
         "WHERE %s::bigint[] IS NULL OR c.id = ANY(%s) GROUP BY c.id ORDER BY c.id", (ids, ids)).fetchall()
     return [Identity(*row) for row in rows]

@@ -11,13 +11,14 @@ from typing import Any
 import psycopg
 
 EXPORT_COLUMNS = ("source", "sequence_key", "first_frame", "last_frame", "first_ts", "last_ts", "faces", "cluster_id",
-                  "cluster_name", "distance", "junk")
+                  "cluster_name", "distance", "junk", "camera", "location", "seen_at")
 
 
 def sequence_rows(conn: psycopg.Connection) -> list[dict[str, Any]]:
     rows = conn.execute(
         "SELECT so.name, s.seq_key, s.first_frame, s.last_frame, s.first_ts, s.last_ts, "
-        "(SELECT count(*) FROM faces f WHERE f.sequence_id = s.id), s.cluster_id, c.name, s.distance, s.junk "
+        "(SELECT count(*) FROM faces f WHERE f.sequence_id = s.id), s.cluster_id, c.name, s.distance, s.junk, "
+        "so.camera, so.location, to_char(s.seen_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') "
         "FROM sequences s JOIN sources so ON so.id = s.source_id LEFT JOIN clusters c ON c.id = s.cluster_id "
         "ORDER BY so.name, s.first_frame, s.seq_key").fetchall()
     return [dict(zip(EXPORT_COLUMNS, row, strict=True)) for row in rows]

@@ -94,6 +94,12 @@ MIGRATIONS: list[str] = [
     );
     ALTER TABLE cluster_events ADD COLUMN actor text;
     """,
+    # 5: where and when: each source's camera, place and wall-clock start; when each sequence was on screen
+    """
+    ALTER TABLE sources ADD COLUMN camera text, ADD COLUMN location text, ADD COLUMN start_time timestamptz;
+    ALTER TABLE sequences ADD COLUMN seen_at timestamptz;
+    CREATE INDEX sequences_seen_at ON sequences (seen_at);
+    """,
 ]
 
 

@@ -12,10 +12,15 @@ FACE_COLUMNS = "source_id, frame, face_index, sequence_id, bbox, kps, score, qua
 FACE_TYPES = ["int8", "int4", "int4", "int8", "float4[]", "float4[]", "float4", "float4", "vector"]
 
 
-def ensure_source(conn: psycopg.Connection, name: str, path: str) -> int:
+def ensure_source(conn: psycopg.Connection, name: str, path: str, camera: str = "", location: str = "",
+                  start_time: float = 0.0) -> int:
+    """The source's id, created or updated with its path and, where given, its camera, place and start time."""
     return conn.execute(
-        "INSERT INTO sources (name, path) VALUES (%s, %s) ON CONFLICT (name) DO UPDATE SET path = excluded.path "
-        "RETURNING id", (name, path)).fetchone()[0]
+        "INSERT INTO sources (name, path, camera, location, start_time) VALUES (%s, %s, %s, %s, "
+        "CASE WHEN %s > 0 THEN to_timestamp(%s) END) ON CONFLICT (name) DO UPDATE SET path = excluded.path, "
+        "camera = coalesce(excluded.camera, sources.camera), location = coalesce(excluded.location, sources.location), "
+        "start_time = coalesce(excluded.start_time, sources.start_time) RETURNING id",
+        (name, path, camera or None, location or None, start_time, start_time)).fetchone()[0]
 
 
 def holder_of_faces(conn: psycopg.Connection, source_id: int, seq: Sequence) -> int | None:
@@ -34,14 +39,15 @@ def write_sequence(conn: psycopg.Connection, seq: Sequence) -> tuple[int, bool]:
 
     Keys come from content (nodes.tracking.sequence_key), so a sequence seen before is found by its key;
     one whose every face is stored already (under another key) is not written again either."""
-    source_id = ensure_source(conn, seq.video, seq.video_path)
+    source_id = ensure_source(conn, seq.video, seq.video_path, seq.camera, seq.location, seq.start_time)
     if (holder := holder_of_faces(conn, source_id, seq)) is not None:
         return holder, False
     row = conn.execute(
-        "INSERT INTO sequences (source_id, seq_key, first_frame, last_frame, first_ts, last_ts, size, centroid) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (seq_key) DO NOTHING RETURNING id",
+        "INSERT INTO sequences (source_id, seq_key, first_frame, last_frame, first_ts, last_ts, size, centroid, seen_at) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, CASE WHEN %s > 0 THEN to_timestamp(%s) END) "
+        "ON CONFLICT (seq_key) DO NOTHING RETURNING id",
         (source_id, seq.sequence_id, seq.first_frame, seq.last_frame, seq.first_ts, seq.last_ts, seq.size,
-         seq.centroid)).fetchone()
+         seq.centroid, seq.start_time, seq.start_time + seq.first_ts)).fetchone()
     if row is None:
         return conn.execute("SELECT id FROM sequences WHERE seq_key = %s", (seq.sequence_id,)).fetchone()[0], False
     sequence_id = row[0]
