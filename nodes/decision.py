@@ -32,8 +32,8 @@ class ReidSettings(BaseModel):
     centroid_ef_search: int = Field(100, ge=10, le=1000, description="hnsw.ef_search for the centroids ANN")
     vectors_per_cluster: int = Field(200, ge=1, description="vectors fetched per candidate cluster")
     retention_hours: float | None = Field(None, gt=0, description="maintenance purges unnamed identities not seen for "
-                                          "this long, and junk as old (faces, sequences, crops, crop strips); named "
-                                          "ones stay until deleted; unset: keep everything")
+                                          "this long, and junk as old (faces, sequences, crops; `zdg maintain` also "
+                                          "their crop strips); named ones stay until deleted; unset: keep everything")
 
 
 def for_model(s: ReidSettings, model: str) -> ReidSettings:
