@@ -109,7 +109,8 @@ class Sequence(TypedMessage):
     KIND: ClassVar[str] = "sequence"
     SCALARS: ClassVar[dict] = {"sequence_id": str, "video": str, "video_path": str, "first_ts": float,
                                "last_ts": float, "closed": bool, "sequence_db_id": (int, NoneType),
-                               "resume_frame": (int, NoneType), "width": int, "height": int, "model": str, **CAMERA}
+                               "resume_frame": (int, NoneType), "width": int, "height": int, "model": str,
+                               "continues": (str, NoneType), **CAMERA}
     ARRAYS: ClassVar[dict] = {
         "embeddings": (("n", "d"), "float32"), "frames": (("n",), "int32"), "face_index": (("n",), "int32"),
         "boxes_xyxy": (("n", 4), "float32"), "kps": (("n", 5, 2), "float32"), "scores": (("n",), "float32"),
@@ -137,6 +138,7 @@ class Sequence(TypedMessage):
     width: int = 0  # frame size (0: unknown), to tell faces cut off by the frame edge
     height: int = 0
     model: str = ""  # the recogniser that made `embeddings`
+    continues: str | None = None  # a part of a long sequence: the key of the part before (it joins that one's cluster)
     camera: str = ""  # its source's (CAMERA)
     location: str = ""
     start_time: float = 0.0
@@ -169,11 +171,12 @@ class Sequence(TypedMessage):
 @dataclass(frozen=True, eq=False)
 class ReidDecision(TypedMessage):
     """Which face cluster a stored sequence joined. `status`: new, recognised, already_assigned, junk (not a
-    person's face: no cluster) or merged (maintenance moved the sequence from cluster `merged_from`, which stays
-    reachable as an alias of `cluster_id`)."""
+    person's face: no cluster), merged (maintenance moved the sequence from cluster `merged_from`, which stays
+    reachable as an alias of `cluster_id`) or provisional (a sequence still on screen: the cluster it would join
+    now, None for nobody yet; nothing is stored, and its decision follows when it closes)."""
 
     KIND: ClassVar[str] = "reid"
-    SCALARS: ClassVar[dict] = {"sequence_id": str, "sequence_db_id": int, "video": str, "video_path": str,
+    SCALARS: ClassVar[dict] = {"sequence_id": str, "sequence_db_id": (int, NoneType), "video": str, "video_path": str,
                                "first_frame": int, "last_frame": int, "cluster_id": (int, NoneType), "status": str,
                                "distance": (*NUMBER, NoneType), "silhouette": (*NUMBER, NoneType),
                                "name": (str, NoneType), "merged_from": (int, NoneType)}
@@ -181,7 +184,7 @@ class ReidDecision(TypedMessage):
                               "crops": (("k", CROP_SIZE, CROP_SIZE, 3), "uint8"), "crop_frames": (("k",), "int32")}
 
     sequence_id: str
-    sequence_db_id: int
+    sequence_db_id: int | None  # None: provisional (not stored yet)
     video: str
     video_path: str
     first_frame: int
@@ -201,7 +204,7 @@ class ReidDecision(TypedMessage):
     def label(self) -> str:
         """What a person sees: the enrolled name, else "face <cluster id>" ("junk" for a non-face)."""
         if self.cluster_id is None:
-            return "junk"
+            return "?" if self.status == "provisional" else "junk"
         return self.name or f"face {self.cluster_id}"
 
     def fields(self) -> dict[str, Any]:

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from nodes.decision import ReidSettings, for_model
 from nodes.environment import StoreParams
 from nodes.messages import CROP_SIZE, ReidDecision, Sequence
 from zdg.node import Deploy, Node
+
+if TYPE_CHECKING:
+    from nodes.decision import Candidate
+    from nodes.store.face_store import FaceStore
 
 FINISHED = 2**31 - 1  # a checkpoint past any end frame: the source was read to its end and all of it is durable
 
@@ -19,11 +25,13 @@ class ReidParams(StoreParams, ReidSettings):
 class ReidNode(Node):
     """Stored sequences (with `sequence_db_id`) in; one ReidDecision per sequence out. Each decision also
     advances the sequence's source checkpoint (same transaction), so a rerun resumes after what is durable.
-    When maintenance merges clusters, every sequence it moved is published again with status `merged`."""
+    When maintenance merges clusters, every sequence it moved is published again with status `merged`.
+    Sequences still open (port `open`, from the sequencer's `update`) get a `provisional` decision: the same
+    rule on what is on screen so far, nothing stored."""
 
     TYPE = "reid"
     Params = ReidParams
-    inputs = {"in": Sequence}
+    inputs = {"in": Sequence, "open": Sequence}
     outputs = {"out": ReidDecision}
     deploy = Deploy(image="zdg-faces", store=True)
 
@@ -46,12 +54,14 @@ class ReidNode(Node):
         from nodes.quality import junk_reason
         from nodes.store.reid import Query
 
+        if not seq.closed:
+            return self.provisional(seq)
         if seq.sequence_db_id is None:
             raise ValueError(f"sequence {seq.sequence_id} has no sequence_db_id: reid takes sequences from a db_writer")
         settings = self.settings_for(seq.model)
         dim = seq.embeddings.shape[1]
         checkpoint = (seq.video, seq.resume_frame) if seq.resume_frame is not None else None
-        query = Query(seq.sequence_db_id, seq.embeddings, seq.quality, junk_reason(seq, settings))
+        query = Query(seq.sequence_db_id, seq.embeddings, seq.quality, junk_reason(seq, settings), seq.continues)
         decision = self.client.call(dim, lambda store: store.decide(query, settings, checkpoint))
         self.context.count(decision.status)
         self.decisions += 1
@@ -64,6 +74,32 @@ class ReidNode(Node):
         if self.params.maintain_every and self.decisions % self.params.maintain_every == 0:
             out += self.maintain(dim)
         return out
+
+    def provisional(self, seq: Sequence) -> list[ReidDecision]:
+        """The cluster an open sequence would join now (None: nobody yet); none for one that looks like junk."""
+        from dataclasses import replace
+
+        from nodes.decision import choose
+        from nodes.quality import junk_reason
+
+        settings = self.settings_for(seq.model)
+        if junk_reason(seq, settings):
+            self.context.count("provisional_junk_skipped")
+            return []
+
+        def ask(store: FaceStore) -> list[Candidate]:
+            apart = store.clusters_on_screen(seq.video, seq.first_frame, seq.last_frame)
+            return [replace(c, co_occurs=c.cluster_id in apart) for c in store.candidates(seq.embeddings, settings, None)]
+
+        found = self.client.call(seq.embeddings.shape[1], ask)
+        choice = choose(seq.embeddings, found, settings, seq.quality)
+        self.context.count("provisional")
+        return [ReidDecision(
+            sequence_id=seq.sequence_id, sequence_db_id=None, video=seq.video, video_path=seq.video_path,
+            first_frame=seq.first_frame, last_frame=seq.last_frame, cluster_id=choice.cluster_id, status="provisional",
+            distance=choice.distance, silhouette=choice.silhouette,
+            name=next((c.name for c in found if c.cluster_id == choice.cluster_id), None),
+            frames=seq.frames, boxes_xyxy=seq.boxes_xyxy, crops=seq.crops, crop_frames=seq.crop_frames)]
 
     def maintain(self, dim: int) -> list[ReidDecision]:
         """One maintenance pass; a `merged` decision for each sequence it moved to another cluster."""

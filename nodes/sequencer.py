@@ -35,6 +35,10 @@ class SequencerParams(Params):
     max_cost: float = Field(0.8, gt=0, description="assignments above this cost are refused")
     best_crops: int = Field(4, ge=0, le=32, description="crops kept per sequence (highest quality)")
     update_every: int = Field(0, ge=0, description="emit an open sequence on port `update` every N faces (0 = never)")
+    max_faces: int = Field(500, ge=0, description="a sequence this long is emitted and goes on as a new part linked "
+                           "to it (its decision joins the same identity): memory stays bounded (0 = no cap)")
+    update_after_s: float = Field(0, ge=0, description="and when it has been open this many seconds since its start or "
+                                  "last update (0 = never): reid publishes a provisional decision for it")
     reorder_window: int = Field(64, ge=1, description="frames held while waiting for a missing one")
 
 
@@ -47,7 +51,7 @@ class VideoState:
 
     def resume_frame(self) -> int:
         """Where a rerun must start to rebuild every open track: the first frame of the oldest one."""
-        return min([t.frames[0] for t in self.tracks] + [self.next_frame])
+        return min([t.frames[0] for t in self.tracks if t.frames] + [self.next_frame])
 
 
 def with_resume_frames(out: list[Sequence | Message], resume: int) -> list[Sequence | Message]:
@@ -108,7 +112,9 @@ class SequencerNode(Node):
         return with_resume_frames(out, state.resume_frame())
 
     def _close(self, track: Track) -> list[Sequence]:
-        if len(track) < self.params.min_length:
+        if not len(track):  # a part that never got a face: the sequence ended with the part before
+            return []
+        if len(track) < self.params.min_length and track.continues is None:
             self.context.count("short_sequences_dropped")
             return []
         self.context.count("sequences")
@@ -135,7 +141,15 @@ class SequencerNode(Node):
                 track = self.tracking.Track(faces.video, faces.video_path)
                 state.tracks.append(track)
             track.add(faces, i, p.best_crops)
-            if p.update_every and len(track) % p.update_every == 0:
+            if p.max_faces and len(track) >= p.max_faces:
+                self.context.count("long_sequence_parts")
+                out += self._close(track)
+                state.tracks[next(k for k, t in enumerate(state.tracks) if t is track)] = track.continuation()
+                continue
+            by_count = p.update_every and len(track) % p.update_every == 0
+            by_time = p.update_after_s and faces.ts - track.updated_ts >= p.update_after_s
+            if by_count or by_time:
+                track.updated_ts = faces.ts
                 out.append(track.sequence(closed=False).to_message("update"))
         return out
 

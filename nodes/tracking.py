@@ -44,12 +44,27 @@ class Track:
     height: int = 0
     model: str = ""
     camera: dict[str, Any] = field(default_factory=dict)  # its frames' camera fields (nodes.messages.CAMERA)
+    updated_ts: float | None = None  # when it was last emitted open (None: since its start)
+    continues: str | None = None  # key of the part before it, when a long sequence is emitted in parts
+    carried: tuple[np.ndarray, np.ndarray] | None = None  # (last box, recent embedding) of that part, for linking
 
     def __len__(self) -> int:
         return len(self.embeddings)
 
     def recent(self, n: int = 5) -> np.ndarray:
+        if not self.embeddings and self.carried is not None:
+            return self.carried[1]
         return unit(np.mean(self.embeddings[-n:], axis=0))
+
+    def last_box(self) -> np.ndarray:
+        return self.boxes[-1] if self.boxes or self.carried is None else self.carried[0]
+
+    def continuation(self) -> Track:
+        """An empty track that goes on where this one stops (a part of a long sequence): linked to it by key,
+        and matched to the next faces by this one's last box and recent embeddings."""
+        key = sequence_key(self.video, self.frames[0], self.face_index[0])
+        return Track(self.video, self.video_path, last_seq=self.last_seq, continues=key,
+                     carried=(self.boxes[-1], self.recent()))
 
     def add(self, faces: Faces, i: int, keep_crops: int) -> None:
         self.embeddings.append(faces.embeddings[i])
@@ -62,6 +77,8 @@ class Track:
         self.quality.append(float(faces.quality[i]))
         self.last_seq = faces.seq
         self.width, self.height, self.model = faces.width, faces.height, faces.model
+        if self.updated_ts is None:
+            self.updated_ts = faces.ts
         self.camera = camera_of(faces)
         if keep_crops:
             self.crops.append((float(faces.quality[i]), faces.frame, faces.crops[i]))
@@ -79,7 +96,7 @@ class Track:
             kps=np.stack(self.kps).astype(np.float32), scores=np.asarray(self.scores, np.float32),
             quality=np.asarray(self.quality, np.float32), crops=crops,
             crop_frames=np.asarray([c[1] for c in self.crops], np.int32), closed=closed, width=self.width,
-            height=self.height, model=self.model, **self.camera)
+            height=self.height, model=self.model, continues=self.continues, **self.camera)
 
 
 def sequence_key(video: str, first_frame: int, first_face: int) -> str:
@@ -105,7 +122,7 @@ def link(tracks: list[Track], faces: Faces, rule: LinkRule,
     """Which open track each face continues ({face index: track}), and the tracks split off by an identity jump."""
     if not tracks or not len(faces):
         return {}, []
-    ious = iou_matrix(np.stack([t.boxes[-1] for t in tracks]), faces.boxes_xyxy)
+    ious = iou_matrix(np.stack([t.last_box() for t in tracks]), faces.boxes_xyxy)
     cos = np.stack([t.recent() for t in tracks]) @ faces.embeddings.T
     cost = rule.iou_weight * (1 - ious) + (1 - rule.iou_weight) * np.clip(1 - cos, 0, 1)
     cost[(ious < rule.min_iou) & (cos < rule.min_cosine)] = INFEASIBLE

@@ -131,3 +131,43 @@ def test_retention_purges_unnamed_identities_and_old_junk_keeps_named_ones_and_l
     assert conn.execute("SELECT count(*) FROM sources WHERE name LIKE 'photo:%'").fetchone()[0] == 0, \
         "the enrolment photo's reference goes with the person"
     assert faces.maintain(S).purged.sequences == [] and {i.id for i in faces.identities()} == {recent}
+
+
+def test_an_open_sequence_gets_a_provisional_decision_that_stores_nothing_and_respects_who_is_on_screen(faces, conn,
+                                                                                                      store_dsn):
+    from dataclasses import replace
+
+    import numpy as np
+
+    from nodes.reid import ReidNode
+    from zdg.testing import NodeHarness
+
+    seen = sequence("seen", person(0))
+    with NodeHarness(ReidNode, dsn=store_dsn, threshold=0.45, named_threshold=0.6, maintain_every=0) as node:
+        known = node.feed(replace(seen, sequence_db_id=store(faces, seen)))[0].fields["cluster_id"]
+        stored_before = conn.execute("SELECT count(*) FROM sequences").fetchone()[0]
+        again = replace(sequence("again", person(0)), closed=False)
+        stranger = replace(sequence("stranger", person(4)), closed=False)
+        beside = replace(again, sequence_id="v:beside", frames=seen.frames.copy())  # on screen with `seen`
+        said = [node.feed(s)[0].fields for s in (again, stranger, beside)]
+    assert [(d["status"], d["cluster_id"], d["sequence_db_id"]) for d in said] == [
+        ("provisional", known, None), ("provisional", None, None), ("provisional", None, None)]
+    assert said[1]["label"] == "?" and said[0]["distance"] < 0.45 <= said[1]["distance"]
+    assert conn.execute("SELECT count(*) FROM sequences").fetchone()[0] == stored_before, "nothing stored"
+    assert np.isfinite(said[2]["distance"]), "the one on screen with `seen` is scored, but not joined to it"
+
+
+def test_a_later_part_of_a_long_sequence_joins_the_part_before_whatever_the_threshold(faces, conn):
+    from dataclasses import replace
+
+    from nodes.store.reid import Query
+
+    first_id, first = stored(faces, "long", 0)
+    drifted = person(0, noise=0.5)  # profile, blur: far from the first part's faces
+    part = replace(sequence("long_part2", drifted), continues="v:long")
+    part_id = store(faces, part)
+    strict = ReidSettings(threshold=0.05, named_threshold=0.05)
+    assert faces.decide(Query(part_id, drifted, continues="v:long"), strict).cluster_id == first
+    also_drifted = person(0, noise=0.5)
+    alone = store(faces, sequence("other", also_drifted))
+    assert faces.decide(Query(alone, also_drifted), strict).status == "new", "without the link: a new identity"

@@ -213,3 +213,4 @@ def test_two_cameras_feed_one_store_and_each_person_is_one_identity_across_them(
     assert len(door) == 16 and {r["location"] for r in door} == {"front entrance"}
     assert all(r["seen_at"].startswith("2026-11-20T08:00:") for r in door), "wall-clock time from the file's start"
     assert {r["camera"] for r in rows} == {"door", "hall"} and all(r["seen_at"] is None for r in rows if r["camera"] == "hall")
+    assert reid_counters(run_dir)["provisional"] >= 10, "people on screen for long got early decisions"

@@ -106,3 +106,28 @@ def test_link_and_split_cosines_come_from_the_embedding_models_calibration():
         assert node.node.rules["mfn128"].split_cosine == 0.9, "a graph's own value wins"
     with NodeHarness(SequencerNode) as node, pytest.raises(FatalNodeError, match="no calibration for embedding model 'x'"):
         node.feed(replace(frames[0], model="x"))
+
+
+def test_a_long_open_sequence_is_sent_on_update_every_few_seconds_for_a_provisional_decision():
+    frames = [frame(i, [(0, 100 + i)]) for i in range(60)]  # 5 s at 12 fps
+    with NodeHarness(SequencerNode, update_after_s=2.0) as node:
+        node.feed(*frames)
+        updates = node.typed("update")
+        closed = node.typed("out", finish=True)
+    assert [(u.closed, u.last_ts) for u in updates] == [(False, 2.0), (False, 4.0)], "every 2 s of the sequence"
+    assert all(u.sequence_id == closed[0].sequence_id for u in updates), "the same key as its final decision"
+    with NodeHarness(SequencerNode) as node:
+        node.feed(*frames)
+        assert node.typed("update") == [], "off by default"
+
+
+def test_a_long_sequence_is_emitted_in_linked_parts_and_no_face_is_lost():
+    frames = [frame(i, [(0, 100 + i), (1, 400 + i)]) for i in range(60)]
+    with NodeHarness(SequencerNode, max_faces=25) as node:
+        node.feed(*frames)
+        parts = node.typed("out", finish=True)
+    for person_x in (100, 400):
+        mine = [p for p in parts if p.boxes_xyxy[0, 0] - p.frames[0] // 2 == person_x]
+        assert [p.size for p in mine] == [25, 25, 10]
+        assert [p.continues for p in mine] == [None, mine[0].sequence_id, mine[1].sequence_id], "each part names the one before"
+        assert np.concatenate([p.frames for p in mine]).tolist() == [i * 2 for i in range(60)], "every face, once"

@@ -25,6 +25,9 @@ class FaceStore(Protocol):
     def candidates(self, embeddings: np.ndarray, settings: ReidSettings, exclude_sequence: int | None) -> list[Candidate]:
         """Clusters worth scoring for a sequence, with the stored embeddings they are scored on."""
 
+    def clusters_on_screen(self, source: str, first_frame: int, last_frame: int) -> set[int]:
+        """Clusters with a stored sequence of the source in that frame range: not who a sequence then is."""
+
     def decide(self, query: Query, settings: ReidSettings, checkpoint: tuple[str, int] | None = None) -> Decision:
         """Put a stored sequence into its cluster (the rule in nodes.decision; junk: none) and record why; with
         (source, resume frame), advance that source's checkpoint in the same transaction."""

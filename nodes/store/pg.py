@@ -42,6 +42,9 @@ class PgFaceStore:
         with self.conn.transaction():
             return reid.candidates(self.conn, embeddings, settings, exclude_sequence)
 
+    def clusters_on_screen(self, source: str, first_frame: int, last_frame: int) -> set[int]:
+        return reid.clusters_on_screen(self.conn, source, first_frame, last_frame)
+
     def decide(self, query: reid.Query, settings: ReidSettings, checkpoint: tuple[str, int] | None = None) -> reid.Decision:
         return reid.decide(self.conn, query, settings, checkpoint)
 

@@ -9,8 +9,8 @@ import numpy as np
 import psycopg
 from pgvector import Vector
 
-from nodes.decision import Candidate, ReidSettings, choose, sample
-from nodes.setdist import unit
+from nodes.decision import Candidate, Choice, ReidSettings, choose, sample
+from nodes.setdist import set_distance, unit
 from nodes.store.checkpoints import advance
 from nodes.store.clusters import names_of, new_cluster, record_event, refresh_cluster, vectors_by_cluster
 
@@ -64,6 +64,16 @@ def co_occurring_clusters(conn: psycopg.Connection, sequence_db_id: int) -> set[
     return {r[0] for r in rows}
 
 
+def clusters_on_screen(conn: psycopg.Connection, source: str, first_frame: int, last_frame: int) -> set[int]:
+    """Clusters holding a stored sequence of this source in an overlapping frame range (someone else than a
+    sequence on screen then)."""
+    rows = conn.execute(
+        "SELECT DISTINCT s.cluster_id FROM sequences s JOIN sources so ON so.id = s.source_id WHERE so.name = %s "
+        "AND s.first_frame <= %s AND s.last_frame >= %s AND s.cluster_id IS NOT NULL",
+        (source, last_frame, first_frame)).fetchall()
+    return {r[0] for r in rows}
+
+
 def candidates(conn: psycopg.Connection, embeddings: np.ndarray, s: ReidSettings,
                exclude_sequence: int | None) -> list[Candidate]:
     """The candidate clusters with the stored embeddings the rule scores them on, their names, and whether
@@ -79,13 +89,14 @@ def candidates(conn: psycopg.Connection, embeddings: np.ndarray, s: ReidSettings
 
 @dataclass(frozen=True)
 class Query:
-    """What the decision is about: a stored sequence, its embeddings, their weights (face quality), and why
-    it is junk (None: it may be a person)."""
+    """What the decision is about: a stored sequence, its embeddings, their weights (face quality), why it is
+    junk (None: it may be a person), and the part of the same sequence before it, if any."""
 
     sequence_db_id: int
     embeddings: np.ndarray
     weights: np.ndarray | None = None
     junk: str | None = None
+    continues: str | None = None  # the key of the part before it (a long sequence in parts): it joins that cluster
 
 
 def decide(conn: psycopg.Connection, query: Query, s: ReidSettings, checkpoint: tuple[str, int] | None = None) -> Decision:
@@ -97,6 +108,18 @@ def decide(conn: psycopg.Connection, query: Query, s: ReidSettings, checkpoint: 
         if checkpoint is not None:
             advance(conn, *checkpoint)
         return decision
+
+
+def continued(conn: psycopg.Connection, query: Query, s: ReidSettings) -> Choice | None:
+    """A later part of a long sequence joins the cluster of the part before it (one person, one track)."""
+    if query.continues is None:
+        return None
+    row = conn.execute("SELECT cluster_id FROM sequences WHERE seq_key = %s", (query.continues,)).fetchone()
+    if row is None or row[0] is None:
+        return None
+    stored = vectors_by_cluster(conn, [row[0]], s.vectors_per_cluster).get(row[0])
+    distance = None if stored is None else set_distance(query.embeddings, stored, s.distance, query.weights)
+    return Choice(row[0], distance, None)
 
 
 def _assign(conn: psycopg.Connection, query: Query, s: ReidSettings) -> Decision:
@@ -112,14 +135,15 @@ def _assign(conn: psycopg.Connection, query: Query, s: ReidSettings) -> Decision
         record_event(conn, "junk", None, detail={"sequence": sequence_db_id, "why": query.junk})
     if query.junk or stored_junk:
         return Decision(None, "junk", None, None, None)
-    found = candidates(conn, embeddings, s, sequence_db_id)
-    choice = choose(embeddings, found, s, query.weights)
+    choice = continued(conn, query, s)
+    if choice is None:
+        choice = choose(embeddings, candidates(conn, embeddings, s, sequence_db_id), s, query.weights)
     status = "recognised" if choice.cluster_id is not None else "new"
     cluster_id = choice.cluster_id if choice.cluster_id is not None else new_cluster(conn)
     conn.execute("UPDATE faces SET cluster_id = %s WHERE sequence_id = %s", (cluster_id, sequence_db_id))
     conn.execute("UPDATE sequences SET cluster_id = %s, distance = %s WHERE id = %s",
                  (cluster_id, choice.distance, sequence_db_id))
     refresh_cluster(conn, cluster_id)  # the decision's silhouette is the sequence's, not the cluster's
-    name = next((c.name for c in found if c.cluster_id == cluster_id), None)
+    name = names_of(conn, [cluster_id]).get(cluster_id)
     record_event(conn, status, cluster_id, detail={"sequence": sequence_db_id, "distance": choice.distance, "name": name})
     return Decision(cluster_id, status, choice.distance, choice.silhouette, name)
