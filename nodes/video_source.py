@@ -19,8 +19,8 @@ class VideoSourceParams(StoreParams):
     path: str | None = Field(None, description="file, image folder, rtsp/http URL, or webcam index "
                                                "(default: the shared sample clip under $ZDG_DATA_ROOT)")
     video_id: str | None = Field(None, description="name stored with results (default: file stem, after `camera-` "
-                                 "when a camera is named); a new name is a new visit of the same footage. Streams add "
-                                 "@<start time> per visit")
+                                 "when a camera is named; a named camera's stream: the camera); a new name is a new "
+                                 "visit of the same footage. Streams add @<start time> per visit")
     stride: int = Field(1, ge=1, description="emit every Nth frame")
     max_fps: float = Field(0, ge=0, description="cap on emitted frames per second (0 = no cap)")
     start_s: float = Field(0, ge=0, description="skip to this time")
@@ -56,7 +56,9 @@ class VideoSourceNode(SourceNode):
         if not self.stream and not Path(self.path).exists():
             raise FatalNodeError(f"video source: {self.path}: no such file or folder")
         named = Path(self.path).stem if not self.stream else self.path.replace("/", "_")
-        self.video_id = self.params.video_id or (f"{self.params.camera}-{named}" if self.params.camera else named)
+        if self.params.camera:  # a named camera's stream is the camera; a file it plays is camera-<file>
+            named = self.params.camera if self.stream else f"{self.params.camera}-{named}"
+        self.video_id = self.params.video_id or named
         if self.stream:  # frame numbers restart with the process: each start is a visit of its own
             self.start_time = time.time()
             self.video_id += time.strftime("@%Y%m%dT%H%M%S", time.gmtime(self.start_time))

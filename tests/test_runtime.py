@@ -325,3 +325,29 @@ def test_a_running_graph_serves_prometheus_metrics_of_every_replica(write_graph,
         assert samples[("zdg_restarts_total", "square", replica, None)] == 0
     assert samples[("zdg_messages_out_total", "counter", "0", None)] >= 40
     assert ("zdg_queue_depth", "square", "0", None) in samples and ("zdg_malformed_total", "square", "0", None) in samples
+
+
+def test_a_diamond_whose_branches_meet_again_ends_and_delivers_everything(write_graph, tmp_path, run_graph):
+    out = tmp_path / "out.jsonl"
+    graph = write_graph(f"""\
+        name: diamond
+        nodes:
+          - name: counter
+            type: counter
+            params: {{count: 300}}
+          - name: left
+            type: square
+          - name: right
+            type: square
+          - name: collect
+            type: collect
+            params: {{path: {out}}}
+        edges:
+          - {{from: counter, to: left}}
+          - {{from: counter, to: right, pattern: pub, topic: all}}
+          - {{from: left, to: collect}}
+          - {{from: right, to: collect}}
+        """)
+    result = run_graph(graph, timeout=60)
+    assert result.proc.returncode == 0, result.proc.stderr
+    assert sorted(r["i"] for r in collected(out)) == sorted([*range(300), *range(300)]), "both branches, every message"

@@ -188,19 +188,27 @@ class OutChannel:
                 log.warning("link %s: end of stream not delivered to %r: %s", self.link.id, peer, exc)
 
     def send_eos(self, frames: list[Any]) -> None:
-        """End of stream reaches every downstream replica and is acknowledged; unacknowledged
-        peers get it again every EOS_RESEND_S (receivers count each sender once)."""
+        """End of stream on this link alone, acknowledged (a worker offers on all its links before confirming)."""
+        self.offer_eos(frames)
+        self.confirm_eos(frames)
+
+    def offer_eos(self, frames: list[Any]) -> None:
+        """Send end of stream once to every downstream replica (a router waits for them to connect first)."""
         if self.kind == "ROUTER":
             self._wait(lambda: len(self.credits) >= self.link.dst_replicas, self.settings.connect_timeout_s)
+        self._send_eos_once(frames)
+
+    def confirm_eos(self, frames: list[Any]) -> None:
+        """Wait until every downstream replica acknowledged end of stream; unacknowledged peers get it again
+        every EOS_RESEND_S (receivers count each sender once)."""
         deadline = time.monotonic() + self.settings.eos_timeout_s
-        while True:
-            self._send_eos_once(frames)
-            if self._wait(lambda: not self._eos_pending(), min(EOS_RESEND_S, deadline - time.monotonic())):
-                return
+        while not self._wait(lambda: not self._eos_pending(), min(EOS_RESEND_S, deadline - time.monotonic())):
             if time.monotonic() >= deadline or self.stopping():
-                break
-        if not self.stopping():
-            log.warning("link %s: end of stream not acknowledged within %.0fs", self.link.id, self.settings.eos_timeout_s)
+                if not self.stopping():
+                    log.warning("link %s: end of stream not acknowledged within %.0fs", self.link.id,
+                                self.settings.eos_timeout_s)
+                return
+            self._send_eos_once(frames)
 
     def close(self, linger: int | None = None) -> None:
         """Close; `linger` 0 drops what is still queued (a node told to stop now), None keeps the socket's own."""

@@ -83,11 +83,17 @@ class Worker:
             channel.send([channel.link.topic.encode(), *frames[1:]])
 
     def send_eos(self) -> None:
+        """End of stream on every output link, offered on all of them before waiting for any acknowledgement:
+        where two outputs meet again downstream (a diamond), waiting on one first would wait for ever."""
+        meta = {"node": self.ndef.name, "replica": self.instance, "complete": self.context.stream_complete}
+        sent = []
         for port, channels in self.outs.items():
-            meta = {"node": self.ndef.name, "replica": self.instance, "complete": self.context.stream_complete}
             frames = encode(Message(port=port, eos=True, meta=meta))
             for channel in channels:
-                channel.send_eos([channel.link.topic.encode(), *frames[1:]])
+                sent.append((channel, [channel.link.topic.encode(), *frames[1:]]))
+                channel.offer_eos(sent[-1][1])
+        for channel, frames in sent:
+            channel.confirm_eos(frames)
 
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self._on_signal)
