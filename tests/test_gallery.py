@@ -26,3 +26,17 @@ def test_a_merged_sequence_is_drawn_with_the_cluster_it_was_merged_into(tmp_path
         node.feed(decision(3, "merged", [], merged_from=14))
         node.finish()
     assert {frame: [label for _, label in found] for frame, found in drawn.items()} == {0: ["face 3"], 2: ["face 3"]}
+
+
+def test_provisional_decisions_are_not_drawn_and_streams_keep_nothing_in_memory(tmp_path):
+    from dataclasses import replace
+
+    drawn = {}
+    with NodeHarness(GallerySinkNode, out_dir=str(tmp_path), label_field="label") as node:
+        node.node.annotate.annotate_video = lambda path, boxes, out: drawn.update(boxes) or len(boxes)
+        node.feed(decision(5, "provisional", [0, 2]))
+        node.feed(replace(decision(6, "new", [4, 6]), sequence_id="cam:0:0", video="cam", video_path="rtsp://cam/1"))
+        node.feed(decision(14, "new", [8]))
+        assert (list(node.node.boxes), list(node.node.labels)) == (["v"], ["v:0:0"]), "nothing of the stream is kept"
+        node.finish()
+    assert {frame: [label for _, label in found] for frame, found in drawn.items()} == {8: ["face 14"]}
