@@ -47,6 +47,32 @@ def pipeline(write_graph, tmp_path: Path, count=500, rate=0, fail_on=(), pattern
     return write_graph(text), out
 
 
+def endless_squares(write_graph, name: str, replicas: int = 1, settings: str = "{}") -> Path:
+    """A graph: counter (200 a second, for ever) -> square (`replicas`) -> topic `squares`, published outside."""
+    return write_graph(f"""\
+        name: {name}
+        settings: {settings}
+        nodes:
+          - name: counter
+            type: counter
+            params: {{count: 0, rate: 200}}
+          - name: square
+            type: square
+            replicas: {replicas}
+        edges:
+          - from: counter
+            to: square
+          - from: square
+            pattern: pub
+            topic: squares
+        """)
+
+
+def start_run(graph: Path, run_dir: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "zdg", "run", str(graph), "--run-dir", str(run_dir), "--no-progress"],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
 def collected(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
@@ -72,23 +98,7 @@ def test_pub_sub_subscriber_receives_its_topic(write_graph, tmp_path, run_graph)
 
 
 def test_external_subscriber_gets_messages_and_eos(write_graph, tmp_path, run_dir):
-    graph = write_graph("""\
-        name: ext
-        nodes:
-          - name: counter
-            type: counter
-            params: {count: 0, rate: 200}
-          - name: square
-            type: square
-        edges:
-          - from: counter
-            to: square
-          - from: square
-            pattern: pub
-            topic: squares
-        """)
-    runner = subprocess.Popen([sys.executable, "-m", "zdg", "run", str(graph), "--run-dir", str(run_dir / "r"), "--no-progress"],
-                              cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    runner = start_run(endless_squares(write_graph, "ext"), run_dir / "r")
     try:
         sub = subprocess.run([sys.executable, "-m", "zdg", "sub", f"ipc://{run_dir}/r/e1.sock", "squares", "--count", "5",
                               "--timeout", "20"], cwd=REPO, capture_output=True, text=True, timeout=60)
@@ -281,25 +291,8 @@ def test_a_running_graph_serves_prometheus_metrics_of_every_replica(write_graph,
     from prometheus_client.parser import text_string_to_metric_families
 
     port = free_port()
-    graph = write_graph(f"""\
-        name: scraped
-        settings: {{metrics_port: {port}}}
-        nodes:
-          - name: counter
-            type: counter
-            params: {{count: 0, rate: 200}}
-          - name: square
-            type: square
-            replicas: 2
-        edges:
-          - from: counter
-            to: square
-          - from: square
-            pattern: pub
-            topic: squares
-        """)
-    runner = subprocess.Popen([sys.executable, "-m", "zdg", "run", str(graph), "--run-dir", str(run_dir / "r"), "--no-progress"],
-                              cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    runner = start_run(endless_squares(write_graph, "scraped", replicas=2, settings=f"{{metrics_port: {port}}}"),
+                       run_dir / "r")
     samples: dict[tuple, float] = {}
     try:
         deadline = time.monotonic() + 30
