@@ -7,6 +7,7 @@ from pydantic import Field
 
 from nodes.environment import FaceEnvironment
 from nodes.messages import CROP_SIZE, Faces, Frame, camera_of
+from nodes.providers import GPU_PROVIDERS, Providers
 from zdg.node import Deploy, Node, Params
 
 
@@ -22,6 +23,8 @@ class DetectorParams(Params):
     min_sharpness: float = Field(10, ge=0, description="Laplacian variance of the aligned crop")
     max_faces: int = Field(0, ge=0, description="keep the N largest faces per frame (0 = all)")
     threads: int = Field(1, ge=1, le=64, description="onnxruntime intra-op threads (1 is fastest per process here)")
+    providers: Providers = Field("auto", description="onnxruntime execution providers: auto (TensorRT, CUDA where "
+                                 "present, else CPU), cpu, cuda or tensorrt (these two ask the container engine for a GPU)")
 
 
 class DetectorNode(Node):
@@ -33,6 +36,10 @@ class DetectorNode(Node):
     outputs = {"out": Faces}
     deploy = Deploy(image="zdg-faces", models=True)
 
+    @classmethod
+    def deployment(cls, params: DetectorParams) -> Deploy:
+        return Deploy(image="zdg-faces", models=True, gpu=params.providers in GPU_PROVIDERS)
+
     def setup(self) -> None:
         from insightface.utils.face_align import norm_crop
 
@@ -41,8 +48,9 @@ class DetectorNode(Node):
 
         p = self.params
         root = FaceEnvironment.of(self.context.env).model_root_for(p.model_root)
-        self.model = load_model(p.pack, p.model, root, p.threads, "SCRFD")
-        self.model.prepare(-1, input_size=(p.input_size, p.input_size), det_thresh=p.min_score)
+        self.model = load_model(p.pack, p.model, root, p.threads, "SCRFD", p.providers)
+        self.model.prepare(self.model.ctx_id, input_size=(p.input_size, p.input_size), det_thresh=p.min_score)
+        self.context.counters[f"on_{'cpu' if self.model.ctx_id < 0 else 'gpu'}"] = 1  # what `zdg top` shows
         self.norm_crop, self.sharpness, self.yaw_pitch = norm_crop, sharpness, yaw_pitch_from_kps
 
     def detect(self, frame: Frame) -> Faces:

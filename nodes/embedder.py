@@ -12,6 +12,7 @@ from pydantic import Field
 
 from nodes.environment import FaceEnvironment
 from nodes.messages import Faces
+from nodes.providers import GPU_PROVIDERS, Providers
 from nodes.setdist import l2_normalise
 from zdg.node import Deploy, Node, Params
 
@@ -24,6 +25,8 @@ class EmbedderParams(Params):
     batch_size: int = Field(8, ge=1, le=256, description="frames gathered per call")
     batch_timeout_ms: float = Field(20, ge=0, description="wait at most this long to fill a batch")
     threads: int = Field(1, ge=1, le=64)
+    providers: Providers = Field("auto", description="onnxruntime execution providers (insightface backend): auto, "
+                                 "cpu, cuda or tensorrt (these two ask the container engine for a GPU)")
 
 
 class EmbedderNode(Node):
@@ -35,6 +38,10 @@ class EmbedderNode(Node):
     outputs = {"out": Faces}
     deploy = Deploy(image="zdg-faces", models=True)
 
+    @classmethod
+    def deployment(cls, params: EmbedderParams) -> Deploy:
+        return Deploy(image="zdg-faces", models=True, gpu=params.backend == "insightface" and params.providers in GPU_PROVIDERS)
+
     def setup(self) -> None:
         from nodes.recognisers import DlibRecogniser, InsightfaceRecogniser
 
@@ -45,7 +52,8 @@ class EmbedderNode(Node):
             self.recogniser = DlibRecogniser()
         else:
             root = FaceEnvironment.of(self.context.env).model_root_for(p.model_root)
-            self.recogniser = InsightfaceRecogniser(p.pack, p.model, root, p.threads)
+            self.recogniser = InsightfaceRecogniser(p.pack, p.model, root, p.threads, p.providers)
+            self.context.counters[f"on_{'cpu' if self.recogniser.model.ctx_id < 0 else 'gpu'}"] = 1
         self.log.info("embedding dimension %d", self.recogniser.dim)
 
     def embed(self, crops: list[np.ndarray]) -> np.ndarray:

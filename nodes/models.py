@@ -8,12 +8,11 @@ from typing import Any
 
 import onnxruntime as ort
 
+from nodes.providers import ORT_PROVIDERS, Providers, choose_providers
 from zdg.node import FatalNodeError
 
 log = logging.getLogger("zdg.models")
 DOWNLOADABLE_PACKS = ("buffalo_l", "buffalo_m", "buffalo_s", "buffalo_sc", "antelopev2")
-
-
 def model_roots(model_root: str | None) -> list[Path]:
     """Where packs are looked for: the node's model root (its param, else $ZDG_MODEL_ROOT), then ~/.insightface."""
     roots = [model_root, str(Path.home() / ".insightface")]
@@ -60,14 +59,19 @@ def session_options(threads: int) -> ort.SessionOptions:
     return opts
 
 
-def load_model(pack: str, model: str | None, model_root: str | None, threads: int, kind: str) -> Any:
-    """The first model of the pack that insightface routes to class `kind` (SCRFD, ArcFaceONNX)."""
+def load_model(pack: str, model: str | None, model_root: str | None, threads: int, kind: str,
+               providers: Providers = "cpu") -> Any:
+    """The first model of the pack that insightface routes to class `kind` (SCRFD, ArcFaceONNX), on the execution
+    providers asked for (`providers`); its `ctx_id` is what insightface's prepare() takes for them."""
     from insightface.model_zoo import get_model
 
     files = find_model_files(pack, model, model_root)
+    chosen = choose_providers(providers, ort.get_available_providers())
     for path in files:
-        loaded = get_model(str(path), providers=["CPUExecutionProvider"], sess_options=session_options(threads))
+        loaded = get_model(str(path), providers=chosen, sess_options=session_options(threads))
         if type(loaded).__name__ == kind:
-            log.info("loaded %s from %s", kind, path)
+            running = loaded.session.get_providers()
+            loaded.ctx_id = 0 if running[0] != ORT_PROVIDERS["cpu"] else -1  # prepare(-1) would force the CPU
+            log.info("loaded %s from %s on %s", kind, path, ", ".join(running))
             return loaded
     raise FatalNodeError(f"model pack {pack!r}: none of {[str(f) for f in files]} is a {kind} model")

@@ -5,15 +5,17 @@ from __future__ import annotations
 import numpy as np
 
 from nodes.models import load_model
+from nodes.providers import Providers
 from nodes.thresholds import embedding_space
 from zdg.node import FatalNodeError
 
 
 class InsightfaceRecogniser:
-    def __init__(self, pack: str, model: str | None, model_root: str | None, threads: int) -> None:
-        self.model = load_model(pack, model, model_root, threads, "ArcFaceONNX")
+    def __init__(self, pack: str, model: str | None, model_root: str | None, threads: int,
+                 providers: Providers = "cpu") -> None:
+        self.model = load_model(pack, model, model_root, threads, "ArcFaceONNX", providers)
         self.name = embedding_space("insightface", pack, model)
-        self.model.prepare(-1)
+        self.model.prepare(self.model.ctx_id)
         batch_dim = self.model.session.get_inputs()[0].shape[0]
         self.fixed_batch = batch_dim if isinstance(batch_dim, int) else None
         self.dim = int(self.model.output_shape[-1])
