@@ -334,7 +334,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     graph_arg(p)
     p.set_defaults(func=cmd_summary)
 
-    p = sub.add_parser("maintain", help="merge clusters that are one person, forget beyond a cap, recompute silhouettes")
+    p = sub.add_parser("maintain", help="merge clusters that are one person, forget beyond a cap, purge by the reid "
+                       "node's retention_hours, recompute silhouettes")
     p.add_argument("--max-vectors", type=int, default=500, help="vectors kept per cluster")
     graph_arg(p)
     p.set_defaults(func=cmd_maintain)
