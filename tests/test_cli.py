@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from tests.conftest import REPO, zdg
 
 
@@ -17,6 +19,11 @@ def test_demo_runs_and_top_shows_its_metrics(run_dir):
     proc = zdg("run", str(REPO / "graphs/demo.yaml"), "--run-dir", str(run_dir), "--no-progress")
     assert proc.returncode == 0, proc.stderr
     assert "collected 1000 messages" in proc.stderr
+    timing = json.loads((run_dir / "metrics.json").read_text())["timing_s"]
+    firsts = timing["first_in_s"]
+    assert set(firsts) == {"relay-e2", "square", "collect"} and firsts["collect"] == max(firsts.values()), "the sink last"
+    assert 0 < firsts["collect"] < timing["run_s"]
+    assert f"whole run {timing['run_s']:.1f} s" in proc.stderr
     top = zdg("top", str(run_dir), "--once")
     assert top.returncode == 0
     assert "square" in top.stdout and "done" in top.stdout

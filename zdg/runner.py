@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from tqdm import tqdm
 
@@ -183,6 +183,7 @@ class Runner:
         self.graph_restarts += 1
 
     def run(self) -> int:
+        self.started_at = time.time()
         self._prepare()
         for prepare in prepare_plugins():  # services the nodes share, started once (e.g. the embedded store)
             self.node_env |= prepare(self.graph, {**zdg_environment(), **self.node_env})
@@ -267,10 +268,22 @@ class Runner:
             snap["restarts"] = restarts.get(f"{snap['node']}.{snap['replica']}", 0)
         return snaps
 
+    def timing(self, snaps: list[dict]) -> dict[str, Any]:
+        """Seconds from `zdg run` to each node's first message in (start-up), by arrival, and to the end of the run."""
+        firsts: dict[str, float] = {}
+        for snap in snaps:
+            if snap.get("first_in_at"):
+                firsts[snap["node"]] = min(firsts.get(snap["node"], snap["first_in_at"]), snap["first_in_at"])
+        return {"first_in_s": {node: round(at - self.started_at, 2) for node, at in sorted(firsts.items(), key=lambda i: i[1])},
+                "run_s": round(time.time() - self.started_at, 2)}
+
     def _report(self) -> None:
         snaps = self.snapshots()
+        timing = self.timing(snaps)
         summary = self.run_dir / "metrics.json"
-        summary.write_text(json.dumps({"graph": self.graph.name, "exit_code": self.exit_code,
+        summary.write_text(json.dumps({"graph": self.graph.name, "exit_code": self.exit_code, "timing_s": timing,
                                        "graph_restarts": self.graph_restarts, "replicas": snaps}, indent=1))
         print(format_table(snaps), file=sys.stderr)
+        firsts = ", ".join(f"{node} {at:.1f}" for node, at in timing["first_in_s"].items())
+        print(f"time: first message in (s after start): {firsts or '-'}; whole run {timing['run_s']:.1f} s", file=sys.stderr)
         print(f"metrics: {summary}", file=sys.stderr)
