@@ -117,6 +117,12 @@ def moved_sequences(conn: psycopg.Connection, cluster_id: int) -> list[tuple]:
         "ON so.id = s.source_id WHERE s.cluster_id = %s ORDER BY s.id", (cluster_id,)).fetchall()
 
 
+def delete_sequences(conn: psycopg.Connection, condition: str, args: tuple) -> list[tuple[str, str]]:
+    """Delete the sequences matching an SQL condition on `s` (their faces and crops cascade); their (source, key)."""
+    return conn.execute(f"DELETE FROM sequences s USING sources so WHERE so.id = s.source_id AND {condition} "
+                        "RETURNING so.name, s.seq_key", args).fetchall()
+
+
 @dataclass
 class Deleted:
     """What removing identities took: faces, and the (source, key) of each sequence (their files go too)."""
@@ -132,8 +138,7 @@ def delete_cluster(conn: psycopg.Connection, cluster_id: int, actor: str | None 
         raise LookupError(f"no identity {cluster_id}")
     faces = conn.execute("SELECT count(*) FROM faces WHERE cluster_id = %s OR sequence_id IN "
                          "(SELECT id FROM sequences WHERE cluster_id = %s)", (cluster_id, cluster_id)).fetchone()[0]
-    sequences = conn.execute("DELETE FROM sequences s USING sources so WHERE so.id = s.source_id AND s.cluster_id = %s "
-                             "RETURNING so.name, s.seq_key", (cluster_id,)).fetchall()  # their faces and crops cascade
+    sequences = delete_sequences(conn, "s.cluster_id = %s", (cluster_id,))
     conn.execute("DELETE FROM faces WHERE cluster_id = %s", (cluster_id,))  # enrolled photos' faces
     conn.execute("DELETE FROM clusters WHERE id = %s", (cluster_id,))
     conn.execute("DELETE FROM sources s WHERE s.name LIKE 'photo:%%' AND NOT EXISTS "

@@ -16,6 +16,7 @@ from nodes.store import links
 from nodes.store.clusters import (
     Deleted,
     delete_cluster,
+    delete_sequences,
     merge_clusters,
     moved_sequences,
     names_of,
@@ -129,9 +130,8 @@ def purge_stale(conn: psycopg.Connection, hours: float, report: MaintenanceRepor
         gone = delete_cluster(conn, cluster_id, "retention", kind="purge")
         report.purged.faces += gone.faces
         report.purged.sequences += gone.sequences
-    junk = conn.execute("DELETE FROM sequences s USING sources so WHERE so.id = s.source_id AND s.cluster_id IS NULL "
-                        "AND s.created_at < now() - make_interval(secs => %s) RETURNING so.name, s.seq_key",
-                        (hours * 3600,)).fetchall()
+    junk = delete_sequences(conn, "s.cluster_id IS NULL AND s.created_at < now() - make_interval(secs => %s)",
+                            (hours * 3600,))
     if junk:
         record_event(conn, "purge", None, detail={"junk_sequences": len(junk)}, actor="retention")
     report.purged.sequences += junk

@@ -57,11 +57,9 @@ def candidate_ids(conn: psycopg.Connection, embeddings: np.ndarray, s: ReidSetti
 
 def co_occurring_clusters(conn: psycopg.Connection, sequence_db_id: int) -> set[int]:
     """Clusters holding a sequence of the same source on screen in an overlapping frame range: other people."""
-    rows = conn.execute(
-        "SELECT DISTINCT o.cluster_id FROM sequences s JOIN sequences o ON o.source_id = s.source_id AND o.id <> s.id "
-        "AND o.first_frame <= s.last_frame AND o.last_frame >= s.first_frame "
-        "WHERE s.id = %s AND o.cluster_id IS NOT NULL", (sequence_db_id,)).fetchall()
-    return {r[0] for r in rows}
+    row = conn.execute("SELECT so.name, s.first_frame, s.last_frame FROM sequences s JOIN sources so "
+                       "ON so.id = s.source_id WHERE s.id = %s", (sequence_db_id,)).fetchone()
+    return clusters_on_screen(conn, *row) if row else set()  # the sequence itself has no cluster yet
 
 
 def clusters_on_screen(conn: psycopg.Connection, source: str, first_frame: int, last_frame: int) -> set[int]:
