@@ -40,18 +40,26 @@ def largest_face(detector: DetectorNode, embedder: EmbedderNode, image: np.ndarr
             float(faces.scores[i]))
 
 
+def photo_faces(images: list[tuple[str, np.ndarray | None]], detector: DetectorNode,
+                embedder: EmbedderNode) -> tuple[list[tuple[str, tuple]], list[str]]:
+    """(label, largest face) of each (label, BGR image), and the labels of images that are unreadable (None) or
+    have no face."""
+    found, missing = [], []
+    for label, image in images:
+        face = largest_face(detector, embedder, image, label) if image is not None else None
+        if face is None:
+            missing.append(label)
+        else:
+            found.append((label, face))
+    return found, missing
+
+
 def enroll(store: FaceStore, name: str, photos: list[Path], detector: DetectorNode,
            embedder: EmbedderNode) -> tuple[int | None, list[str]]:
     """Add each photo's largest face to the named cluster; returns (cluster id, photos without a face).
     When no photo has a face, nothing is stored (no empty identity) and the id is None."""
     import cv2
 
-    found, skipped = [], []
-    for photo in photos:
-        image = cv2.imread(str(photo))
-        face = largest_face(detector, embedder, image, str(photo)) if image is not None else None
-        if face is None:
-            skipped.append(str(photo))
-            continue
-        found.append((str(photo.resolve()), str(photo), *face))
-    return (store.enroll(name, found, embedder.recogniser.name) if found else None), skipped
+    found, skipped = photo_faces([(str(photo), cv2.imread(str(photo))) for photo in photos], detector, embedder)
+    faces = [(str(Path(label).resolve()), label, *face) for label, face in found]
+    return (store.enroll(name, faces, embedder.recogniser.name) if faces else None), skipped

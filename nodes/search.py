@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from nodes.decision import ReidSettings, limit_for, ranked
-from nodes.identities import largest_face
+from nodes.identities import photo_faces
 
 if TYPE_CHECKING:
     from nodes.detector import DetectorNode
@@ -28,14 +28,8 @@ class Match:
 def photo_embeddings(images: list[tuple[str, np.ndarray]], detector: DetectorNode,
                      embedder: EmbedderNode) -> tuple[np.ndarray, list[str]]:
     """The largest face's embedding of each (label, BGR image), and the labels of images without a face."""
-    found, missing = [], []
-    for label, image in images:
-        face = largest_face(detector, embedder, image, label)
-        if face is None:
-            missing.append(label)
-        else:
-            found.append(face[0])
-    return np.stack(found) if found else np.zeros((0, 0), np.float32), missing
+    found, missing = photo_faces(images, detector, embedder)
+    return np.stack([face[0] for _, face in found]) if found else np.zeros((0, 0), np.float32), missing
 
 
 def search(store: FaceStore, embeddings: np.ndarray, s: ReidSettings, top: int = 5) -> list[Match]:
