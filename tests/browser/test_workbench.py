@@ -121,13 +121,15 @@ def filled(ui, browser, env, workdir) -> int:
 
 def click_and_load(browser, element_id: str) -> None:
     """Click a button that submits a form, and wait for the page it leads to."""
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.wait import WebDriverWait
 
     old = browser.find_element(By.TAG_NAME, "html")
     browser.find_element(By.ID, element_id).click()
-    WebDriverWait(browser, 60).until(expected_conditions.staleness_of(old))
+    # mid-navigation Chromium may answer "node does not belong to the document" instead of "stale": ask again
+    WebDriverWait(browser, 60, ignored_exceptions=(WebDriverException,)).until(expected_conditions.staleness_of(old))
 
 
 def clusters_of_people(dsn: str, video: str) -> dict[str, int]:
