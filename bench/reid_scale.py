@@ -1,22 +1,28 @@
-"""Store scale benchmark: ingest rate, re-id query latency and recall@1, in one run.
+"""Store scale benchmark: ingest rate, re-id query latency and recall@1, then writes and decisions, in one run.
 
 Clustered synthetic vectors of the model's dimension (identity centres, `--per-identity` samples
-each, genuine cosine about 0.6). Measures, on a fresh database:
-  ingest  - the db-writer path (write_sequences, 20-vector sequences, 16 per transaction) and plain COPY
-  index   - HNSW build after the bulk load
-  query   - the read side of a re-id decision for a 20-vector sequence (candidates from the faces and
-            centroid HNSW indexes, their vectors, set distances), as the reid node runs it, for the node's
+each, stored as one sequence per identity in its own cluster; genuine cosine about 0.6). On a fresh
+database it measures:
+  bulk    - binary COPY of the clusters, sequences and faces, then the HNSW builds (sequence and cluster centroids)
+  query   - the read side of a re-id decision for a fresh sequence (candidates from the stored sequences' and
+            the clusters' HNSW indexes, their vectors, set distances), as the reid node runs it, for the node's
             settings and two single-index variants: p50/p99 latency, and recall@1 = the best cluster is the
             one an exhaustive numpy search over every stored vector ranks first; plus the recall@1 of
-            single probes (ANN top-1 vector against the exact nearest)
+            single probes (ANN top-1 sequence against the exact nearest sequence centroid)
+  writer  - on that full store, `--writer-sequences` fresh sequences of stored identities through the
+            db-writer path (write_sequences, 16 per transaction): faces/s; then each one's whole decision as
+            the reid node makes it (read, rule, assignment, cluster refresh, one transaction): p50/p99, how
+            many joined their own identity, and faces/s stored and decided one after the other in one process
     python bench/reid_scale.py --n 100000 [--dim 128] [--ef 40 100] [--shared-buffers 3GB | --dsn DSN]
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -26,9 +32,11 @@ from psycopg import sql
 from nodes.decision import ReidSettings, ranked
 from nodes.messages import Sequence
 from nodes.store.pg import PgFaceStore
+from nodes.store.reid import Query
 
-SEQ_LEN = 20
-BULK_FRAME = 10_000_000  # bulk-loaded vector i is stored as frame BULK_FRAME + i
+BULK_SOURCE = "bench"
+WRITER_SOURCE = "bench-writer"
+FRAMES = itertools.count(0, 1000)  # each written sequence starts at a frame of its own (at most 1,000 faces)
 
 
 def unit(v: np.ndarray) -> np.ndarray:
@@ -39,16 +47,22 @@ def make_data(n: int, dim: int, per_identity: int, rng: np.random.Generator) -> 
     identities = max(1, n // per_identity)
     centres = unit(rng.normal(size=(identities, dim)))
     labels = np.repeat(np.arange(identities), per_identity)[:n]
-    noise = 0.8 / np.sqrt(dim)  # genuine cosine about 0.6 whatever the dimension
-    vectors = unit(centres[labels] + rng.normal(scale=noise, size=(n, dim)))
+    vectors = unit(centres[labels] + rng.normal(scale=noise(dim), size=(n, dim)))
     return centres, labels, vectors
 
 
-def sequence(i: int, vectors: np.ndarray) -> Sequence:
+def noise(dim: int) -> float:
+    """Per-dimension noise that gives a genuine cosine of about 0.6 whatever the dimension."""
+    return 0.8 / np.sqrt(dim)
+
+
+def sequence(key: str, vectors: np.ndarray) -> Sequence:
+    """A fresh closed sequence of the writer source, on frames of its own (from a frame counter)."""
     n = len(vectors)
+    first = next(FRAMES)
     return Sequence(
-        sequence_id=f"bench:{i}", video="bench", video_path="", first_ts=0.0, last_ts=0.0, embeddings=vectors,
-        frames=np.arange(i * SEQ_LEN, i * SEQ_LEN + n, dtype=np.int32), face_index=np.zeros(n, np.int32),
+        sequence_id=f"{WRITER_SOURCE}:{key}", video=WRITER_SOURCE, video_path="", first_ts=0.0, last_ts=0.0,
+        embeddings=vectors, frames=np.arange(first, first + n, dtype=np.int32), face_index=np.zeros(n, np.int32),
         boxes_xyxy=np.zeros((n, 4), np.float32), kps=np.zeros((n, 5, 2), np.float32), scores=np.ones(n, np.float32),
         quality=np.ones(n, np.float32), crops=np.zeros((0, 112, 112, 3), np.uint8), crop_frames=np.zeros(0, np.int32))
 
@@ -57,14 +71,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=100_000, help="stored vectors")
     parser.add_argument("--dim", type=int, default=128, help="embedding dimension (the model's)")
-    parser.add_argument("--per-identity", type=int, default=10)
-    parser.add_argument("--writer-sequences", type=int, default=500, help="sequences ingested through the writer path")
-    parser.add_argument("--queries", type=int, default=200, help="fresh 20-vector sequences to look up")
-    parser.add_argument("--ef", type=int, nargs="+", default=[40, 100], help="hnsw.ef_search values for the faces ANN")
+    parser.add_argument("--per-identity", type=int, default=10, help="stored vectors per identity (one sequence)")
+    parser.add_argument("--seq-len", type=int, nargs="+", default=[20, 100],
+                        help="faces per fresh sequence: queries use the first, writes and decisions each")
+    parser.add_argument("--writer-sequences", type=int, default=500, help="fresh sequences written and decided")
+    parser.add_argument("--threshold", type=float, default=0.7,
+                        help="join threshold of the writer decisions (synthetic data: genuine about 0.35, others about 1)")
+    parser.add_argument("--queries", type=int, default=200, help="fresh sequences looked up")
+    parser.add_argument("--ef", type=int, nargs="+", default=[40, 100], help="hnsw.ef_search values for the sequences ANN")
     parser.add_argument("--dsn", help="external server (default: a throw-away embedded one)")
     parser.add_argument("--shared-buffers", help="shared_buffers of the throw-away server, e.g. 3GB (default: PostgreSQL's)")
     parser.add_argument("--query-only", action="store_true",
-                        help="skip ingest and index: the --dsn database already holds this run's --n vectors")
+                        help="skip the bulk load: the --dsn database already holds this run's --n vectors")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
 
@@ -80,67 +98,69 @@ def main() -> None:
                 admin.execute(sql.SQL("ALTER SYSTEM SET shared_buffers = {}").format(sql.Literal(args.shared_buffers)))
             pg_ctl(["-w", "-m", "fast", "restart"], pgdata=server.pgdata, user=server.system_user)
     store = PgFaceStore.open(dsn, args.dim)
-    conn = store.conn
-    conn.execute("SET maintenance_work_mem = '1GB'")
+    store.conn.execute("SET maintenance_work_mem = '1GB'")
     centres, labels, vectors = make_data(args.n, args.dim, args.per_identity, rng)
     print(f"{args.n} vectors, {len(centres)} identities, dim {args.dim}, "
-          f"shared_buffers {conn.execute('SHOW shared_buffers').fetchone()[0]}")
+          f"shared_buffers {store.conn.execute('SHOW shared_buffers').fetchone()[0]}")
 
     if not args.query_only:
-        ingest(store, args, centres, labels, vectors)
+        bulk_load(store.conn, centres, labels, vectors)
     query(store, args, rng, centres, labels, vectors)
+    if not args.query_only:
+        write_and_decide(store, args, rng, centres)
 
 
-def ingest(store: PgFaceStore, args: argparse.Namespace, centres: np.ndarray, labels: np.ndarray,
-           vectors: np.ndarray) -> None:
-    """Writer path, then bulk COPY with the index dropped, then the HNSW build; prints each rate."""
-    conn = store.conn
-    writer_n = min(args.writer_sequences * SEQ_LEN, args.n)
-    started = time.perf_counter()
-    for start in range(0, writer_n, 16 * SEQ_LEN):
-        store.write_sequences([sequence(s // SEQ_LEN, vectors[s:s + SEQ_LEN])
-                               for s in range(start, min(start + 16 * SEQ_LEN, writer_n), SEQ_LEN)])
-    writer_rate = writer_n / (time.perf_counter() - started)
-    print(f"ingest, db-writer path (with HNSW index live): {writer_rate:8.0f} vectors/s over {writer_n}")
+def copy_rows(conn: psycopg.Connection, table: str, columns: list[tuple[str, str]], rows) -> None:
+    with conn.cursor().copy(f"COPY {table} ({', '.join(c for c, _ in columns)}) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types([t for _, t in columns])
+        for row in rows:
+            copy.write_row(row)
 
-    # bulk: drop the index, COPY the rest, rebuild (as the pgvector notes advise at scale)
-    conn.execute("DROP INDEX faces_embedding_hnsw")
-    ids = conn.execute("INSERT INTO clusters (size) SELECT 0 FROM generate_series(1, %s) RETURNING id",
-                       (len(centres),)).fetchall()
-    cluster_of = np.array([r[0] for r in ids])
-    conn.execute("UPDATE faces f SET cluster_id = m.cluster_id FROM unnest(%s::int[], %s::bigint[]) AS m(frame, cluster_id) "
-                 "WHERE f.frame = m.frame", (list(range(writer_n)), cluster_of[labels[:writer_n]].tolist()))
-    source = conn.execute("SELECT id FROM sources WHERE name = 'bench'").fetchone()[0]
+
+def bulk_load(conn: psycopg.Connection, centres: np.ndarray, labels: np.ndarray, vectors: np.ndarray) -> None:
+    """One cluster and one sequence per identity, its faces, with binary COPY and the vector indexes dropped;
+    then the HNSW builds (as the pgvector notes advise at scale); prints each rate."""
+    identities = len(centres)
+    starts = np.searchsorted(labels, np.arange(identities))
+    sizes = np.bincount(labels, minlength=identities)
+    centroids = unit(np.add.reduceat(vectors, starts))
+    conn.execute("DROP INDEX sequences_centroid_hnsw")
+    conn.execute("DROP INDEX clusters_centroid_hnsw")
+    source = conn.execute("INSERT INTO sources (name) VALUES (%s) RETURNING id", (BULK_SOURCE,)).fetchone()[0]
     started = time.perf_counter()
-    with conn.transaction(), conn.cursor().copy(
-            "COPY faces (source_id, frame, face_index, bbox, embedding, cluster_id) FROM STDIN (FORMAT BINARY)") as copy:
-        copy.set_types(["int8", "int4", "int4", "float4[]", "vector", "int8"])
-        for i in range(writer_n, args.n):
-            copy.write_row((source, BULK_FRAME + i, 0, [0, 0, 0, 0], vectors[i], int(cluster_of[labels[i]])))
-    copy_rate = (args.n - writer_n) / (time.perf_counter() - started)
-    print(f"ingest, plain COPY (no index):                 {copy_rate:8.0f} vectors/s over {args.n - writer_n}")
-    started = time.perf_counter()
-    conn.execute("CREATE INDEX faces_embedding_hnsw ON faces USING hnsw (embedding vector_cosine_ops)")
-    print(f"HNSW build (m=16, ef_construction=64): {time.perf_counter() - started:.1f} s")
-    conn.execute("UPDATE clusters c SET size = s.n, centroid = s.centroid FROM "
-                 "(SELECT cluster_id, count(*) AS n, avg(embedding) AS centroid "
-                 "FROM faces GROUP BY cluster_id) s WHERE s.cluster_id = c.id")
-    conn.execute("ANALYZE faces")
+    with conn.transaction():
+        copy_rows(conn, "clusters", [("id", "int8"), ("size", "int4"), ("centroid", "vector")],
+                  ((k + 1, int(sizes[k]), centroids[k]) for k in range(identities)))
+        copy_rows(conn, "sequences", [("id", "int8"), ("source_id", "int8"), ("seq_key", "text"), ("first_frame", "int4"),
+                                      ("last_frame", "int4"), ("size", "int4"), ("centroid", "vector"), ("cluster_id", "int8")],
+                  ((k + 1, source, f"{BULK_SOURCE}:{k}", int(starts[k]), int(starts[k] + sizes[k] - 1), int(sizes[k]),
+                    centroids[k], k + 1) for k in range(identities)))
+        copy_rows(conn, "faces", [("source_id", "int8"), ("frame", "int4"), ("face_index", "int4"), ("sequence_id", "int8"),
+                                  ("bbox", "float4[]"), ("embedding", "vector"), ("cluster_id", "int8")],
+                  ((source, i, 0, int(labels[i]) + 1, [0, 0, 0, 0], vectors[i], int(labels[i]) + 1)
+                   for i in range(len(vectors))))
+        for table in ("clusters", "sequences"):
+            conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")
+    print(f"bulk COPY (clusters, sequences, faces): {len(vectors) / (time.perf_counter() - started):8.0f} faces/s")
+    for index, table in (("sequences_centroid_hnsw", "sequences"), ("clusters_centroid_hnsw", "clusters")):
+        started = time.perf_counter()
+        conn.execute(f"CREATE INDEX {index} ON {table} USING hnsw (centroid vector_cosine_ops)")
+        print(f"HNSW build, {identities} {table} (m=16, ef_construction=64): {time.perf_counter() - started:.1f} s")
 
 
 VARIANTS: dict[str, dict] = {
     "node default": {},
-    "faces ANN only": {"centroid_candidates": 0},
+    "sequences ANN only": {"centroid_candidates": 0},
     "centroids only": {"query_vectors": 0},
 }
 
 
 def stored_clusters(conn: psycopg.Connection, n: int) -> np.ndarray:
-    """The cluster id the store holds for each generated vector (vector i is frame i, or 10M + i once bulk-loaded)."""
+    """The cluster id the store holds for each bulk-loaded vector (vector i is frame i of the bulk source)."""
     cluster = np.zeros(n, np.int64)
     for frame, cluster_id in conn.execute("SELECT frame, cluster_id FROM faces WHERE source_id = "
-                                          "(SELECT id FROM sources WHERE name = 'bench')"):
-        cluster[frame % BULK_FRAME] = cluster_id
+                                          "(SELECT id FROM sources WHERE name = %s)", (BULK_SOURCE,)):
+        cluster[frame] = cluster_id
     return cluster
 
 
@@ -153,27 +173,34 @@ def exact_best(probe: np.ndarray, by_cluster: np.ndarray, starts: np.ndarray, id
 
 def prewarm(conn: psycopg.Connection) -> None:
     """Load the tables and indexes the query reads into shared_buffers, as a long-running store has them."""
-    conn.execute("VACUUM ANALYZE clusters")
-    conn.execute("VACUUM ANALYZE faces")
+    for table in ("clusters", "sequences", "faces"):
+        conn.execute(f"VACUUM ANALYZE {table}")
     conn.execute("CREATE EXTENSION IF NOT EXISTS pg_prewarm")
-    for relation in ("faces_embedding_hnsw", "clusters_centroid_hnsw", "faces", "faces_cluster", "clusters"):
+    for relation in ("sequences_centroid_hnsw", "clusters_centroid_hnsw", "sequences", "faces", "faces_cluster", "clusters"):
         conn.execute("SELECT pg_prewarm(%s)", (relation,))
+
+
+def fresh_sequences(rng: np.random.Generator, centres: np.ndarray, count: int,
+                    length: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    """`count` new sequences of `length` vectors, each of a random stored identity: (identities, vectors)."""
+    wanted = rng.integers(0, len(centres), count)
+    dim = centres.shape[1]
+    return wanted, [unit(centres[q] + rng.normal(scale=noise(dim), size=(length, dim))) for q in wanted]
 
 
 def query(store: PgFaceStore, args: argparse.Namespace, rng: np.random.Generator, centres: np.ndarray,
           labels: np.ndarray, vectors: np.ndarray) -> None:
     """For each ef_search and retrieval variant, on a prewarmed store: latency of a decision's read side for a
-    20-vector sequence (candidates, their vectors, set distances) and recall@1 of its best cluster against
-    exhaustive numpy search; also recall@1 of single probes (ANN top-1 vector against the exact nearest)."""
+    fresh sequence (candidates, their vectors, set distances) and recall@1 of its best cluster against
+    exhaustive numpy search; also recall@1 of single probes (ANN top-1 sequence against the exact nearest)."""
     conn = store.conn
-    stored = np.asarray(vectors)
-    cluster = stored_clusters(conn, len(stored))
+    cluster = stored_clusters(conn, len(vectors))
     order = np.argsort(cluster, kind="stable")
     ids, starts = np.unique(cluster[order], return_index=True)
-    by_cluster = stored[order]
+    by_cluster = vectors[order]
+    sequence_centroids = unit(np.add.reduceat(vectors, np.searchsorted(labels, np.arange(len(centres)))))
     prewarm(conn)
-    wanted = rng.integers(0, len(centres), args.queries)
-    probes_for = [unit(centres[q] + rng.normal(scale=0.8 / np.sqrt(args.dim), size=(SEQ_LEN, args.dim))) for q in wanted]
+    wanted, probes_for = fresh_sequences(rng, centres, args.queries, args.seq_len[0])
     started = time.perf_counter()
     truth = [exact_best(p, by_cluster, starts, ids) for p in probes_for]
     own = [int(cluster[np.flatnonzero(labels == q)[0]]) for q in wanted]
@@ -188,18 +215,44 @@ def query(store: PgFaceStore, args: argparse.Namespace, rng: np.random.Generator
                 scored = ranked(probe, store.candidates(probe, settings, None), settings)
                 latencies.append((time.perf_counter() - started) * 1000)
                 hits += int(bool(scored) and scored[0][1].cluster_id == best)
-            print(f"ef_search {ef:4d}  {variant:15s}: p50 {np.percentile(latencies, 50):6.1f} ms  "
+            print(f"ef_search {ef:4d}  {variant:18s}: p50 {np.percentile(latencies, 50):6.1f} ms  "
                   f"p99 {np.percentile(latencies, 99):6.1f} ms  recall@1 {hits / len(truth):.3f}")
         hits, total = 0, 0
         with conn.transaction():
             conn.execute(f"SET LOCAL hnsw.ef_search = {ef}")
             for probe in probes_for[:50]:
                 for q in probe[:8]:
-                    got = conn.execute("SELECT embedding FROM faces ORDER BY embedding <=> %s LIMIT 1", (q,)).fetchone()[0]
-                    exact = stored[int(np.argmax(stored @ q))]
-                    hits += int(np.allclose(got.to_numpy(), exact, atol=1e-6))
+                    got = conn.execute("SELECT id FROM sequences ORDER BY centroid <=> %s LIMIT 1", (q,)).fetchone()[0]
+                    hits += int(got - 1 == int(np.argmax(sequence_centroids @ q)))
                     total += 1
-        print(f"ef_search {ef:4d}  single probes  : recall@1 {hits / total:.3f} (ANN top-1 vector, {total} probes)")
+        print(f"ef_search {ef:4d}  single probes     : recall@1 {hits / total:.3f} (ANN top-1 sequence, {total} probes)")
+
+
+def write_and_decide(store: PgFaceStore, args: argparse.Namespace, rng: np.random.Generator, centres: np.ndarray) -> None:
+    """For each sequence length: fresh sequences of stored identities through the db-writer path, then each one's
+    whole decision, on the full store: faces/s written, decision p50/p99, where the sequences went (their own
+    identity, another one, a new cluster), faces/s written and decided one after the other."""
+    settings = ReidSettings(threshold=args.threshold, named_threshold=args.threshold)
+    for length in args.seq_len:
+        wanted, fresh = fresh_sequences(rng, centres, args.writer_sequences, length)
+        faces = sum(len(v) for v in fresh)
+        started = time.perf_counter()
+        stored: list[int] = []
+        for first in range(0, len(fresh), 16):
+            batch = [sequence(f"{length}:{i}", fresh[i]) for i in range(first, min(first + 16, len(fresh)))]
+            stored += [sequence_id for sequence_id, _ in store.write_sequences(batch)]
+        write_s = time.perf_counter() - started
+        print(f"{len(fresh)} sequences of {length}: db-writer path {faces / write_s:8.0f} faces/s")
+        latencies, outcomes = [], Counter()
+        for sequence_id, vecs, identity in zip(stored, fresh, wanted, strict=True):
+            started = time.perf_counter()
+            decision = store.decide(Query(sequence_id, vecs), settings)
+            latencies.append((time.perf_counter() - started) * 1000)
+            outcomes["own identity" if decision.cluster_id == int(identity) + 1 else decision.status] += 1
+        decide_s = sum(latencies) / 1000
+        print(f"  whole decisions: p50 {np.percentile(latencies, 50):6.1f} ms  p99 {np.percentile(latencies, 99):6.1f} ms; "
+              f"{len(fresh) / decide_s:.0f} decisions/s; joined: {dict(outcomes)}")
+        print(f"  stored and decided, one after the other in one process: {faces / (write_s + decide_s):8.0f} faces/s")
 
 
 if __name__ == "__main__":

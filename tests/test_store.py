@@ -31,18 +31,34 @@ def test_replayed_sequence_writes_nothing_twice(faces, conn):
     assert conn.execute("SELECT count(*) FROM sequences").fetchone()[0] == 1
 
 
+def tail_of(seq: Sequence, key: str, start: int) -> Sequence:
+    """The faces of `seq` from `start` on, under another key (footage a replay rebuilt as part of a track)."""
+    return Sequence(**{**seq.__dict__, "sequence_id": f"v:{key}", "embeddings": seq.embeddings[start:],
+                       "frames": seq.frames[start:], "face_index": seq.face_index[start:], "boxes_xyxy": seq.boxes_xyxy[start:],
+                       "kps": seq.kps[start:], "scores": seq.scores[start:], "quality": seq.quality[start:]})
+
+
 def test_footage_stored_under_another_key_is_not_written_again(faces, conn):
     whole = sequence("whole", person(0))
     first = store(faces, whole)
-    tail = Sequence(**{**whole.__dict__, "sequence_id": "v:tail", "embeddings": whole.embeddings[4:],
-                       "frames": whole.frames[4:], "face_index": whole.face_index[4:], "boxes_xyxy": whole.boxes_xyxy[4:],
-                       "kps": whole.kps[4:], "scores": whole.scores[4:], "quality": whole.quality[4:]})
-    assert faces.write_sequences([tail]) == [(first, False)]
+    assert faces.write_sequences([tail_of(whole, "tail", 4)]) == [(first, False)]
     assert conn.execute("SELECT count(*) FROM sequences").fetchone()[0] == 1
     longer = sequence("longer", np.concatenate([person(0, 2), whole.embeddings]))
     longer = Sequence(**{**longer.__dict__, "frames": np.concatenate([whole.frames[:1] - 2, whole.frames[:1] - 1,
                                                                        whole.frames]).astype(np.int32)})
     assert faces.write_sequences([longer])[0][1], "a sequence with any new face is new footage"
+
+
+def test_one_batch_stores_what_its_sequences_written_one_by_one_would(faces, conn):
+    whole, other = sequence("whole", person(0)), sequence("other", person(1))
+    written = faces.write_sequences([whole, tail_of(whole, "tail", 4), other, whole])
+    (whole_id, whole_new), tail, (other_id, other_new), again = written
+    assert whole_new and other_new and whole_id != other_id
+    assert tail == again == (whole_id, False), "footage held by a sequence earlier in the batch is not written twice"
+    assert conn.execute("SELECT count(*) FROM sequences").fetchone()[0] == 2
+    assert conn.execute("SELECT sequence_id, count(*) FROM faces GROUP BY sequence_id ORDER BY sequence_id").fetchall() == [
+        (whole_id, 12), (other_id, 12)]
+    assert faces.write_sequences([other, whole]) == [(other_id, False), (whole_id, False)]
 
 
 def test_same_person_is_recognised_and_a_stranger_is_new(faces, conn):

@@ -34,7 +34,7 @@ class PgFaceStore:
         with self.conn.transaction():
             for model in models:
                 check_model(self.conn, model)
-            written = [writes.write_sequence(self.conn, seq) for seq in batch]
+            written = writes.write_sequences(self.conn, batch)
         self.models_checked |= models
         return written
 

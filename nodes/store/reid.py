@@ -32,18 +32,20 @@ class Decision:
 
 
 def candidate_ids(conn: psycopg.Connection, embeddings: np.ndarray, s: ReidSettings, exclude_sequence: int | None) -> list[int]:
-    """Clusters voted for by the nearest stored faces of the sequence's embeddings, plus the nearest centroids."""
+    """Clusters voted for by the stored sequences (their centroids) and enrolled photos nearest the sequence's
+    embeddings, plus the clusters with the nearest centroids."""
     conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
     ranked: list[int] = []
     if s.query_vectors:
         conn.execute(f"SET LOCAL hnsw.ef_search = {int(s.ef_search)}")
         probes = [Vector(q) for q in sample(embeddings, s.query_vectors)]
         rows = conn.execute(
-            "SELECT f.cluster_id FROM unnest(%s::vector[]) AS q(v) CROSS JOIN LATERAL ("
-            "SELECT cluster_id FROM faces WHERE cluster_id IS NOT NULL AND sequence_id IS DISTINCT FROM %s "
-            "ORDER BY embedding <=> q.v LIMIT %s) f",
-            # IS DISTINCT FROM NULL would mean IS NOT NULL and drop faces without a sequence: compare with -1
-            (probes, -1 if exclude_sequence is None else exclude_sequence, s.neighbours)).fetchall()
+            "SELECT v.cluster_id FROM unnest(%s::vector[]) AS q(v) CROSS JOIN LATERAL ("
+            "(SELECT cluster_id FROM sequences WHERE cluster_id IS NOT NULL AND id <> %s "
+            "ORDER BY centroid <=> q.v LIMIT %s) UNION ALL "
+            "(SELECT cluster_id FROM faces WHERE sequence_id IS NULL AND cluster_id IS NOT NULL "
+            "ORDER BY embedding <=> q.v LIMIT %s)) v",
+            (probes, -1 if exclude_sequence is None else exclude_sequence, s.neighbours, s.neighbours)).fetchall()
         ranked = [c for c, _ in Counter(r[0] for r in rows).most_common(s.max_candidates)]
     if s.centroid_candidates:
         conn.execute(f"SET LOCAL hnsw.ef_search = {int(s.centroid_ef_search)}")
@@ -57,18 +59,21 @@ def candidate_ids(conn: psycopg.Connection, embeddings: np.ndarray, s: ReidSetti
 
 def co_occurring_clusters(conn: psycopg.Connection, sequence_db_id: int) -> set[int]:
     """Clusters holding a sequence of the same source on screen in an overlapping frame range: other people."""
-    row = conn.execute("SELECT so.name, s.first_frame, s.last_frame FROM sequences s JOIN sources so "
-                       "ON so.id = s.source_id WHERE s.id = %s", (sequence_db_id,)).fetchone()
-    return clusters_on_screen(conn, *row) if row else set()  # the sequence itself has no cluster yet
+    row = conn.execute("SELECT source_id, first_frame, last_frame FROM sequences WHERE id = %s", (sequence_db_id,)).fetchone()
+    return on_screen(conn, *row) if row else set()  # the sequence itself has no cluster yet
 
 
 def clusters_on_screen(conn: psycopg.Connection, source: str, first_frame: int, last_frame: int) -> set[int]:
     """Clusters holding a stored sequence of this source in an overlapping frame range (someone else than a
     sequence on screen then)."""
-    rows = conn.execute(
-        "SELECT DISTINCT s.cluster_id FROM sequences s JOIN sources so ON so.id = s.source_id WHERE so.name = %s "
-        "AND s.first_frame <= %s AND s.last_frame >= %s AND s.cluster_id IS NOT NULL",
-        (source, last_frame, first_frame)).fetchall()
+    row = conn.execute("SELECT id FROM sources WHERE name = %s", (source,)).fetchone()
+    return on_screen(conn, row[0], first_frame, last_frame) if row else set()
+
+
+def on_screen(conn: psycopg.Connection, source_id: int, first_frame: int, last_frame: int) -> set[int]:
+    # the source id as a value lets the planner see how few sequences of it end after first_frame
+    rows = conn.execute("SELECT DISTINCT cluster_id FROM sequences WHERE source_id = %s AND last_frame >= %s "
+                        "AND first_frame <= %s AND cluster_id IS NOT NULL", (source_id, first_frame, last_frame)).fetchall()
     return {r[0] for r in rows}
 
 

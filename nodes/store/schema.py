@@ -100,6 +100,15 @@ MIGRATIONS: list[str] = [
     ALTER TABLE sequences ADD COLUMN seen_at timestamptz;
     CREATE INDEX sequences_seen_at ON sequences (seen_at);
     """,
+    # 6: the ANN target is the sequence, not the face: one index entry per stored sequence (its centroid) and per
+    # enrolled photo, so writing faces and assigning them maintain no vector index (bench/reid_scale.py); who
+    # was on screen at the same time is found by index, not by a scan of every sequence
+    """
+    DROP INDEX faces_embedding_hnsw;
+    CREATE INDEX sequences_centroid_hnsw ON sequences USING hnsw (centroid vector_cosine_ops);
+    CREATE INDEX photo_faces_hnsw ON faces USING hnsw (embedding vector_cosine_ops) WHERE sequence_id IS NULL;
+    CREATE INDEX sequences_source_last_frame ON sequences (source_id, last_frame);
+    """,
 ]
 
 

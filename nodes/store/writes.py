@@ -1,10 +1,14 @@
-"""Idempotent writes: closed sequences (faces go in with COPY) and enrolled photos; natural keys make replays write nothing."""
+"""Idempotent writes: closed sequences, a batch in a few statements (faces go in with COPY), and enrolled photos;
+natural keys make replays write nothing."""
 
 from __future__ import annotations
+
+from collections import Counter
 
 import cv2
 import numpy as np
 import psycopg
+from pgvector import Vector
 
 from nodes.messages import Sequence
 
@@ -23,48 +27,102 @@ def ensure_source(conn: psycopg.Connection, name: str, path: str, camera: str = 
         (name, path, camera or None, location or None, start_time, start_time)).fetchone()[0]
 
 
-def holder_of_faces(conn: psycopg.Connection, source_id: int, seq: Sequence) -> int | None:
-    """The stored sequence that already holds every face of `seq` (the same footage run again, or a replay
-    that rebuilt part of a stored track), or None when any face of it is new."""
+def stored_holders(conn: psycopg.Connection, batch: list[Sequence], sources: list[int]) -> list[list[int | None]]:
+    """For each sequence of the batch, the stored sequence holding each of its faces (None: not stored); one query,
+    each face looked up by its key."""
+    numbers = np.concatenate([np.full(seq.size, i) for i, seq in enumerate(batch)]).tolist()
     rows = conn.execute(
-        "SELECT f.sequence_id, count(*) FROM unnest(%s::int[], %s::int[]) AS q(frame, face_index) "
-        "LEFT JOIN faces f ON f.source_id = %s AND f.frame = q.frame AND f.face_index = q.face_index "
-        "GROUP BY f.sequence_id ORDER BY count(*) DESC",
-        (seq.frames.tolist(), seq.face_index.tolist(), source_id)).fetchall()
-    return None if any(holder is None for holder, _ in rows) else rows[0][0]
+        "SELECT q.n, f.sequence_id FROM unnest(%s::int[], %s::bigint[], %s::int[], %s::int[]) "
+        "WITH ORDINALITY AS q(n, source_id, frame, face_index, o) LEFT JOIN LATERAL (SELECT sequence_id FROM faces "
+        "WHERE source_id = q.source_id AND frame = q.frame AND face_index = q.face_index) f ON true ORDER BY q.o",
+        (numbers, [sources[n] for n in numbers], np.concatenate([seq.frames for seq in batch]).tolist(),
+         np.concatenate([seq.face_index for seq in batch]).tolist())).fetchall()
+    holders: list[list[int | None]] = [[] for _ in batch]
+    for n, holder in rows:
+        holders[n].append(holder)
+    return holders
 
 
-def write_sequence(conn: psycopg.Connection, seq: Sequence) -> tuple[int, bool]:
-    """Store one closed sequence with its faces and crops; returns (sequence id, newly written).
-
-    Keys come from content (nodes.tracking.sequence_key), so a sequence seen before is found by its key;
-    one whose every face is stored already (under another key) is not written again either."""
-    source_id = ensure_source(conn, seq.video, seq.video_path, seq.camera, seq.location, seq.start_time)
-    if (holder := holder_of_faces(conn, source_id, seq)) is not None:
-        return holder, False
-    row = conn.execute(
+def insert_sequences(conn: psycopg.Connection, batch: list[Sequence], sources: list[int]) -> dict[str, tuple[int, bool]]:
+    """Insert the sequences' rows; (id, newly inserted) by key (a key stored before keeps its row)."""
+    columns = list(zip(*[(sources[i], seq.sequence_id, seq.first_frame, seq.last_frame, seq.first_ts, seq.last_ts,
+                          seq.size, Vector(seq.centroid), seq.start_time + seq.first_ts if seq.start_time > 0 else None)
+                         for i, seq in enumerate(batch)], strict=True))
+    inserted = conn.execute(
         "INSERT INTO sequences (source_id, seq_key, first_frame, last_frame, first_ts, last_ts, size, centroid, seen_at) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, CASE WHEN %s > 0 THEN to_timestamp(%s) END) "
-        "ON CONFLICT (seq_key) DO NOTHING RETURNING id",
-        (source_id, seq.sequence_id, seq.first_frame, seq.last_frame, seq.first_ts, seq.last_ts, seq.size,
-         seq.centroid, seq.start_time, seq.start_time + seq.first_ts)).fetchone()
-    if row is None:
-        return conn.execute("SELECT id FROM sequences WHERE seq_key = %s", (seq.sequence_id,)).fetchone()[0], False
-    sequence_id = row[0]
+        "SELECT source_id, seq_key, first_frame, last_frame, first_ts, last_ts, size, centroid, to_timestamp(seen_at) "
+        "FROM unnest(%s::bigint[], %s::text[], %s::int[], %s::int[], %s::float8[], %s::float8[], %s::int[], "
+        "%s::vector[], %s::float8[]) AS q(source_id, seq_key, first_frame, last_frame, first_ts, last_ts, size, "
+        "centroid, seen_at) ON CONFLICT (seq_key) DO NOTHING RETURNING seq_key, id", [list(c) for c in columns]).fetchall()
+    ids = {key: (sequence_id, True) for key, sequence_id in inserted}
+    old = [seq.sequence_id for seq in batch if seq.sequence_id not in ids]
+    if old:
+        ids |= {key: (sequence_id, False) for key, sequence_id in
+                conn.execute("SELECT seq_key, id FROM sequences WHERE seq_key = ANY(%s)", (old,)).fetchall()}
+    return ids
+
+
+def copy_faces(conn: psycopg.Connection, rows: list[tuple[Sequence, int, int]]) -> None:
+    """The faces of each (sequence, source id, stored id), with COPY; faces stored before stay as they are."""
     conn.execute("CREATE TEMP TABLE IF NOT EXISTS faces_in (LIKE faces INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
     with conn.cursor().copy(f"COPY faces_in ({FACE_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
         copy.set_types(FACE_TYPES)
-        for i in range(seq.size):
-            copy.write_row((source_id, int(seq.frames[i]), int(seq.face_index[i]), sequence_id,
-                            seq.boxes_xyxy[i].tolist(), seq.kps[i].ravel().tolist(), float(seq.scores[i]),
-                            float(seq.quality[i]), seq.embeddings[i]))
+        for seq, source_id, sequence_id in rows:
+            for i in range(seq.size):
+                copy.write_row((source_id, int(seq.frames[i]), int(seq.face_index[i]), sequence_id,
+                                seq.boxes_xyxy[i].tolist(), seq.kps[i].ravel().tolist(), float(seq.scores[i]),
+                                float(seq.quality[i]), seq.embeddings[i]))
     conn.execute(f"INSERT INTO faces ({FACE_COLUMNS}) SELECT {FACE_COLUMNS} FROM faces_in "
                  "ON CONFLICT (source_id, frame, face_index) DO NOTHING")
-    for frame, crop in zip(seq.crop_frames, seq.crops, strict=True):
-        ok, png = cv2.imencode(".png", crop)
-        if ok:
-            conn.execute("INSERT INTO crops VALUES (%s, %s, %s) ON CONFLICT DO NOTHING", (sequence_id, int(frame), png.tobytes()))
-    return sequence_id, True
+
+
+def write_crops(conn: psycopg.Connection, rows: list[tuple[Sequence, int, int]]) -> None:
+    crops = [(sequence_id, int(frame), png.tobytes()) for seq, _, sequence_id in rows
+             for frame, crop in zip(seq.crop_frames, seq.crops, strict=True)
+             for ok, png in [cv2.imencode(".png", crop)] if ok]
+    with conn.cursor() as cursor:
+        cursor.executemany("INSERT INTO crops VALUES (%s, %s, %s) ON CONFLICT DO NOTHING", crops)
+
+
+def write_sequences(conn: psycopg.Connection, batch: list[Sequence]) -> list[tuple[int, bool]]:
+    """Store closed sequences with their faces and crops; returns (sequence id, newly written) for each.
+
+    Keys come from content (nodes.tracking.sequence_key), so a sequence seen before is found by its key; one
+    whose every face is stored already (under another key, or by a sequence earlier in the batch) is not written
+    again either, and its id is that of the sequence holding most of its faces. A few statements per batch."""
+    source_ids: dict[tuple, int] = {}
+    for seq in batch:
+        where = (seq.video, seq.video_path, seq.camera, seq.location, seq.start_time)
+        if where not in source_ids:
+            source_ids[where] = ensure_source(conn, *where)
+    sources = [source_ids[(seq.video, seq.video_path, seq.camera, seq.location, seq.start_time)] for seq in batch]
+    queued: dict[tuple[int, int, int], int] = {}  # face key -> number in the batch of the sequence writing it
+    held: dict[int, int | tuple[str, int]] = {}  # number in the batch -> stored holder, or ("queued", its number)
+    fresh: list[int] = []
+    for n, (seq, stored) in enumerate(zip(batch, stored_holders(conn, batch, sources), strict=True)):
+        keys = [(sources[n], int(f), int(i)) for f, i in zip(seq.frames, seq.face_index, strict=True)]
+        holders = [h if h is not None else ("queued", queued[k]) if k in queued else None
+                   for h, k in zip(stored, keys, strict=True)]
+        if None in holders:
+            fresh.append(n)
+            queued |= {k: n for k, h in zip(keys, holders, strict=True) if h is None}
+        else:
+            held[n] = Counter(holders).most_common(1)[0][0]
+    ids = insert_sequences(conn, [batch[n] for n in fresh], [sources[n] for n in fresh]) if fresh else {}
+    written = [(batch[n], sources[n], ids[batch[n].sequence_id][0]) for n in fresh if ids[batch[n].sequence_id][1]]
+    if written:
+        copy_faces(conn, written)
+        write_crops(conn, written)
+    results: list[tuple[int, bool]] = []
+    for n, seq in enumerate(batch):
+        holder = held.get(n)
+        if holder is None:
+            results.append(ids[seq.sequence_id])
+        elif isinstance(holder, tuple):
+            results.append((ids[batch[holder[1]].sequence_id][0], False))
+        else:
+            results.append((holder, False))
+    return results
 
 
 def write_photo_face(conn: psycopg.Connection, photo: str, path: str, embedding: np.ndarray, box: np.ndarray,
