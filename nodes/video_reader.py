@@ -63,9 +63,11 @@ def _open(path: str, stream: bool) -> cv2.VideoCapture:
 
 
 def frames_from_video(path: str, start_s: float, end_s: float | None, reconnect_s: float, progress: Progress,
-                      count: Count, origin: float = 0.0) -> Iterator[tuple[int, float, np.ndarray]]:
+                      count: Count, origin: float = 0.0,
+                      wanted: Callable[[int], bool] = lambda index: True) -> Iterator[tuple[int, float, np.ndarray]]:
     """(index, seconds, image) of a file from start_s to end_s, or of a stream for ever (reconnecting); a stream's
-    seconds count from the wall-clock time `origin`."""
+    seconds count from the wall-clock time `origin`. Frames not `wanted` are decoded (later ones need them) but not
+    converted to images, and not yielded."""
     stream = is_stream(path)
     cap = _open(path, stream)
     fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
@@ -77,7 +79,8 @@ def frames_from_video(path: str, start_s: float, end_s: float | None, reconnect_
     backoff = Backoff(first=reconnect_s, cap=RECONNECT_CAP_S)
     decoded_any = False
     while True:
-        ok, image = cap.read() if cap.isOpened() else (False, None)
+        skip = not wanted(index)
+        ok, image = (cap.grab(), None) if skip else cap.read() if cap.isOpened() else (False, None)
         if not ok:
             if not stream:
                 if not decoded_any:
@@ -99,7 +102,8 @@ def frames_from_video(path: str, start_s: float, end_s: float | None, reconnect_
         ts = index / fps if not stream else time.time() - origin
         if end_s is not None and not stream and ts > end_s:
             break
-        yield index, ts, image
+        if not skip:
+            yield index, ts, image
         index += 1
         progress(index, total)
     cap.release()

@@ -106,16 +106,20 @@ class VideoSourceNode(SourceNode):
         if self.client is not None and last is not None:
             self.client.call(None, lambda store: store.mark_end(self.video_id, last + 1))
 
+    def _wanted(self, index: int) -> bool:
+        """Whether frame `index` is emitted: every `stride`th, from the resume frame on."""
+        return index % self.params.stride == 0 and index >= self.resume_frame
+
     def _frames(self) -> Iterator[Frame]:
         p = self.params
         if Path(self.path).is_dir():
             frames = self.reader.frames_from_folder(self.path, self.set_progress, self.context.count)
         else:
             frames = self.reader.frames_from_video(self.path, p.start_s, p.end_s, p.reconnect_s, self.set_progress,
-                                                   self.context.count, self.start_time)
+                                                   self.context.count, self.start_time, self._wanted)
         started = time.monotonic()
         for index, ts, image in frames:
-            if index % p.stride or index < self.resume_frame:
+            if not self._wanted(index):
                 continue
             if p.skip_similar and self._similar_to_last(image):
                 self.context.count("skipped_similar")

@@ -115,6 +115,66 @@ def test_video_that_breaks_off_is_processed_up_to_the_break_and_fails_the_run(ru
     assert "Traceback" not in err
 
 
+def test_detector_input_follows_the_frame_and_finds_what_the_square_input_finds(model_root):
+    from nodes.detector import DetectorNode, detector_input
+    from nodes.messages import Frame
+    from zdg.testing import NodeHarness
+
+    assert detector_input((720, 1280, 3), 640, "aspect") == (640, 384)  # 16:9: 360 rounded up to SCRFD's stride
+    assert detector_input((1280, 720, 3), 640, "aspect") == (384, 640)
+    assert detector_input((480, 640, 3), 640, "aspect") == (640, 480)
+    assert detector_input((720, 1280, 3), 640, "square") == (640, 640)
+    nodes = {shape: NodeHarness(DetectorNode, input_shape=shape).node for shape in ("aspect", "square")}
+    cap = cv2.VideoCapture(str(shared_path("data", "videos", "friends_poker.mp4")))
+    found = {shape: [] for shape in nodes}
+    for index in range(0, 300, 30):
+        cap.set(cv2.CAP_PROP_POS_FRAMES, index)
+        image = cap.read()[1]
+        for shape, node in nodes.items():
+            found[shape].append(node.detect(Frame("v", "", index, index, 0.0, image)).boxes_xyxy)
+    pairs = list(zip(found["aspect"], found["square"], strict=True))
+    assert sum(len(square) for _, square in pairs) >= 15
+    for aspect, square in pairs:  # the same faces, no more and no fewer, at the same places
+        assert len(aspect) == len(square)
+        np.testing.assert_allclose(np.sort(aspect, axis=0), np.sort(square, axis=0), atol=2)
+
+
+def test_strided_frames_are_the_same_frames_whether_or_not_the_others_become_images():
+    from nodes.video_reader import frames_from_video
+
+    clip = str(shared_path("data", "videos", "short_hamilton_clip.mp4"))
+    read = lambda **kw: list(frames_from_video(clip, 0, None, 1, lambda *a: None, lambda *a: None, **kw))  # noqa: E731
+    every = {index: (ts, image) for index, ts, image in read()}
+    strided = read(wanted=lambda index: index % 3 == 0)
+    assert [index for index, _, _ in strided] == list(range(0, max(every) + 1, 3))
+    for index, ts, image in strided:
+        assert ts == every[index][0] and np.array_equal(image, every[index][1])
+
+
+def test_an_int8_recogniser_pack_gives_nearly_the_same_embeddings_and_is_a_model_of_its_own(model_root, tmp_path):
+    from nodes.detector import DetectorNode
+    from nodes.embedder import EmbedderNode
+    from nodes.messages import Frame
+    from zdg.testing import NodeHarness
+
+    clip = str(shared_path("data", "videos", "friends_poker.mp4"))
+    done = zdg("models", "quantize", "mfn128", "--clip", clip, "--frames", "8", "--root", str(tmp_path), timeout=300)
+    assert done.returncode == 0, done.stderr
+    pack = tmp_path / "mfn128_int8"
+    assert "calibrated on" in (pack / "SOURCES.md").read_text() and (pack / "mobilefacenet_128.onnx").is_file()
+    cap = cv2.VideoCapture(str(shared_path("data", "videos", "short_hamilton_clip.mp4")))  # not the calibration clip
+    faces = NodeHarness(DetectorNode).node.detect(Frame("v", "", 0, 0, 0.0, cap.read()[1]))
+    assert len(faces)
+    fp32 = NodeHarness(EmbedderNode, pack="mfn128").node
+    int8 = NodeHarness(EmbedderNode, pack="mfn128_int8", model_root=str(tmp_path)).node
+    a, b = fp32.embed(list(faces.crops)), int8.embed(list(faces.crops))
+    assert ((a * b).sum(axis=1) > 0.9).all()
+    assert int8.recogniser.name == "mfn128_int8" != fp32.recogniser.name  # a store keeps one model: never mixed
+    missing = zdg("models", "quantize", "no_such_pack", "--clip", clip)
+    assert missing.returncode != 0 and "model pack 'no_such_pack': no *.onnx found" in missing.stderr
+    assert "Traceback" not in missing.stderr
+
+
 @pytest.mark.parametrize(("backend", "pack"), [("insightface", "mfn128"), ("dlib", "mfn128")])
 def test_embedder_backends_tell_the_two_people_apart_across_frames(model_root, backend, pack):
     from nodes.detector import DetectorNode
