@@ -29,6 +29,7 @@ class DbWriterNode(Node):
     inputs = {"in": Sequence}
     outputs = {"out": Sequence}
     deploy = Deploy(image="zdg-faces", store=True)
+    preload = ("nodes.store_client", "nodes.store.pg")
     batch_timeout_ms = 200
 
     def setup(self) -> None:

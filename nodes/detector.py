@@ -51,6 +51,7 @@ class DetectorNode(Node):
     inputs = {"in": Frame}
     outputs = {"out": Faces}
     deploy = Deploy(image="zdg-faces", models=True)
+    preload = ("nodes.models", "nodes.pose", "insightface.model_zoo", "insightface.utils.face_align")
 
     @classmethod
     def deployment(cls, params: DetectorParams) -> Deploy:

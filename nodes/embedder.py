@@ -37,6 +37,7 @@ class EmbedderNode(Node):
     inputs = {"in": Faces}
     outputs = {"out": Faces}
     deploy = Deploy(image="zdg-faces", models=True)
+    preload = ("nodes.recognisers", "insightface.model_zoo")
 
     @classmethod
     def deployment(cls, params: EmbedderParams) -> Deploy:

@@ -27,6 +27,7 @@ class GallerySinkNode(SinkNode):
     Params = GallerySinkParams
     inputs = {"in": (Sequence, ReidDecision)}
     deploy = Deploy(image="zdg-faces", models=True)  # reads the clips it annotates
+    preload = ("nodes.annotate", "nodes.video_reader")
 
     def setup(self) -> None:
         from nodes import annotate

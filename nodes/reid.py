@@ -34,6 +34,7 @@ class ReidNode(Node):
     inputs = {"in": Sequence, "open": Sequence}
     outputs = {"out": ReidDecision}
     deploy = Deploy(image="zdg-faces", store=True)
+    preload = ("nodes.store_client", "nodes.store.pg")
 
     def setup(self) -> None:
         from nodes.store_client import StoreClient

@@ -76,6 +76,7 @@ class SequencerNode(Node):
     inputs = {"in": Faces}
     outputs = {"out": Sequence, "update": Sequence}
     deploy = Deploy(image="zdg-faces")
+    preload = ("nodes.tracking",)
 
     def setup(self) -> None:
         from nodes import tracking

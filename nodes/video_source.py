@@ -42,6 +42,7 @@ class VideoSourceNode(SourceNode):
     Params = VideoSourceParams
     outputs = {"out": Frame}
     deploy = Deploy(image="zdg-faces", models=True)
+    preload = ("nodes.video_reader",)
 
     @classmethod
     def deployment(cls, params: VideoSourceParams) -> Deploy:

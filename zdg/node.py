@@ -85,6 +85,7 @@ class Node:
     inputs: ClassVar[Mapping[str, PortType]] = {"in": None}
     outputs: ClassVar[Mapping[str, PortType]] = {"out": None}
     deploy: ClassVar[Deploy] = Deploy()
+    preload: ClassVar[tuple[str, ...]] = ()  # modules setup() imports: `zdg run` imports them once for all its processes
     batch_size: int = 1
     batch_timeout_ms: float = 50.0
 

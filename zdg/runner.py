@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import json
 import logging
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -27,16 +24,11 @@ from zdg.registry import prepare_plugins
 from zdg.retry import Backoff
 from zdg.wiring import Plan, Transport, compile_plan
 from zdg.worker import EXIT_FATAL, EXIT_INPUT, EXIT_OK
+from zdg.zygote import ForkedProcess, Zygote
 
 log = logging.getLogger("zdg.runner")
 MAX_IPC_PATH = 100
 STABLE_AFTER_S = 30.0
-
-
-def _die_with_parent() -> None:
-    """Children get SIGTERM if the runner itself is killed (Linux prctl PR_SET_PDEATHSIG)."""
-    with contextlib.suppress(OSError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
 
 
 def _write_above_bar(stream: IO[bytes]) -> None:
@@ -51,7 +43,7 @@ class Replica:
     node: str
     index: int
     source: bool
-    proc: subprocess.Popen | None = None
+    proc: ForkedProcess | None = None
     started: float = 0.0
     restarts: int = 0
     streak: int = 0
@@ -86,8 +78,8 @@ class Runner:
         return self.run_dir / "metrics"
 
     def _command(self, rep: Replica) -> list[str]:
-        cmd = [sys.executable, "-m", "zdg", "node", str(self.graph.path), rep.node, "--replica", str(rep.index),
-               "--run-dir", str(self.run_dir)]
+        """The replica's `zdg` arguments: what `python -m zdg node ...` would be given."""
+        cmd = ["node", str(self.graph.path), rep.node, "--replica", str(rep.index), "--run-dir", str(self.run_dir)]
         for item in self.overrides:
             cmd += ["--set", item]
         return cmd
@@ -96,12 +88,23 @@ class Runner:
     def shows_bar(self) -> bool:
         return self.progress if self.progress is not None else sys.stderr.isatty()
 
+    def _start_zygote(self) -> Zygote:
+        """The parent of every node process, pre-loading what the graph's nodes import; with the progress bar
+        shown, their log lines come through one pipe and are written above the bar."""
+        modules = ["zdg.cli", "zdg.worker"]
+        for ndef in self.graph.nodes.values():
+            modules += [ndef.cls.__module__, *ndef.cls.preload]
+        if not self.shows_bar:
+            return Zygote(list(dict.fromkeys(modules)))
+        read_end, write_end = os.pipe()
+        zygote = Zygote(list(dict.fromkeys(modules)), write_end)
+        os.close(write_end)
+        threading.Thread(target=_write_above_bar, args=(os.fdopen(read_end, "rb"),), daemon=True).start()
+        return zygote
+
     def _start(self, rep: Replica) -> None:
-        """Start a replica's process; with the progress bar shown, its log lines are written above the bar."""
-        rep.proc = subprocess.Popen(self._command(rep), start_new_session=True, preexec_fn=_die_with_parent,
-                                    env={**os.environ, **self.node_env}, stderr=subprocess.PIPE if self.shows_bar else None)
-        if rep.proc.stderr is not None:
-            threading.Thread(target=_write_above_bar, args=(rep.proc.stderr,), daemon=True).start()
+        """Start a replica's process, forked by the zygote."""
+        rep.proc = self.zygote.spawn(self._command(rep), {**os.environ, **self.node_env})
         rep.started = time.monotonic()
         rep.restart_at = None
 
@@ -185,6 +188,13 @@ class Runner:
     def run(self) -> int:
         self.started_at = time.time()
         self._prepare()
+        self.zygote = self._start_zygote()  # before any thread of ours; it imports while the store starts
+        try:
+            return self._run()
+        finally:
+            self.zygote.close()
+
+    def _run(self) -> int:
         for prepare in prepare_plugins():  # services the nodes share, started once (e.g. the embedded store)
             self.node_env |= prepare(self.graph, {**zdg_environment(), **self.node_env})
         for link in self.plan.external_topics():
