@@ -70,7 +70,10 @@ def test_a_curve_topic_delivers_to_a_keyed_client_only(tmp_path):
         _, msg = next(zdg.subscribe(endpoint, "reid", timeout_s=20, keys=viewer, server="box"))
         assert msg["cluster_id"] == 7
         assert list(zdg.subscribe(endpoint, "reid", timeout_s=1.5, keys=stranger, server="box")) == []
-        assert server.refused >= 1
+        assert server.count_refused() >= 1
+        refused = server.refused
+        assert list(zdg.subscribe(endpoint, "reid", timeout_s=1.5)) == [], "no key, no CURVE: nothing"
+        assert server.count_refused() > refused, "a plaintext subscriber is refused and counted too"
     finally:
         stop.set()
         thread.join()

@@ -58,6 +58,22 @@ def test_compose_wires_services_by_the_graph(tmp_path):
     assert "relay-e2" in demo  # both sides replicated: the same relay as local runs
 
 
+def test_the_publisher_of_a_secure_topic_gets_its_box_keys_and_no_other_service_does(write_graph):
+    graph = write_graph("""\
+        name: sec
+        nodes:
+          - {name: counter, type: counter, params: {count: 10}}
+          - {name: square, type: square}
+        edges:
+          - {from: counter, to: square}
+          - {from: square, pattern: pub, topic: squares, secure: true}
+        """)
+    services = yaml.safe_load(zdg("compose", str(graph)).stdout)["services"]
+    assert services["square"]["environment"]["ZDG_KEYS"] == "/keys"
+    assert "${ZDG_KEYS:-./keys/local}:/keys:ro" in services["square"]["volumes"]
+    assert "ZDG_KEYS" not in services["counter"].get("environment", {})
+
+
 def test_compose_on_invalid_graph_gives_validate_errors(write_graph):
     bad = write_graph("name: g\nnodes:\n  - name: a\n    type: counter\n    replicas: 0\n")
     compose, validate = zdg("compose", str(bad)), zdg("validate", str(bad))

@@ -113,6 +113,41 @@ def test_external_subscriber_gets_messages_and_eos(write_graph, tmp_path, run_di
     assert runner.returncode == 0, err
 
 
+def test_a_secure_topic_reaches_a_keyed_subscriber_only_and_counts_the_others(write_graph, tmp_path, run_dir):
+    graph = endless_squares(write_graph, "sec")
+    graph.write_text(graph.read_text().replace("topic: squares", "topic: squares\n    secure: true"))
+    keys = tmp_path / "keys"
+    made = subprocess.run([sys.executable, "-m", "zdg", "keys", str(graph), "-o", str(keys), "--client", "alice"],
+                          cwd=REPO, capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr
+    assert sorted(p.name for p in (keys / "alice").iterdir()) == ["alice.key_secret", "local.key"]
+    runner = subprocess.Popen([sys.executable, "-m", "zdg", "run", str(graph), "--run-dir", str(run_dir / "s"),
+                               "--no-progress", "--keys", str(keys / "local")], cwd=REPO, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    endpoint = f"ipc://{run_dir}/s/e1.sock"
+    sub = [sys.executable, "-m", "zdg", "sub", endpoint, "squares"]
+    try:
+        keyed = subprocess.run([*sub, "--count", "5", "--timeout", "20", "--keys", str(keys / "alice")], cwd=REPO,
+                               capture_output=True, text=True, timeout=60)
+        assert len(keyed.stdout.splitlines()) == 5, keyed.stderr
+        plain = subprocess.run([*sub, "--timeout", "3"], cwd=REPO, capture_output=True, text=True, timeout=60)
+        assert plain.returncode == 0 and plain.stdout == "", "without a key nothing arrives"
+        time.sleep(1)  # the publisher writes its metrics twice a second
+        metrics = json.loads((run_dir / "s" / "metrics" / "square.0.json").read_text())
+        assert metrics["auth_refused"] >= 1
+    finally:
+        runner.send_signal(signal.SIGINT)
+        _, err = runner.communicate(timeout=20)
+    assert runner.returncode == 0, err
+
+
+def test_secure_is_refused_on_an_edge_inside_the_graph(write_graph):
+    graph = endless_squares(write_graph, "sec2")
+    graph.write_text(graph.read_text().replace("to: square", "to: square\n    secure: true"))
+    done = subprocess.run([sys.executable, "-m", "zdg", "validate", str(graph)], cwd=REPO, capture_output=True, text=True)
+    assert done.returncode != 0 and "edges[0].secure" in done.stderr and "outside topics" in done.stderr
+
+
 def test_node_that_raises_keeps_running_and_counts_errors(write_graph, tmp_path, run_graph):
     graph, out = pipeline(write_graph, tmp_path, count=200, fail_on=(3, 50, 199))
     result = run_graph(graph)

@@ -33,7 +33,12 @@ SOCKET_TYPES = {"XPUB": zmq.XPUB, "ROUTER": zmq.ROUTER, "DEALER": zmq.DEALER, "X
 
 
 def _attach(sock: zmq.Socket, link: Link, transport: Transport, binds: bool) -> None:
-    if link.crosses_boxes and transport.kind == "tcp":
+    if link.secure:
+        if transport.keys is None:
+            raise MissingKeyError(f"topic {link.topic!r} is secure: give the box's key folder (--keys or $ZDG_KEYS, "
+                                  "made by `zdg keys GRAPH --client NAME`)")
+        transport.keys.serve(sock)
+    elif link.crosses_boxes and transport.kind == "tcp":
         if transport.keys is None:
             raise MissingKeyError(f"link {link.id} crosses boxes ({link.src_host} -> {link.dst_host}): "
                                   "give the box's key folder (--keys or $ZDG_KEYS, made by `zdg keys`)")

@@ -44,7 +44,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     graph = load_graph(args.graph, args.overrides)
     run_dir = args.run_dir or default_run_dir(graph)
     progress = False if args.no_progress else None
-    return Runner(graph, args.overrides, run_dir, args.max_restarts, args.grace, progress).run()
+    return Runner(graph, args.overrides, run_dir, args.max_restarts, args.grace, progress, args.keys).run()
 
 
 def _addresses(items: list[str]) -> dict[str, str]:
@@ -58,7 +58,7 @@ def _addresses(items: list[str]) -> dict[str, str]:
 
 
 def cmd_node(args: argparse.Namespace) -> int:
-    from zdg.curve import CurveKeys
+    from zdg.curve import LOCAL_BOX, CurveKeys
     from zdg.wiring import Transport, compile_plan
     from zdg.worker import run_node
 
@@ -67,7 +67,7 @@ def cmd_node(args: argparse.Namespace) -> int:
     metrics_dir = run_dir / "metrics"
     metrics_dir.mkdir(parents=True, exist_ok=True)
     ndef = compile_plan(graph).nodes.get(args.node)
-    keys = CurveKeys(args.keys, ndef.host) if args.keys and ndef and ndef.host else None
+    keys = CurveKeys(args.keys, ndef.host or LOCAL_BOX) if args.keys and ndef else None
     transport = Transport(args.transport, run_dir, {**graph.hosts, **_addresses(args.address)}, keys)
     if args.transport == "tcp" and graph.settings.metrics_port:  # a container: it serves its own /metrics
         from zdg.metrics import read_all
@@ -108,13 +108,20 @@ def cmd_compose(args: argparse.Namespace) -> int:
 
 def cmd_keys(args: argparse.Namespace) -> int:
     from zdg.compose import boxes
-    from zdg.curve import generate_keys
+    from zdg.curve import LOCAL_BOX, generate_keys
+    from zdg.wiring import compile_plan
 
     graph = load_graph(args.graph)
-    if not boxes(graph):
-        raise LookupError(f"{args.graph}: no node has host:, so no edge crosses boxes and no keys are needed")
-    for folder in generate_keys(boxes(graph), args.output):
-        print(f"{folder}  (mount on box {folder.name}; holds its secret key)")
+    plan = compile_plan(graph)
+    secure = [link for link in plan.external_topics() if link.secure]
+    hosts = sorted(set(boxes(graph)) | {link.src_host or LOCAL_BOX for link in secure})
+    if not hosts:
+        raise LookupError(f"{args.graph}: no node has host: and no topic is secure, so no keys are needed")
+    if args.client and not secure:
+        raise LookupError(f"{args.graph}: no topic is secure (`secure: true` on an edge without `to:`): clients need no keys")
+    for folder in generate_keys(hosts, args.output, args.client):
+        what = "a subscriber's: zdg sub --keys" if folder.name in args.client else f"mount on box {folder.name}"
+        print(f"{folder}  ({what}; holds its secret key)")
     return 0
 
 
@@ -137,9 +144,11 @@ def cmd_bundle(args: argparse.Namespace) -> int:
 
 
 def cmd_sub(args: argparse.Namespace) -> int:
+    from zdg.curve import CurveKeys
     from zdg.subscribe import print_messages
 
-    print_messages(args.endpoint, args.topics, args.count, args.until_eos, args.timeout)
+    keys = CurveKeys(args.keys, args.name or args.keys.name) if args.keys else None
+    print_messages(args.endpoint, args.topics, args.count, args.until_eos, args.timeout, keys=keys, server=args.server)
     return 0
 
 
@@ -190,6 +199,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-restarts", type=int, default=5, help="restarts in a row before a crashing node is given up")
     p.add_argument("--grace", type=float, default=10.0, help="seconds to drain after Ctrl-C before stopping nodes")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--keys", type=Path, default=os.environ.get("ZDG_KEYS") or None,
+                   help="the CURVE key folder of box 'local' (`zdg keys GRAPH --client NAME`), for secure topics "
+                   "(default $ZDG_KEYS)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("node", help="run one replica of one node (what containers and `zdg run` start)")
@@ -199,7 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-dir", type=Path)
     p.add_argument("--transport", choices=("ipc", "tcp"), default="ipc")
     p.add_argument("--keys", type=Path, default=os.environ.get("ZDG_KEYS") or None,
-                   help="this box's CURVE key folder (from `zdg keys`), for edges that cross boxes (default $ZDG_KEYS)")
+                   help="this box's CURVE key folder (from `zdg keys`), for edges that cross boxes and secure topics "
+                   "(default $ZDG_KEYS)")
     p.add_argument("--address", action="append", default=[], metavar="BOX=ADDRESS",
                    help="where another box is reached (overrides the graph's hosts:); repeatable")
     p.set_defaults(func=cmd_node)
@@ -216,9 +229,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--store-image", default=STORE_IMAGE, help="Postgres + pgvector image (default %(default)s)")
     p.set_defaults(func=cmd_compose)
 
-    p = sub.add_parser("keys", help="make CURVE key pairs for the boxes of a graph (one folder per box)")
+    p = sub.add_parser("keys", help="make CURVE key pairs for the boxes of a graph and the subscribers of its secure "
+                       "topics (one folder each)")
     p.add_argument("graph", type=Path)
     p.add_argument("-o", "--output", type=Path, default=Path("keys"), help="default %(default)s/")
+    p.add_argument("--client", action="append", default=[], metavar="NAME",
+                   help="a subscriber of the graph's secure topics (repeatable); boxes without host: are 'local'")
     p.set_defaults(func=cmd_keys)
 
     p = sub.add_parser("build", help="build the container images (docker CLI; DOCKER_HOST picks the engine)")
@@ -242,6 +258,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--count", type=int, help="exit after this many messages")
     p.add_argument("--until-eos", action="store_true", help="exit at the first end-of-stream marker")
     p.add_argument("--timeout", type=float, help="exit after this many seconds")
+    p.add_argument("--keys", type=Path, help="a secure topic: this subscriber's key folder (`zdg keys GRAPH --client NAME`)")
+    p.add_argument("--name", help="with --keys: this subscriber's name (default: the folder's name)")
+    p.add_argument("--server", default="local", help="with --keys: the publishing box (default %(default)s: no host:)")
     p.set_defaults(func=cmd_sub)
 
     p = sub.add_parser("graph", help="print a graph as Mermaid or Graphviz dot")

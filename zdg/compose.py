@@ -16,6 +16,7 @@ import yaml
 
 from zdg import __version__
 from zdg.config import Graph, NodeDef
+from zdg.curve import LOCAL_BOX
 from zdg.wiring import Link, Plan, compile_plan, service_name, tcp_port
 
 GRAPH_IN_CONTAINER = "/etc/zdg/graph.yaml"
@@ -87,9 +88,10 @@ def _node_service(plan: Plan, ndef: NodeDef, files: ComposeFiles, overrides: lis
         volumes += ["${ZDG_MODEL_ROOT:-./models}:/models:ro", "${ZDG_DATA_ROOT:-./data}:/data:ro"]
     if deploy.store:
         env["ZDG_DSN"] = STORE_DSN
-    if crossing:
+    if crossing or any(link.secure and link.src == ndef.name for link in plan.links):
         env["ZDG_KEYS"] = "/keys"
-        volumes.append(f"${{ZDG_KEYS:-./keys/{host}}}:/keys:ro")
+        volumes.append(f"${{ZDG_KEYS:-./keys/{host or LOCAL_BOX}}}:/keys:ro")
+    if crossing:
         for other in sorted(({link.src_host for link in crossing} | {link.dst_host for link in crossing}) - {host}):
             variable = f"ZDG_ADDRESS_{other.upper().replace('-', '_').replace('.', '_')}"
             command += ["--address", f"{other}=${{{variable}:-{plan.graph.address_of(other)}}}"]

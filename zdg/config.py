@@ -42,6 +42,7 @@ class Edge:
     topic: str
     hwm: int
     policy: Policy
+    secure: bool = False  # an outside topic only keyed CURVE clients may read
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,7 @@ def build_graph(source: YamlSource, overrides: list[str] | None = None) -> Graph
             topic=e.topic or "",
             hwm=e.hwm or spec.settings.hwm,
             policy=e.policy or ("drop" if external else spec.settings.policy),
+            secure=e.secure,
         ))
     return Graph(spec.name, source.path, spec.settings, nodes, edges, dict(spec.hosts))
 

@@ -78,6 +78,9 @@ def verify_edges(spec: GraphSpec, classes: dict[str, type[Node]]) -> list[Issue]
             issues.append(Issue(("edges", i), "a pub edge needs a `topic:`"))
         if edge.pattern == "push" and edge.topic:
             issues.append(Issue(("edges", i, "topic"), "`topic:` only applies to pub edges"))
+        if edge.secure and edge.to is not None:
+            issues.append(Issue(("edges", i, "secure"), "`secure:` applies to outside topics (pub edges without "
+                                "`to:`); edges between boxes are always encrypted, edges inside one box never leave it"))
     return issues
 
 

@@ -58,7 +58,7 @@ class Replica:
 
 class Runner:
     def __init__(self, graph: Graph, overrides: list[str], run_dir: Path, max_restarts: int = 5,
-                 grace_s: float = 10.0, progress: bool | None = None) -> None:
+                 grace_s: float = 10.0, progress: bool | None = None, keys: Path | None = None) -> None:
         self.graph = graph
         self.plan: Plan = compile_plan(graph)
         self.overrides = overrides
@@ -66,6 +66,7 @@ class Runner:
         self.max_restarts = max_restarts
         self.grace_s = grace_s
         self.progress = progress
+        self.keys = keys
         self.replicas = [Replica(name, i, n.is_source) for name, n in self.plan.nodes.items() for i in range(n.replicas)]
         self.draining_since: float | None = None
         self.terminated_since: float | None = None
@@ -82,7 +83,7 @@ class Runner:
         cmd = ["node", str(self.graph.path), rep.node, "--replica", str(rep.index), "--run-dir", str(self.run_dir)]
         for item in self.overrides:
             cmd += ["--set", item]
-        return cmd
+        return cmd + (["--keys", str(self.keys)] if self.keys else [])
 
     @property
     def shows_bar(self) -> bool:

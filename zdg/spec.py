@@ -49,6 +49,8 @@ class EdgeSpec(Strict):
     topic: str | None = Field(None, pattern=r"^[A-Za-z0-9_.\-/]+$")
     hwm: int | None = Field(None, ge=1, le=100_000)
     policy: Policy | None = None
+    secure: bool = Field(False, description="an outside topic (no `to`) only CURVE clients with a key of the box's "
+                         "folder may read (`zdg keys GRAPH --client NAME`, `zdg sub --keys`); needs --keys")
 
 
 class GraphSpec(Strict):

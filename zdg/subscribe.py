@@ -65,12 +65,12 @@ def summarise(topic: str, msg: Message) -> dict[str, Any]:
 
 
 def print_messages(endpoint: str, topics: list[str], count: int | None, until_eos: bool, timeout_s: float | None,
-                   out: TextIO = sys.stdout) -> int:
+                   out: TextIO = sys.stdout, keys: CurveKeys | None = None, server: str | None = None) -> int:
     """Print messages until `count` arrived, an EOS (with until_eos) or the timeout; returns messages printed."""
     printed = 0
     if count == 0:
         return 0
-    for topic, msg in subscribe(endpoint, topics, until_eos=until_eos, timeout_s=timeout_s):
+    for topic, msg in subscribe(endpoint, topics, until_eos=until_eos, timeout_s=timeout_s, keys=keys, server=server):
         print(json.dumps(summarise(topic, msg), default=str), file=out, flush=True)
         printed += 0 if msg.eos else 1
         if count is not None and printed >= count:

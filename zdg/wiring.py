@@ -42,6 +42,7 @@ class Link:
     dst_replicas: int
     src_host: str | None = None
     dst_host: str | None = None
+    secure: bool = False  # an outside topic: CURVE server admitting the box folder's keys
 
     @property
     def crosses_boxes(self) -> bool:
@@ -133,7 +134,7 @@ def compile_plan(graph: Graph) -> Plan:
         binder: Literal["src", "dst"] = "src" if src_n == 1 else "dst"
         links.append(Link(link_id, src, src_port, dst, dst_port, edge.pattern, edge.topic, edge.hwm,
                           edge.policy, binder, len(links), src_n, dst_n, nodes[src].host,
-                          nodes[dst].host if dst else None))
+                          nodes[dst].host if dst else None, edge.secure and dst is None))
 
     for edge in graph.edges:
         src = graph.nodes[edge.src.node]

@@ -61,7 +61,7 @@ class Worker:
 
     def _write_metrics(self, force: bool = False) -> None:
         if self.keys is not None:
-            self.metrics.counts["auth_refused"] = self.keys.refused
+            self.metrics.counts["auth_refused"] = self.keys.count_refused()
         self.metrics.write(self.context.counters, self.context.progress, force)
 
     def emit(self, out: Output, parent: Message | None = None) -> None:

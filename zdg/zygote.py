@@ -32,6 +32,12 @@ def die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
 
 
+def name_process(name: str) -> None:
+    """What `top` and `ps -o comm` show for this process (Linux keeps 15 bytes)."""
+    with contextlib.suppress(OSError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(15, name.encode()[:15])  # PR_SET_NAME
+
+
 def preload(modules: Iterable[str]) -> None:
     for name in modules:
         try:
@@ -48,6 +54,7 @@ def _child(argv: list[str], env: dict[str, str], fds: tuple[int, ...]) -> None:
             os.close(fd)
         os.setsid()
         die_with_parent()
+        name_process(f"zdg {argv[2]}.{argv[argv.index('--replica') + 1]}" if argv[:1] == ["node"] else "zdg")
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         os.environ.clear()
