@@ -8,7 +8,6 @@ from itertools import combinations
 
 import numpy as np
 import psycopg
-from sklearn.metrics import silhouette_samples
 
 from nodes.decision import ReidSettings
 from nodes.setdist import nearer_side_distance
@@ -65,6 +64,8 @@ def sampled_vectors(conn: psycopg.Connection) -> tuple[np.ndarray, np.ndarray, d
 
 def silhouette_values(vectors: np.ndarray, labels: np.ndarray) -> np.ndarray | None:
     """Per-vector cosine silhouette, or None with fewer than two clusters."""
+    from sklearn.metrics import silhouette_samples  # here: every store user imports this module, few run maintenance
+
     if len(set(labels.tolist())) < 2 or len(vectors) <= len(set(labels.tolist())):
         return None
     return silhouette_samples(vectors, labels, metric="cosine")
