@@ -16,33 +16,18 @@ import os
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
+from pipeline import frames  # this folder's pipeline bench: every `stride`th frame of a clip
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def frames(clip: str, stride: int) -> list[np.ndarray]:
-    cap, out, index = cv2.VideoCapture(clip), [], 0
-    while True:
-        ok, image = cap.read()
-        if not ok:
-            return out
-        if index % stride == 0:
-            out.append(image)
-        index += 1
-
-
-def iou(a: np.ndarray, b: np.ndarray) -> float:
-    x1, y1 = np.maximum(a[:2], b[:2])
-    x2, y2 = np.minimum(a[2:4], b[2:4])
-    inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
-
-
 def found(ours: list, theirs: list) -> int:
     """Faces of `ours` that `theirs` has too (IoU >= 0.5 in the same frame)."""
-    return sum(any(iou(a, b) >= 0.5 for b in t.boxes_xyxy) for o, t in zip(ours, theirs, strict=True) for a in o.boxes_xyxy)
+    from nodes.tracking import iou_matrix
+
+    return sum(int((iou_matrix(o.boxes_xyxy, t.boxes_xyxy).max(axis=1) >= 0.5).sum())
+               for o, t in zip(ours, theirs, strict=True) if len(o) and len(t))
 
 
 def detect_all(node, images: list[np.ndarray]) -> tuple[list, float]:
@@ -102,7 +87,7 @@ def main() -> None:
                 f"{first_pack}, input square": {"pack": first_pack, "input_shape": "square"},
                 **{f"{pack}, input aspect": {"pack": pack} for pack in args.detector_packs[1:]}}
     for clip in clips:
-        images = frames(clip, args.stride)
+        images = [image for _, image in frames(clip, args.stride)]
         print(f"{Path(clip).name}: {len(images)} frames")
         detections = compare_detectors(images, variants)
         compare_recognisers([crop for faces in detections for crop in faces.crops], args.recogniser_packs)

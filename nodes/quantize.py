@@ -106,20 +106,23 @@ def quantize_file(source: Path, target: Path, input_name: str, blobs: list[np.nd
 def quantize_pack(pack: str, model_root: str | None, clip: str, out_root: Path, frames: int = 48,
                   detector_size: int = 640) -> Path:
     """Write `<out_root>/<pack>_int8/` with every detector and recogniser of the pack quantised; returns the folder."""
-    files = find_model_files(pack, None, model_root)
     images = clip_frames(clip, frames)
-    detector = load_model(pack, None, model_root, 1, "SCRFD") if any(f.name.startswith("det_") for f in files) else None
-    crops_from = detector or load_model("buffalo_sc", "det_*.onnx", model_root, 1, "SCRFD")
+    models = {source: load_model(pack, str(source), model_root, 1, "SCRFD" if source.name.startswith("det_") else "ArcFaceONNX")
+              for source in find_model_files(pack, None, model_root)}
+    detectors = [source for source in models if source.name.startswith("det_")]
+    crops: list[np.ndarray] = []
+    if len(detectors) < len(models):  # a recogniser: calibrated on the faces the pack's (or buffalo_sc's) detector finds
+        finder = models[detectors[0]] if detectors else load_model("buffalo_sc", "det_*.onnx", model_root, 1, "SCRFD")
+        crops = face_crops(finder, images, detector_size)
     target = out_root / f"{pack}_int8"
     target.mkdir(parents=True, exist_ok=True)
     lines = []
-    for source in files:
-        model = load_model(pack, str(source), model_root, 1, "SCRFD" if source.name.startswith("det_") else "ArcFaceONNX")
-        if source.name.startswith("det_"):
+    for source, model in models.items():
+        if source in detectors:
             blobs = [detector_blob(model, image, detector_size) for image in images]
             what = f"{len(blobs)} frames at the detector's input for {detector_size}"
         else:
-            blobs = [recogniser_blob(model, crop) for crop in face_crops(crops_from, images, detector_size)]
+            blobs = [recogniser_blob(model, crop) for crop in crops]
             what = f"{len(blobs)} aligned face crops the fp32 detector found in those frames"
         if not blobs:
             raise SystemExit(f"{clip}: no face found to calibrate {source.name} on; use a clip with faces")

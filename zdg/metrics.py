@@ -79,13 +79,14 @@ class Metrics:
             "written": time.time(),
         }
 
+    def due(self, force: bool = False) -> bool:
+        """Whether write() writes now (at most twice a second unless forced)."""
+        return self.path is not None and (force or time.monotonic() - self._last_write >= 0.5)
+
     def write(self, extra_counters: Counter | None = None, progress: dict | None = None, force: bool = False) -> None:
-        if self.path is None:
+        if not self.due(force):
             return
-        now = time.monotonic()
-        if not force and now - self._last_write < 0.5:
-            return
-        self._last_write = now
+        self._last_write = time.monotonic()
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps(self.snapshot(extra_counters, progress)))
         os.replace(tmp, self.path)

@@ -92,13 +92,12 @@ class Runner:
     def _start_zygote(self) -> Zygote:
         """The parent of every node process, pre-loading what the graph's nodes import; with the progress bar
         shown, their log lines come through one pipe and are written above the bar."""
-        modules = ["zdg.cli", "zdg.worker"]
-        for ndef in self.graph.nodes.values():
-            modules += [ndef.cls.__module__, *ndef.cls.preload]
+        modules = list(dict.fromkeys(["zdg.cli", "zdg.worker", *(m for ndef in self.graph.nodes.values()
+                                                                   for m in (ndef.cls.__module__, *ndef.cls.preload))]))
         if not self.shows_bar:
-            return Zygote(list(dict.fromkeys(modules)))
+            return Zygote(modules)
         read_end, write_end = os.pipe()
-        zygote = Zygote(list(dict.fromkeys(modules)), write_end)
+        zygote = Zygote(modules, write_end)
         os.close(write_end)
         threading.Thread(target=_write_above_bar, args=(os.fdopen(read_end, "rb"),), daemon=True).start()
         return zygote

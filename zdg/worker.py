@@ -60,7 +60,7 @@ class Worker:
         self.stop = True
 
     def _write_metrics(self, force: bool = False) -> None:
-        if self.keys is not None:
+        if self.keys is not None and self.metrics.due(force):  # a socket read: not on every message
             self.metrics.counts["auth_refused"] = self.keys.count_refused()
         self.metrics.write(self.context.counters, self.context.progress, force)
 

@@ -90,12 +90,9 @@ def write_sequences(conn: psycopg.Connection, batch: list[Sequence]) -> list[tup
     Keys come from content (nodes.tracking.sequence_key), so a sequence seen before is found by its key; one
     whose every face is stored already (under another key, or by a sequence earlier in the batch) is not written
     again either, and its id is that of the sequence holding most of its faces. A few statements per batch."""
-    source_ids: dict[tuple, int] = {}
-    for seq in batch:
-        where = (seq.video, seq.video_path, seq.camera, seq.location, seq.start_time)
-        if where not in source_ids:
-            source_ids[where] = ensure_source(conn, *where)
-    sources = [source_ids[(seq.video, seq.video_path, seq.camera, seq.location, seq.start_time)] for seq in batch]
+    wheres = [(seq.video, seq.video_path, seq.camera, seq.location, seq.start_time) for seq in batch]
+    source_ids = {where: ensure_source(conn, *where) for where in dict.fromkeys(wheres)}
+    sources = [source_ids[where] for where in wheres]
     queued: dict[tuple[int, int, int], int] = {}  # face key -> number in the batch of the sequence writing it
     held: dict[int, int | tuple[str, int]] = {}  # number in the batch -> stored holder, or ("queued", its number)
     fresh: list[int] = []
