@@ -21,7 +21,8 @@ def test_demo_runs_and_top_shows_its_metrics(run_dir):
     assert "collected 1000 messages" in proc.stderr
     timing = json.loads((run_dir / "metrics.json").read_text())["timing_s"]
     firsts = timing["first_in_s"]
-    assert set(firsts) == {"relay-e2", "square", "collect"} and firsts["collect"] == max(firsts.values()), "the sink last"
+    assert set(firsts) == {"relay-e2", "square", "collect"}
+    assert firsts["square"] <= min(firsts["collect"], firsts["relay-e2"]), "square's receivers after square"
     assert 0 < firsts["collect"] < timing["run_s"]
     assert f"whole run {timing['run_s']:.1f} s" in proc.stderr
     top = zdg("top", str(run_dir), "--once")
