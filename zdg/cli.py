@@ -9,7 +9,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from zdg.compose import STORE_IMAGE, ComposeError
+from zdg.compose import STORE_IMAGE, ComposeError, ComposeFiles
 from zdg.config import GraphError, load_graph
 from zdg.images import DockerError
 from zdg.registry import command_plugins
@@ -60,7 +60,7 @@ def _addresses(items: list[str]) -> dict[str, str]:
 def cmd_node(args: argparse.Namespace) -> int:
     from zdg.curve import LOCAL_BOX, CurveKeys
     from zdg.wiring import Transport, compile_plan
-    from zdg.worker import run_node
+    from zdg.worker import run_node, wait_after_end
 
     graph = load_graph(args.graph, args.overrides)
     run_dir = args.run_dir or default_run_dir(graph)
@@ -68,13 +68,16 @@ def cmd_node(args: argparse.Namespace) -> int:
     metrics_dir.mkdir(parents=True, exist_ok=True)
     ndef = compile_plan(graph).nodes.get(args.node)
     keys = CurveKeys(args.keys, ndef.host or LOCAL_BOX) if args.keys and ndef else None
-    transport = Transport(args.transport, run_dir, {**graph.hosts, **_addresses(args.address)}, keys)
+    transport = Transport(args.transport, run_dir, {**graph.hosts, **_addresses(args.address)}, keys, args.one_network)
     if args.transport == "tcp" and graph.settings.metrics_port:  # a container: it serves its own /metrics
         from zdg.metrics import read_all
         from zdg.prometheus import serve
 
         serve(graph.name, lambda: read_all(metrics_dir), graph.settings.metrics_port)
-    return run_node(graph, args.node, args.replica, transport, metrics_dir)
+    code = run_node(graph, args.node, args.replica, transport, metrics_dir)
+    if code == 0 and args.after_end == "wait":
+        wait_after_end(metrics_dir)
+    return code
 
 
 def cmd_health(args: argparse.Namespace) -> int:
@@ -96,7 +99,7 @@ def write_or_print(text: str, output: Path | None, what: str) -> int:
 
 
 def cmd_compose(args: argparse.Namespace) -> int:
-    from zdg.compose import ComposeFiles, build_compose, render
+    from zdg.compose import build_compose, render
     from zdg.images import DB_INIT
 
     graph = load_graph(args.graph, args.overrides)
@@ -104,6 +107,29 @@ def cmd_compose(args: argparse.Namespace) -> int:
     doc = build_compose(graph, ComposeFiles(out_dir, args.graph, DB_INIT), args.overrides, args.host, args.store_image)
     text = render(doc, graph, "zdg compose" + (f" --host {args.host}" if args.host else ""), args.host)
     return write_or_print(text, args.output, f"{len(doc['services'])} services")
+
+
+def cmd_stack(args: argparse.Namespace) -> int:
+    from zdg.images import DB_INIT
+    from zdg.stack import StackOptions, build_stack, render_stack
+
+    graph = load_graph(args.graph, args.overrides)
+    out_dir = (args.output.parent if args.output else Path.cwd())
+    options = StackOptions(args.store_image, args.external_store, tuple(args.client))
+    doc = build_stack(graph, ComposeFiles(out_dir, args.graph, DB_INIT), args.overrides, options)
+    return write_or_print(render_stack(doc, graph, "zdg stack"), args.output, f"{len(doc['services'])} services")
+
+
+def cmd_k8s(args: argparse.Namespace) -> int:
+    from zdg.images import DB_INIT
+    from zdg.k8s import K8sOptions, build_manifests, write_manifests
+
+    graph = load_graph(args.graph, args.overrides)
+    options = K8sOptions(args.store_image, args.external_store, args.host_root, tuple(args.client))
+    files = build_manifests(graph, DB_INIT, args.overrides, options)
+    written = write_manifests(files, graph, args.output, "zdg k8s")
+    print(f"wrote {len(written)} files to {args.output}/ (kubectl apply -k {args.output})", file=sys.stderr)
+    return 0
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
@@ -215,6 +241,12 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default $ZDG_KEYS)")
     p.add_argument("--address", action="append", default=[], metavar="BOX=ADDRESS",
                    help="where another box is reached (overrides the graph's hosts:); repeatable")
+    p.add_argument("--one-network", action="store_true",
+                   help="every box's services share one network (Swarm, Kubernetes): edges that cross boxes reach "
+                   "the binding node by its service name, still encrypted")
+    p.add_argument("--after-end", choices=("exit", "wait"), default="exit",
+                   help="after a complete stream: exit 0, or stay up and healthy until stopped (for orchestrators that "
+                   "restart whatever exits, such as Kubernetes Deployments)")
     p.set_defaults(func=cmd_node)
 
     p = sub.add_parser("health", help="container healthcheck: exit 0 while a node here is alive")
@@ -228,6 +260,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", help="only the services of this box (nodes with host: NAME)")
     p.add_argument("--store-image", default=STORE_IMAGE, help="Postgres + pgvector image (default %(default)s)")
     p.set_defaults(func=cmd_compose)
+
+    p = sub.add_parser("stack", help="write a Docker Swarm stack for every box of a graph (docker stack deploy -c)")
+    _add_graph_args(p)
+    p.add_argument("-o", "--output", type=Path, help="file to write (default: stdout); the configs' and secrets' files "
+                   "are relative to it")
+    p.add_argument("--store-image", default=STORE_IMAGE, help="Postgres + pgvector image (default %(default)s)")
+    p.add_argument("--external-store", action="store_true",
+                   help="no store service: nodes use $ZDG_DSN, set when deploying")
+    p.add_argument("--client", action="append", default=[], metavar="NAME",
+                   help="a subscriber of the graph's secure topics (as given to `zdg keys --client`); repeatable")
+    p.set_defaults(func=cmd_stack)
+
+    p = sub.add_parser("k8s", help="write Kubernetes manifests for a graph into a folder (kubectl apply -k DIR)")
+    _add_graph_args(p)
+    p.add_argument("-o", "--output", type=Path, required=True, help="folder to write (one file per node)")
+    p.add_argument("--store-image", default=STORE_IMAGE, help="Postgres + pgvector image (default %(default)s)")
+    p.add_argument("--external-store", action="store_true",
+                   help="no store StatefulSet: nodes read ZDG_DSN from the Secret zdg-dsn (key dsn)")
+    p.add_argument("--host-root", default="/opt/zdg",
+                   help="folder on every Kubernetes node holding models/, data/ and out/ (default %(default)s)")
+    p.add_argument("--client", action="append", default=[], metavar="NAME",
+                   help="a subscriber of the graph's secure topics (as given to `zdg keys --client`); repeatable")
+    p.set_defaults(func=cmd_k8s)
 
     p = sub.add_parser("keys", help="make CURVE key pairs for the boxes of a graph and the subscribers of its secure "
                        "topics (one folder each)")

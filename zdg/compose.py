@@ -26,6 +26,13 @@ BASE_IMAGE = f"zdg:{__version__}"
 FACES_IMAGE = f"zdg-faces:{__version__}"
 MAX_RESTARTS = 5
 STORE_IMAGE = "pgvector/pgvector:pg17"  # `zdg build --store` makes a local stand-in for boxes without a registry
+STORE_ENVIRONMENT = {"POSTGRES_USER": "zdg", "POSTGRES_PASSWORD": "${ZDG_DB_PASSWORD:-zdg}", "POSTGRES_DB": "zdg"}
+STORE_DATA = "/var/lib/postgresql/data"
+STORE_INIT = "/docker-entrypoint-initdb.d/10-zdg.sql"
+STORE_HEALTHCHECK = {"test": ["CMD-SHELL", "pg_isready -h 127.0.0.1 -U zdg -d zdg"], "interval": "5s", "timeout": "5s",
+                     "retries": 20}
+NODE_HEALTHCHECK = {"test": ["CMD", "zdg", "health"], "interval": "10s", "timeout": "5s", "retries": 3,
+                    "start_period": "30s"}
 
 
 class ComposeError(ValueError):
@@ -74,13 +81,30 @@ def _published(plan: Plan, node: str, host: str | None) -> list[Link]:
             and (link.dst is None or (host is not None and link.crosses_boxes))]
 
 
+def node_command(ndef: NodeDef, overrides: list[str], *extra: str) -> list[str]:
+    """`zdg node` arguments of a node's container (the image's entrypoint is `zdg node`)."""
+    command = [GRAPH_IN_CONTAINER, ndef.name, "--transport", "tcp", *extra]
+    for item in overrides:
+        command += ["--set", item]
+    return command
+
+
+def needs_keys(plan: Plan, node: str) -> bool:
+    """The node is an end of an edge that crosses boxes, or publishes a secure topic."""
+    return any((link.crosses_boxes and node in (link.src, link.dst)) or (link.secure and link.src == node)
+               for link in plan.links)
+
+
+def outside_links(plan: Plan, node: str) -> list[Link]:
+    """The outside topics this node binds (published ports)."""
+    return [link for link in plan.links if link.binder_node == node and link.dst is None]
+
+
 def _node_service(plan: Plan, ndef: NodeDef, files: ComposeFiles, overrides: list[str], host: str | None) -> dict[str, Any]:
     deploy = ndef.cls.deployment(ndef.params)
     image = tagged(deploy.image)
     crossing = [link for link in plan.links if link.crosses_boxes and ndef.name in (link.src, link.dst)]
-    command = [GRAPH_IN_CONTAINER, ndef.name, "--transport", "tcp"]
-    for item in overrides:
-        command += ["--set", item]
+    command = node_command(ndef, overrides)
     env: dict[str, str] = {}
     volumes = [f"{files.rel(files.graph)}:{GRAPH_IN_CONTAINER}:ro", "${ZDG_OUT:-./out}:/work/out"]
     if deploy.models:
@@ -88,7 +112,7 @@ def _node_service(plan: Plan, ndef: NodeDef, files: ComposeFiles, overrides: lis
         volumes += ["${ZDG_MODEL_ROOT:-./models}:/models:ro", "${ZDG_DATA_ROOT:-./data}:/data:ro"]
     if deploy.store:
         env["ZDG_DSN"] = STORE_DSN
-    if crossing or any(link.secure and link.src == ndef.name for link in plan.links):
+    if needs_keys(plan, ndef.name):
         env["ZDG_KEYS"] = "/keys"
         volumes.append(f"${{ZDG_KEYS:-./keys/{host or LOCAL_BOX}}}:/keys:ro")
     if crossing:
@@ -101,8 +125,7 @@ def _node_service(plan: Plan, ndef: NodeDef, files: ComposeFiles, overrides: lis
         **({"environment": env} if env else {}),
         "volumes": volumes,
         "restart": f"on-failure:{MAX_RESTARTS}",  # a crash is restarted; a node that keeps failing is left down
-        "healthcheck": {"test": ["CMD", "zdg", "health"], "interval": "10s", "timeout": "5s", "retries": 3,
-                        "start_period": "30s"},
+        "healthcheck": NODE_HEALTHCHECK,
     }
     if ndef.replicas > 1:
         service["deploy"] = {"replicas": ndef.replicas}
@@ -122,12 +145,10 @@ def _node_service(plan: Plan, ndef: NodeDef, files: ComposeFiles, overrides: lis
 def _store_service(files: ComposeFiles, store_image: str) -> dict[str, Any]:
     return {
         "image": f"${{ZDG_STORE_IMAGE:-{store_image}}}",
-        "environment": {"POSTGRES_USER": "zdg", "POSTGRES_PASSWORD": "${ZDG_DB_PASSWORD:-zdg}", "POSTGRES_DB": "zdg"},
-        "volumes": ["zdg-store:/var/lib/postgresql/data",
-                    f"{files.rel(files.db_init)}:/docker-entrypoint-initdb.d/10-zdg.sql:ro"],
+        "environment": STORE_ENVIRONMENT,
+        "volumes": [f"zdg-store:{STORE_DATA}", f"{files.rel(files.db_init)}:{STORE_INIT}:ro"],
         "restart": "unless-stopped",
-        "healthcheck": {"test": ["CMD-SHELL", "pg_isready -h 127.0.0.1 -U zdg -d zdg"], "interval": "5s", "timeout": "5s",
-                        "retries": 20},
+        "healthcheck": STORE_HEALTHCHECK,
     }
 
 
@@ -167,9 +188,20 @@ def published_topics(graph: Graph, host: str | None = None) -> list[str]:
             if host is None or link.src_host == host]
 
 
+class _PlainDumper(yaml.SafeDumper):
+    """Writes shared objects out in full: no &anchors and *aliases in files people read."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def dump_yaml(*docs: Any) -> str:
+    return yaml.dump_all(docs, Dumper=_PlainDumper, sort_keys=False, width=120)
+
+
 def render(doc: dict[str, Any], graph: Graph, command: str, host: str | None = None) -> str:
     """YAML text with a header saying where it came from (regenerate, don't edit)."""
     topics = ", ".join(published_topics(graph, host)) or "none"
     header = (f"# Generated from {graph.path.name} by `{command}`: regenerate, don't edit.\n"
               f"# Build the images first (`zdg build`). Topics for `zdg sub`: {topics}\n")
-    return header + yaml.safe_dump(doc, sort_keys=False, width=120)
+    return header + dump_yaml(doc)

@@ -82,12 +82,15 @@ def tcp_port(link: Link) -> int:
 @dataclass(frozen=True)
 class Transport:
     """ipc under a run directory (local), or tcp between services (containers); links that cross
-    boxes connect to the other box's address (`addresses`, box name -> address) and use `keys`."""
+    boxes use `keys` and connect to the other box's address (`addresses`, box name -> address), or,
+    where every box's services share one network (`one_network`: a Swarm overlay, a Kubernetes
+    cluster), to the binding node's service name like any other link."""
 
     kind: Literal["ipc", "tcp"]
     run_dir: Path = RUN_ROOT
     addresses: dict[str, str] = field(default_factory=dict)
     keys: CurveKeys | None = None
+    one_network: bool = False
 
     def bind_address(self, link: Link) -> str:
         if self.kind == "ipc":
@@ -97,7 +100,7 @@ class Transport:
     def connect_address(self, link: Link) -> str:
         if self.kind == "ipc":
             return self.bind_address(link)
-        if link.crosses_boxes:
+        if link.crosses_boxes and not self.one_network:
             host = self.addresses.get(link.binder_host or "", link.binder_host)
         else:
             host = service_name(link.binder_node)

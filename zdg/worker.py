@@ -259,3 +259,15 @@ def run_node(graph: Graph, name: str, replica: int, transport: Transport, metric
     if not 0 <= replica < plan.nodes[name].replicas:
         raise ValueError(f"node {name!r} has {plan.nodes[name].replicas} replica(s); replica {replica} does not exist")
     return Worker(plan, name, replica, transport, metrics_dir).run()
+
+
+def wait_after_end(metrics_dir: Path, every_s: float = 1.0) -> None:
+    """A finished node that stays up until SIGTERM/SIGINT, its metrics kept fresh so `zdg health` passes."""
+    stopped: list[int] = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda number, _frame: stopped.append(number))
+    logging.getLogger("zdg.worker").info("stream complete; staying up until stopped (--after-end wait)")
+    while not stopped:
+        for path in metrics_dir.glob("*.json"):
+            os.utime(path)
+        time.sleep(every_s)

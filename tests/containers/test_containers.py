@@ -7,66 +7,24 @@ Run: pytest -q -m containers tests/containers   (needs DOCKER_HOST; .ci/run sets
 from __future__ import annotations
 
 import json
-import os
+import re
 import socket
 import subprocess
 import sys
 import tarfile
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 import zmq
 import zmq.auth
 
 from tests.conftest import REPO, SHARED
+from tests.containers.conftest import compose, is_podman, sh, zdg
 
 pytestmark = pytest.mark.containers
 TWO_BOXES = REPO / "tests" / "containers" / "two_boxes.yaml"
-
-
-def sh(*args: str, timeout: float = 600, check: bool = True, env: dict | None = None, cwd: Path | None = None) -> str:
-    done = subprocess.run(args, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})},
-                          cwd=cwd or REPO)
-    if check and done.returncode:
-        raise AssertionError(f"{' '.join(args)} -> {done.returncode}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
-    return done.stdout
-
-
-def zdg(*args: str, **kw) -> str:
-    return sh(sys.executable, "-m", "zdg", *args, **kw)
-
-
-def compose(project: str, folder: Path, *args: str, env: dict | None = None, timeout: float = 300) -> str:
-    return sh("docker-compose", "-p", project, *args, cwd=folder, env=env, timeout=timeout)
-
-
-def is_podman() -> bool:
-    return "podman" in sh("docker", "version", check=False).lower()
-
-
-@pytest.fixture(scope="session", autouse=True)
-def images() -> Iterator[None]:
-    """Build the images once (`--build-arg BASE_IMAGE` from $ZDG_BASE_IMAGE, pip's CA from $ZDG_BUILD_CA)."""
-    if subprocess.run(["docker", "version"], capture_output=True).returncode:
-        pytest.exit("no container engine: set DOCKER_HOST (docker/setup-podman.sh makes one with Podman)", 2)
-    args = ["build", "--store"]
-    if os.environ.get("ZDG_BASE_IMAGE"):
-        args += ["--base-image", os.environ["ZDG_BASE_IMAGE"]]
-    if os.environ.get("ZDG_BUILD_CA"):
-        args += ["--ca-file", os.environ["ZDG_BUILD_CA"]]
-    zdg(*args, timeout=1800)
-    stop = threading.Event()
-    if is_podman():  # Podman runs healthchecks from systemd timers; without systemd, run them here
-        def pump() -> None:
-            while not stop.wait(2):
-                for cid in sh("podman", "ps", "-q", check=False).split():
-                    subprocess.run(["podman", "healthcheck", "run", cid], capture_output=True)
-        threading.Thread(target=pump, daemon=True).start()
-    yield
-    stop.set()
 
 
 @pytest.fixture
@@ -217,3 +175,56 @@ def test_bundle_loads_and_runs_on_a_box_without_the_images(tmp_path):
         compose("demo-box", folder, "down", "-v")
     finally:
         sh("docker", "load", "-i", str(keep))
+
+
+def playable_in_podman(manifests: Path, folder: Path) -> Path:
+    """The Deployments of `zdg k8s` as one file `podman kube play` runs. Podman ignores Services, so each pod
+    shares the host's network and an /etc/hosts that maps every service name to loopback (each link has its own
+    port); all else is played as written."""
+    objects = [o for p in sorted(manifests.glob("*.yaml")) if p.name != "kustomization.yaml"
+               for o in yaml.safe_load_all(p.read_text())]
+    names = [o["metadata"]["name"] for o in objects if o["kind"] == "Deployment"]
+    hosts = folder / "hosts"
+    hosts.write_text(f"127.0.0.1 localhost {' '.join(names)}\n")
+    for obj in objects:
+        if obj["kind"] == "Deployment":
+            pod = obj["spec"]["template"]["spec"]
+            pod["hostNetwork"] = True
+            pod["volumes"].append({"name": "hosts", "hostPath": {"path": str(hosts), "type": "File"}})
+            for container in pod["containers"]:
+                container.pop("ports", None)  # Podman refuses port mappings on the host's network
+                container["volumeMounts"].append({"name": "hosts", "mountPath": "/etc/hosts", "readOnly": True})
+    play = folder / "play.yaml"
+    play.write_text(yaml.safe_dump_all([o for o in objects if o["kind"] != "Service"], sort_keys=False))
+    return play
+
+
+def test_k8s_deployments_of_the_demo_deliver_everything_and_stay_done(tmp_path):
+    if not is_podman():
+        pytest.skip("`podman kube play` needs Podman")
+    out = tmp_path / "out"
+    out.mkdir()
+    out.chmod(0o777)
+    zdg("k8s", "graphs/demo.yaml", "--set", "counter.count=1000", "--set", "collect.path=/work/out/collect.jsonl",
+        "--host-root", str(tmp_path), "-o", str(tmp_path / "k8s"))
+    play = playable_in_podman(tmp_path / "k8s", tmp_path)
+    try:
+        sh("podman", "kube", "play", "--no-hosts", str(play), timeout=300)
+        deadline = time.monotonic() + 120
+        rows: list[str] = []
+        while time.monotonic() < deadline and len(rows) < 1000:
+            time.sleep(1)
+            rows = (out / "collect.jsonl").read_text().splitlines() if (out / "collect.jsonl").exists() else []
+        assert sorted(json.loads(r)["i"] for r in rows) == list(range(1000))
+        time.sleep(5)  # a Deployment restarts whatever exits: a finished node must stay up, not run its input again
+        names = sh("podman", "ps", "-a", "--format", "{{.Names}}").split()
+        containers = [c for c in names if re.fullmatch(r"(counter|square|relay-e2|collect)-pod-\d-node", c)]
+        assert len(containers) == 5  # counter, square x2, relay, collect
+        for container in containers:
+            assert sh("podman", "inspect", "-f", "{{.State.Status}} {{.RestartCount}}", container).strip() == "running 0"
+            printed = subprocess.run(["podman", "logs", container], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     text=True).stdout
+            assert "stream complete; staying up" in printed
+        assert len((out / "collect.jsonl").read_text().splitlines()) == 1000
+    finally:
+        sh("podman", "kube", "down", str(play), check=False, timeout=300)

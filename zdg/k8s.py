@@ -1,0 +1,234 @@
+"""`zdg k8s`: Kubernetes manifests for a graph, wired by the same rules as `zdg run`.
+
+One Deployment per node (replicas), a headless Service per node that binds an edge (its pods' DNS name is the
+node's service name, so every edge, crossing boxes or not, is reached by name; crossing edges stay CURVE-
+encrypted with keys from Secrets), `nodeSelector: {zdg.box: NAME}` from `host:`, the store as a StatefulSet
+with a PersistentVolumeClaim (or an external DSN from a Secret), and `nvidia.com/gpu` for nodes that ask for a
+GPU. A node whose stream is complete stays up and healthy (`--after-end wait`): a Deployment restarts whatever
+exits, and must not read a finished file again. A kustomization.yaml lists everything for `kubectl apply -k`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from zdg.compose import (
+    GRAPH_IN_CONTAINER,
+    STORE_DATA,
+    STORE_IMAGE,
+    STORE_INIT,
+    STORE_SERVICE,
+    ComposeError,
+    dump_yaml,
+    needs_keys,
+    node_command,
+    tagged,
+    uses_store,
+)
+from zdg.config import Graph, NodeDef
+from zdg.curve import LOCAL_BOX
+from zdg.stack import BOX_LABEL, HOST_ROOT
+from zdg.wiring import Plan, compile_plan, service_name, tcp_port
+
+KEYS_IN_CONTAINER = "/keys"
+DB_SECRET = "zdg-db"  # kubectl create secret generic zdg-db --from-literal=password=...
+DSN_SECRET = "zdg-dsn"  # external store: kubectl create secret generic zdg-dsn --from-literal=dsn=postgresql://...
+STORE_SIZE = "20Gi"
+STORE_UID = 999  # postgres in the pgvector and zdg-store images
+# Starting points, not measurements: a face node holds a model pack and frames; the others are small.
+MODEL_NODE_REQUESTS = {"cpu": "1", "memory": "1Gi"}
+NODE_REQUESTS = {"cpu": "100m", "memory": "128Mi"}
+
+
+@dataclass(frozen=True)
+class K8sOptions:
+    store_image: str = STORE_IMAGE
+    external_store: bool = False
+    host_root: str = HOST_ROOT  # on every Kubernetes node: models/, data/ (read-only) and out/
+    clients: tuple[str, ...] = ()  # subscribers of secure topics: their public keys go in the Secrets
+
+
+def _labels(graph: Graph, service: str) -> dict[str, str]:
+    return {"app.kubernetes.io/name": service, "app.kubernetes.io/part-of": graph.name.replace("_", "-")}
+
+
+def _selector(graph: Graph, service: str) -> dict[str, str]:
+    return {"zdg.graph": graph.name.replace("_", "-"), "zdg.node": service}
+
+
+def _graph_config(graph: Graph) -> str:
+    return f"zdg-{graph.name.replace('_', '-')}-graph"
+
+
+def _keys_secret(box: str) -> str:
+    return f"zdg-keys-{box}"
+
+
+def _host_path(name: str, path: str, kind: str) -> dict[str, Any]:
+    return {"name": name, "hostPath": {"path": path, "type": kind}}
+
+
+def _store_env(options: K8sOptions) -> list[dict[str, Any]]:
+    if options.external_store:
+        return [{"name": "ZDG_DSN", "valueFrom": {"secretKeyRef": {"name": DSN_SECRET, "key": "dsn"}}}]
+    return [{"name": "ZDG_DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": DB_SECRET, "key": "password"}}},
+            {"name": "ZDG_DSN", "value": f"postgresql://zdg:$(ZDG_DB_PASSWORD)@{STORE_SERVICE}:5432/zdg"}]
+
+
+def _bound_ports(plan: Plan, graph: Graph, node: str) -> list[dict[str, Any]]:
+    ports = [{"name": link.id.lower(), "port": tcp_port(link)} for link in plan.links if link.binder_node == node]
+    if ports and graph.settings.metrics_port:
+        ports.append({"name": "metrics", "port": graph.settings.metrics_port})
+    return ports
+
+
+def _deployment(plan: Plan, ndef: NodeDef, overrides: list[str], options: K8sOptions) -> dict[str, Any]:
+    graph = plan.graph
+    deploy = ndef.cls.deployment(ndef.params)
+    service = service_name(ndef.name)
+    env: list[dict[str, Any]] = []
+    # whole folders, not subPath: a configMap's files then follow its updates (and Podman plays it too)
+    mounts = [{"name": "graph", "mountPath": str(Path(GRAPH_IN_CONTAINER).parent), "readOnly": True},
+              {"name": "out", "mountPath": "/work/out"}]
+    volumes = [{"name": "graph", "configMap": {"name": _graph_config(graph)}},
+               _host_path("out", f"{options.host_root}/out", "DirectoryOrCreate")]
+    if deploy.models:
+        env += [{"name": "ZDG_MODEL_ROOT", "value": "/models"}, {"name": "ZDG_DATA_ROOT", "value": "/data"}]
+        mounts += [{"name": "models", "mountPath": "/models", "readOnly": True},
+                   {"name": "data", "mountPath": "/data", "readOnly": True}]
+        volumes += [_host_path("models", f"{options.host_root}/models", "Directory"),
+                    _host_path("data", f"{options.host_root}/data", "Directory")]
+    if deploy.store:
+        env += _store_env(options)
+    if needs_keys(plan, ndef.name):
+        env.append({"name": "ZDG_KEYS", "value": KEYS_IN_CONTAINER})
+        mounts.append({"name": "keys", "mountPath": KEYS_IN_CONTAINER, "readOnly": True})
+        volumes.append({"name": "keys", "secret": {"secretName": _keys_secret(ndef.host or LOCAL_BOX)}})
+    resources: dict[str, Any] = {"requests": dict(MODEL_NODE_REQUESTS if deploy.models else NODE_REQUESTS)}
+    if deploy.gpu:
+        resources["limits"] = {"nvidia.com/gpu": 1}
+    container: dict[str, Any] = {
+        "name": "node",
+        "image": tagged(deploy.image),
+        "imagePullPolicy": "IfNotPresent",
+        "args": node_command(ndef, overrides, "--one-network", "--after-end", "wait"),
+        **({"env": env} if env else {}),
+        "ports": [{"name": p["name"], "containerPort": p["port"]} for p in _bound_ports(plan, graph, ndef.name)],
+        "volumeMounts": mounts,
+        "resources": resources,
+        "livenessProbe": {"exec": {"command": ["zdg", "health"]}, "initialDelaySeconds": 30, "periodSeconds": 10,
+                          "timeoutSeconds": 5, "failureThreshold": 3},
+    }
+    if not container["ports"]:
+        del container["ports"]
+    pod: dict[str, Any] = {"containers": [container], "volumes": volumes}
+    if ndef.host:
+        pod["nodeSelector"] = {BOX_LABEL: ndef.host}
+    return {
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": service, "labels": _labels(graph, service)},
+        "spec": {"replicas": ndef.replicas, "selector": {"matchLabels": _selector(graph, service)},
+                 "template": {"metadata": {"labels": {**_selector(graph, service), **_labels(graph, service)}},
+                              "spec": pod}},
+    }
+
+
+def _headless_service(graph: Graph, service: str, ports: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": service, "labels": _labels(graph, service)},
+        "spec": {"clusterIP": "None", "selector": _selector(graph, service),
+                 "ports": [{"name": p["name"], "port": p["port"], "targetPort": p["port"]} for p in ports]},
+    }
+
+
+def _store(graph: Graph, nodes: list[NodeDef], options: K8sOptions) -> list[dict[str, Any]]:
+    """The store's StatefulSet (its data on a PersistentVolumeClaim), its headless Service and init SQL."""
+    hosts = sorted({n.host for n in nodes if uses_store(n) and n.host})
+    password = {"name": "POSTGRES_PASSWORD", "valueFrom": {"secretKeyRef": {"name": DB_SECRET, "key": "password"}}}
+    container = {
+        "name": "postgres",
+        "image": options.store_image,
+        "imagePullPolicy": "IfNotPresent",
+        "env": [{"name": "POSTGRES_USER", "value": "zdg"}, password, {"name": "POSTGRES_DB", "value": "zdg"},
+                {"name": "PGDATA", "value": f"{STORE_DATA}/pgdata"}],  # a volume's root may hold lost+found
+        "ports": [{"name": "postgres", "containerPort": 5432}],
+        "volumeMounts": [{"name": "data", "mountPath": STORE_DATA},
+                         {"name": "init", "mountPath": str(Path(STORE_INIT).parent), "readOnly": True}],
+        "readinessProbe": {"exec": {"command": ["pg_isready", "-h", "127.0.0.1", "-U", "zdg", "-d", "zdg"]},
+                           "periodSeconds": 5, "timeoutSeconds": 5},
+    }
+    pod: dict[str, Any] = {"containers": [container], "volumes": [{"name": "init", "configMap": {"name": "zdg-db-init"}}],
+                           "securityContext": {"fsGroup": STORE_UID}}  # the volume writable by the store's user
+    if len(hosts) == 1:
+        pod["nodeSelector"] = {BOX_LABEL: hosts[0]}
+    statefulset = {
+        "apiVersion": "apps/v1", "kind": "StatefulSet",
+        "metadata": {"name": STORE_SERVICE, "labels": _labels(graph, STORE_SERVICE)},
+        "spec": {
+            "serviceName": STORE_SERVICE, "replicas": 1, "selector": {"matchLabels": _selector(graph, STORE_SERVICE)},
+            "template": {"metadata": {"labels": {**_selector(graph, STORE_SERVICE), **_labels(graph, STORE_SERVICE)}},
+                         "spec": pod},
+            "volumeClaimTemplates": [{"metadata": {"name": "data"},
+                                      "spec": {"accessModes": ["ReadWriteOnce"],
+                                               "resources": {"requests": {"storage": STORE_SIZE}}}}],
+        },
+    }
+    return [statefulset, _headless_service(graph, STORE_SERVICE, [{"name": "postgres", "port": 5432}])]
+
+
+def _config_map(name: str, key: str, text: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {key: text}}
+
+
+def build_manifests(graph: Graph, db_init: Path, overrides: list[str], options: K8sOptions) -> dict[str, list[dict[str, Any]]]:
+    """File name -> the Kubernetes objects it holds, kustomization.yaml included."""
+    plan = compile_plan(graph)
+    nodes = list(plan.nodes.values())
+    graph_config = _config_map(_graph_config(graph), Path(GRAPH_IN_CONTAINER).name, graph.path.read_text())
+    files: dict[str, list[dict[str, Any]]] = {"graph.yaml": [graph_config]}
+    if any(uses_store(n) for n in nodes) and not options.external_store:
+        init = _config_map("zdg-db-init", Path(STORE_INIT).name, db_init.read_text())
+        files["store.yaml"] = [*_store(graph, nodes, options), init]
+    for ndef in nodes:
+        service = service_name(ndef.name)
+        if service == STORE_SERVICE:
+            raise ComposeError(f"{graph.path}: node {ndef.name!r} clashes with the {STORE_SERVICE} service's name")
+        objects = [_deployment(plan, ndef, overrides, options)]
+        ports = _bound_ports(plan, graph, ndef.name)
+        if ports:
+            objects.append(_headless_service(graph, service, ports))
+        files[f"{service}.yaml"] = objects
+    files["kustomization.yaml"] = [_kustomization(plan, list(files), options)]
+    return files
+
+
+def _kustomization(plan: Plan, resources: list[str], options: K8sOptions) -> dict[str, Any]:
+    """`kubectl apply -k`: every file, and the key Secrets made from `zdg keys -o keys` beside it."""
+    doc: dict[str, Any] = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+                           "resources": resources}
+    key_boxes = sorted({n.host or LOCAL_BOX for n in plan.nodes.values() if needs_keys(plan, n.name)})
+    if key_boxes:
+        public = key_boxes + sorted(options.clients)
+        doc["secretGenerator"] = [{"name": _keys_secret(box),
+                                   "files": [f"keys/{box}/{box}.key_secret", *(f"keys/{box}/{name}.key" for name in public)]}
+                                  for box in key_boxes]
+        doc["generatorOptions"] = {"disableNameSuffixHash": True}
+    return doc
+
+
+def write_manifests(files: dict[str, list[dict[str, Any]]], graph: Graph, out_dir: Path, command: str) -> list[Path]:
+    """Each file with a header saying where it came from; files of an earlier run that no longer belong are removed."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    header = f"# Generated from {graph.path.name} by `{command}`: regenerate, don't edit.\n"
+    for stale in out_dir.glob("*.yaml"):
+        if stale.name not in files and stale.read_text().startswith(header):
+            stale.unlink()
+    written = []
+    for name, objects in files.items():
+        path = out_dir / name
+        path.write_text(header + dump_yaml(*objects))
+        written.append(path)
+    return written

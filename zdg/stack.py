@@ -1,0 +1,183 @@
+"""`zdg stack`: one Docker Swarm stack for every box of a graph, wired by the same rules as `zdg run`.
+
+`host:` becomes a placement constraint on the node label `zdg.box`; every service is on one overlay network,
+so edges that cross boxes reach the binding node by service name (still CURVE-encrypted, keys as Swarm
+secrets). Endpoints are DNS round robin (Swarm's virtual IPs need IPVS, which not every kernel has), a task
+is restarted only when it fails (a finished file source stays done), outside topics are published in host
+mode, and the graph file travels as a Swarm config.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from zdg.compose import (
+    GRAPH_IN_CONTAINER,
+    MAX_RESTARTS,
+    NODE_HEALTHCHECK,
+    STORE_DATA,
+    STORE_DSN,
+    STORE_ENVIRONMENT,
+    STORE_HEALTHCHECK,
+    STORE_IMAGE,
+    STORE_INIT,
+    STORE_SERVICE,
+    ComposeError,
+    ComposeFiles,
+    boxes,
+    dump_yaml,
+    image_variable,
+    needs_keys,
+    node_command,
+    outside_links,
+    tagged,
+    uses_store,
+)
+from zdg.config import Graph, NodeDef
+from zdg.curve import LOCAL_BOX
+from zdg.wiring import Plan, compile_plan, service_name, tcp_port
+
+BOX_LABEL = "zdg.box"  # docker node update --label-add zdg.box=NAME NODE
+NETWORK = "zdg"
+SECRETS_IN_CONTAINER = "/run/secrets"
+HOST_ROOT = "/opt/zdg"  # default folders on every Swarm node: models/, data/, out/
+EXTERNAL_DSN = "${ZDG_DSN:?set ZDG_DSN to the store's postgresql:// address}"
+
+
+@dataclass(frozen=True)
+class StackOptions:
+    store_image: str = STORE_IMAGE
+    external_store: bool = False  # nodes use $ZDG_DSN at deploy time; no store service
+    clients: tuple[str, ...] = ()  # subscribers of secure topics (`zdg keys --client`): their public keys go in
+
+
+def _placement(host: str | None) -> list[str]:
+    return [f"node.labels.{BOX_LABEL} == {host}"] if host else []
+
+
+def _key_secrets(plan: Plan, ndef: NodeDef, options: StackOptions) -> list[dict[str, str]]:
+    """The node's own secret key and every box's and client's public key, as files in /run/secrets."""
+    own = ndef.host or LOCAL_BOX
+    public = sorted(_key_boxes(plan)) + sorted(options.clients)
+    return ([{"source": f"{own}.key_secret", "target": f"{own}.key_secret"}]
+            + [{"source": f"{name}.key", "target": f"{name}.key"} for name in public])
+
+
+def _key_boxes(plan: Plan) -> set[str]:
+    return {n.host or LOCAL_BOX for n in plan.nodes.values() if needs_keys(plan, n.name)}
+
+
+def _node_service(plan: Plan, ndef: NodeDef, overrides: list[str], options: StackOptions) -> dict[str, Any]:
+    deploy = ndef.cls.deployment(ndef.params)
+    image = tagged(deploy.image)
+    env: dict[str, str] = {}
+    volumes = [f"${{ZDG_OUT:-{HOST_ROOT}/out}}:/work/out"]
+    if deploy.models:
+        env |= {"ZDG_MODEL_ROOT": "/models", "ZDG_DATA_ROOT": "/data"}
+        volumes += [f"${{ZDG_MODEL_ROOT:-{HOST_ROOT}/models}}:/models:ro",
+                    f"${{ZDG_DATA_ROOT:-{HOST_ROOT}/data}}:/data:ro"]
+    if deploy.store:
+        env["ZDG_DSN"] = EXTERNAL_DSN if options.external_store else STORE_DSN
+    if needs_keys(plan, ndef.name):
+        env["ZDG_KEYS"] = SECRETS_IN_CONTAINER
+    service: dict[str, Any] = {
+        "image": f"${{{image_variable(image)}:-{image}}}",
+        "command": node_command(ndef, overrides, "--one-network"),
+        **({"environment": env} if env else {}),
+        "volumes": volumes,
+        "configs": [{"source": "graph", "target": GRAPH_IN_CONTAINER}],
+        "networks": [NETWORK],
+        "healthcheck": NODE_HEALTHCHECK,
+    }
+    if needs_keys(plan, ndef.name):
+        service["secrets"] = _key_secrets(plan, ndef, options)
+    ports = [{"target": tcp_port(link), "published": tcp_port(link), "protocol": "tcp", "mode": "host"}
+             for link in outside_links(plan, ndef.name)]
+    if ports:
+        service["ports"] = ports
+    swarm: dict[str, Any] = {
+        "endpoint_mode": "dnsrr",
+        "replicas": ndef.replicas,
+        "restart_policy": {"condition": "on-failure", "max_attempts": MAX_RESTARTS},
+    }
+    if ndef.host:
+        swarm["placement"] = {"constraints": _placement(ndef.host)}
+    if deploy.gpu:
+        gpu = {"discrete_resource_spec": {"kind": "NVIDIA-GPU", "value": 1}}  # dockerd --node-generic-resource
+        swarm["resources"] = {"reservations": {"generic_resources": [gpu]}}
+    service["deploy"] = swarm
+    return service
+
+
+def _store_box(nodes: list[NodeDef]) -> str | None:
+    """The box holding most of the store's users (ties: the first by name): its volume stays on that node."""
+    users = Counter(n.host for n in nodes if uses_store(n) and n.host)
+    return min(users, key=lambda box: (-users[box], box)) if users else None
+
+
+def _store_service(nodes: list[NodeDef], store_image: str) -> dict[str, Any]:
+    box = _store_box(nodes)
+    constraints = _placement(box) or ["node.role == manager"]  # its volume is local: keep it on one node
+    return {
+        "image": f"${{ZDG_STORE_IMAGE:-{store_image}}}",
+        "environment": STORE_ENVIRONMENT,
+        "volumes": [f"zdg-store:{STORE_DATA}"],
+        "configs": [{"source": "db-init", "target": STORE_INIT}],
+        "networks": [NETWORK],
+        "healthcheck": STORE_HEALTHCHECK,
+        "deploy": {"endpoint_mode": "dnsrr", "restart_policy": {"condition": "any"},
+                   "placement": {"constraints": constraints}},
+    }
+
+
+def _content_name(prefix: str, path: Path) -> str:
+    """Swarm configs cannot change in place: a new content gets a new name, so a redeploy after an edit works."""
+    return f"{prefix}-{hashlib.sha256(path.read_bytes()).hexdigest()[:10]}"
+
+
+def build_stack(graph: Graph, files: ComposeFiles, overrides: list[str], options: StackOptions,
+                key_pairs: str = "${ZDG_KEY_PAIRS:-./keys/pairs}") -> dict[str, Any]:
+    """The stack document (`docker stack deploy -c`) for every box of the graph."""
+    plan = compile_plan(graph)
+    nodes = list(plan.nodes.values())
+    services: dict[str, Any] = {}
+    store = any(uses_store(n) for n in nodes) and not options.external_store
+    if store:
+        services[STORE_SERVICE] = _store_service(nodes, options.store_image)
+    for ndef in nodes:
+        if service_name(ndef.name) in services:
+            raise ComposeError(f"{graph.path}: node {ndef.name!r} clashes with the {STORE_SERVICE} service's name")
+        services[service_name(ndef.name)] = _node_service(plan, ndef, overrides, options)
+    configs = {"graph": {"name": _content_name(f"zdg-{graph.name}-graph", files.graph), "file": files.rel(files.graph)}}
+    if store:
+        configs["db-init"] = {"name": _content_name("zdg-db-init", files.db_init), "file": files.rel(files.db_init)}
+    doc: dict[str, Any] = {"version": "3.8", "services": services,
+                           "networks": {NETWORK: {"driver": "overlay", "attachable": True}}, "configs": configs}
+    key_boxes = sorted(_key_boxes(plan))
+    if key_boxes:
+        doc["secrets"] = {f"{name}.key_secret": {"file": f"{key_pairs}/{name}.key_secret"} for name in key_boxes}
+        doc["secrets"] |= {f"{name}.key": {"file": f"{key_pairs}/{name}.key"}
+                           for name in key_boxes + sorted(options.clients)}
+    if store:
+        doc["volumes"] = {"zdg-store": {}}
+    return doc
+
+
+def render_stack(doc: dict[str, Any], graph: Graph, command: str) -> str:
+    """YAML text with a header: where it came from and how to deploy it."""
+    plan = compile_plan(graph)
+    topics = ", ".join(f"tcp://NODE:{tcp_port(link)} {link.topic} (on the node running {service_name(link.src)})"
+                       for link in plan.external_topics()) or "none"
+    placed = boxes(graph)
+    labels = "".join(f"#   docker node update --label-add {BOX_LABEL}={box} NODE_OF_{box.upper()}\n" for box in placed)
+    keys = ("#   zdg keys GRAPH -o keys   (beside this file, or export ZDG_KEY_PAIRS=DIR/pairs: the secrets' files)\n"
+            if "secrets" in doc else "")
+    return (f"# Generated from {graph.path.name} by `{command}`: regenerate, don't edit.\n"
+            f"# Deploy on a Swarm (docker swarm init; images on every node: zdg bundle / docker load):\n{labels}{keys}"
+            f"#   ZDG_MODEL_ROOT=... ZDG_DATA_ROOT=... ZDG_OUT=... docker stack deploy -c THIS_FILE {graph.name}\n"
+            f"# (each folder must exist on every node that runs a service mounting it; default {HOST_ROOT}/...)\n"
+            f"# Topics for `zdg sub`: {topics}\n" + dump_yaml(doc))
