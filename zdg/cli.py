@@ -13,6 +13,7 @@ from zdg.compose import STORE_IMAGE, ComposeError, ComposeFiles
 from zdg.config import GraphError, load_graph
 from zdg.images import DockerError
 from zdg.registry import command_plugins
+from zdg.stack import HOST_ROOT
 from zdg.wiring import RUN_ROOT, default_run_dir
 from zdg.yamlsrc import YamlSyntaxError
 
@@ -209,6 +210,14 @@ def quiet_libraries(verbose: bool) -> None:
         warnings.filterwarnings("ignore", category=FutureWarning, module=r"insightface\..*")
 
 
+def _add_orchestrator_args(p: argparse.ArgumentParser, external_store_help: str) -> None:
+    """What `zdg stack` and `zdg k8s` share: the store image, or an external store, and secure topics' clients."""
+    p.add_argument("--store-image", default=STORE_IMAGE, help="Postgres + pgvector image (default %(default)s)")
+    p.add_argument("--external-store", action="store_true", help=external_store_help)
+    p.add_argument("--client", action="append", default=[], metavar="NAME",
+                   help="a subscriber of the graph's secure topics (as given to `zdg keys --client`); repeatable")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="zdg", description="ZeroMQ directed-graph network that re-identifies faces in video.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -265,23 +274,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_graph_args(p)
     p.add_argument("-o", "--output", type=Path, help="file to write (default: stdout); the configs' and secrets' files "
                    "are relative to it")
-    p.add_argument("--store-image", default=STORE_IMAGE, help="Postgres + pgvector image (default %(default)s)")
-    p.add_argument("--external-store", action="store_true",
-                   help="no store service: nodes use $ZDG_DSN, set when deploying")
-    p.add_argument("--client", action="append", default=[], metavar="NAME",
-                   help="a subscriber of the graph's secure topics (as given to `zdg keys --client`); repeatable")
+    _add_orchestrator_args(p, "no store service: nodes use $ZDG_DSN, set when deploying")
     p.set_defaults(func=cmd_stack)
 
     p = sub.add_parser("k8s", help="write Kubernetes manifests for a graph into a folder (kubectl apply -k DIR)")
     _add_graph_args(p)
     p.add_argument("-o", "--output", type=Path, required=True, help="folder to write (one file per node)")
-    p.add_argument("--store-image", default=STORE_IMAGE, help="Postgres + pgvector image (default %(default)s)")
-    p.add_argument("--external-store", action="store_true",
-                   help="no store StatefulSet: nodes read ZDG_DSN from the Secret zdg-dsn (key dsn)")
-    p.add_argument("--host-root", default="/opt/zdg",
+    _add_orchestrator_args(p, "no store StatefulSet: nodes read ZDG_DSN from the Secret zdg-dsn (key dsn)")
+    p.add_argument("--host-root", default=HOST_ROOT,
                    help="folder on every Kubernetes node holding models/, data/ and out/ (default %(default)s)")
-    p.add_argument("--client", action="append", default=[], metavar="NAME",
-                   help="a subscriber of the graph's secure topics (as given to `zdg keys --client`); repeatable")
     p.set_defaults(func=cmd_k8s)
 
     p = sub.add_parser("keys", help="make CURVE key pairs for the boxes of a graph and the subscribers of its secure "
