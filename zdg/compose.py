@@ -95,6 +95,11 @@ def needs_keys(plan: Plan, node: str) -> bool:
                for link in plan.links)
 
 
+def key_boxes(plan: Plan) -> list[str]:
+    """The boxes (sorted) with a node that needs keys; nodes without `host:` are box `local`."""
+    return sorted({n.host or LOCAL_BOX for n in plan.nodes.values() if needs_keys(plan, n.name)})
+
+
 def outside_links(plan: Plan, node: str) -> list[Link]:
     """The outside topics this node binds (published ports)."""
     return [link for link in plan.links if link.binder_node == node and link.dst is None]
@@ -199,9 +204,14 @@ def dump_yaml(*docs: Any) -> str:
     return yaml.dump_all(docs, Dumper=_PlainDumper, sort_keys=False, width=120)
 
 
+def generated_header(graph: Graph, command: str) -> str:
+    """The first line of every generated file: where it came from."""
+    return f"# Generated from {graph.path.name} by `{command}`: regenerate, don't edit.\n"
+
+
 def render(doc: dict[str, Any], graph: Graph, command: str, host: str | None = None) -> str:
     """YAML text with a header saying where it came from (regenerate, don't edit)."""
     topics = ", ".join(published_topics(graph, host)) or "none"
-    header = (f"# Generated from {graph.path.name} by `{command}`: regenerate, don't edit.\n"
+    header = (generated_header(graph, command) +
               f"# Build the images first (`zdg build`). Topics for `zdg sub`: {topics}\n")
     return header + dump_yaml(doc)

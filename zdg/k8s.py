@@ -22,6 +22,8 @@ from zdg.compose import (
     STORE_SERVICE,
     ComposeError,
     dump_yaml,
+    generated_header,
+    key_boxes,
     needs_keys,
     node_command,
     tagged,
@@ -51,15 +53,15 @@ class K8sOptions:
 
 
 def _labels(graph: Graph, service: str) -> dict[str, str]:
-    return {"app.kubernetes.io/name": service, "app.kubernetes.io/part-of": graph.name.replace("_", "-")}
+    return {"app.kubernetes.io/name": service, "app.kubernetes.io/part-of": service_name(graph.name)}
 
 
 def _selector(graph: Graph, service: str) -> dict[str, str]:
-    return {"zdg.graph": graph.name.replace("_", "-"), "zdg.node": service}
+    return {"zdg.graph": service_name(graph.name), "zdg.node": service}
 
 
 def _graph_config(graph: Graph) -> str:
-    return f"zdg-{graph.name.replace('_', '-')}-graph"
+    return f"zdg-{service_name(graph.name)}-graph"
 
 
 def _keys_secret(box: str) -> str:
@@ -84,7 +86,8 @@ def _bound_ports(plan: Plan, graph: Graph, node: str) -> list[dict[str, Any]]:
     return ports
 
 
-def _deployment(plan: Plan, ndef: NodeDef, overrides: list[str], options: K8sOptions) -> dict[str, Any]:
+def _deployment(plan: Plan, ndef: NodeDef, overrides: list[str], options: K8sOptions,
+                ports: list[dict[str, Any]]) -> dict[str, Any]:
     graph = plan.graph
     deploy = ndef.cls.deployment(ndef.params)
     service = service_name(ndef.name)
@@ -115,7 +118,7 @@ def _deployment(plan: Plan, ndef: NodeDef, overrides: list[str], options: K8sOpt
         "imagePullPolicy": "IfNotPresent",
         "args": node_command(ndef, overrides, "--one-network", "--after-end", "wait"),
         **({"env": env} if env else {}),
-        "ports": [{"name": p["name"], "containerPort": p["port"]} for p in _bound_ports(plan, graph, ndef.name)],
+        "ports": [{"name": p["name"], "containerPort": p["port"]} for p in ports],
         "volumeMounts": mounts,
         "resources": resources,
         "livenessProbe": {"exec": {"command": ["zdg", "health"]}, "initialDelaySeconds": 30, "periodSeconds": 10,
@@ -196,8 +199,8 @@ def build_manifests(graph: Graph, db_init: Path, overrides: list[str], options: 
         service = service_name(ndef.name)
         if service == STORE_SERVICE:
             raise ComposeError(f"{graph.path}: node {ndef.name!r} clashes with the {STORE_SERVICE} service's name")
-        objects = [_deployment(plan, ndef, overrides, options)]
         ports = _bound_ports(plan, graph, ndef.name)
+        objects = [_deployment(plan, ndef, overrides, options, ports)]
         if ports:
             objects.append(_headless_service(graph, service, ports))
         files[f"{service}.yaml"] = objects
@@ -209,12 +212,12 @@ def _kustomization(plan: Plan, resources: list[str], options: K8sOptions) -> dic
     """`kubectl apply -k`: every file, and the key Secrets made from `zdg keys -o keys` beside it."""
     doc: dict[str, Any] = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
                            "resources": resources}
-    key_boxes = sorted({n.host or LOCAL_BOX for n in plan.nodes.values() if needs_keys(plan, n.name)})
-    if key_boxes:
-        public = key_boxes + sorted(options.clients)
+    boxes_with_keys = key_boxes(plan)
+    if boxes_with_keys:
+        public = boxes_with_keys + sorted(options.clients)
         doc["secretGenerator"] = [{"name": _keys_secret(box),
                                    "files": [f"keys/{box}/{box}.key_secret", *(f"keys/{box}/{name}.key" for name in public)]}
-                                  for box in key_boxes]
+                                  for box in boxes_with_keys]
         doc["generatorOptions"] = {"disableNameSuffixHash": True}
     return doc
 
@@ -222,7 +225,7 @@ def _kustomization(plan: Plan, resources: list[str], options: K8sOptions) -> dic
 def write_manifests(files: dict[str, list[dict[str, Any]]], graph: Graph, out_dir: Path, command: str) -> list[Path]:
     """Each file with a header saying where it came from; files of an earlier run that no longer belong are removed."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    header = f"# Generated from {graph.path.name} by `{command}`: regenerate, don't edit.\n"
+    header = generated_header(graph, command)
     for stale in out_dir.glob("*.yaml"):
         if stale.name not in files and stale.read_text().startswith(header):
             stale.unlink()

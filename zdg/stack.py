@@ -30,7 +30,9 @@ from zdg.compose import (
     ComposeFiles,
     boxes,
     dump_yaml,
+    generated_header,
     image_variable,
+    key_boxes,
     needs_keys,
     node_command,
     outside_links,
@@ -45,6 +47,7 @@ BOX_LABEL = "zdg.box"  # docker node update --label-add zdg.box=NAME NODE
 NETWORK = "zdg"
 SECRETS_IN_CONTAINER = "/run/secrets"
 HOST_ROOT = "/opt/zdg"  # default folders on every Swarm node: models/, data/, out/
+KEY_PAIRS = "${ZDG_KEY_PAIRS:-./keys/pairs}"  # `zdg keys -o keys` beside the stack file: the secrets' files
 EXTERNAL_DSN = "${ZDG_DSN:?set ZDG_DSN to the store's postgresql:// address}"
 
 
@@ -59,19 +62,15 @@ def _placement(host: str | None) -> list[str]:
     return [f"node.labels.{BOX_LABEL} == {host}"] if host else []
 
 
-def _key_secrets(plan: Plan, ndef: NodeDef, options: StackOptions) -> list[dict[str, str]]:
-    """The node's own secret key and every box's and client's public key, as files in /run/secrets."""
+def _key_secrets(ndef: NodeDef, public: list[str]) -> list[dict[str, str]]:
+    """The node's own secret key and the public keys (every box's and client's), as files in /run/secrets."""
     own = ndef.host or LOCAL_BOX
-    public = sorted(_key_boxes(plan)) + sorted(options.clients)
     return ([{"source": f"{own}.key_secret", "target": f"{own}.key_secret"}]
             + [{"source": f"{name}.key", "target": f"{name}.key"} for name in public])
 
 
-def _key_boxes(plan: Plan) -> set[str]:
-    return {n.host or LOCAL_BOX for n in plan.nodes.values() if needs_keys(plan, n.name)}
-
-
-def _node_service(plan: Plan, ndef: NodeDef, overrides: list[str], options: StackOptions) -> dict[str, Any]:
+def _node_service(plan: Plan, ndef: NodeDef, overrides: list[str], options: StackOptions,
+                  public: list[str]) -> dict[str, Any]:
     deploy = ndef.cls.deployment(ndef.params)
     image = tagged(deploy.image)
     env: dict[str, str] = {}
@@ -82,7 +81,8 @@ def _node_service(plan: Plan, ndef: NodeDef, overrides: list[str], options: Stac
                     f"${{ZDG_DATA_ROOT:-{HOST_ROOT}/data}}:/data:ro"]
     if deploy.store:
         env["ZDG_DSN"] = EXTERNAL_DSN if options.external_store else STORE_DSN
-    if needs_keys(plan, ndef.name):
+    keyed = needs_keys(plan, ndef.name)
+    if keyed:
         env["ZDG_KEYS"] = SECRETS_IN_CONTAINER
     service: dict[str, Any] = {
         "image": f"${{{image_variable(image)}:-{image}}}",
@@ -93,8 +93,8 @@ def _node_service(plan: Plan, ndef: NodeDef, overrides: list[str], options: Stac
         "networks": [NETWORK],
         "healthcheck": NODE_HEALTHCHECK,
     }
-    if needs_keys(plan, ndef.name):
-        service["secrets"] = _key_secrets(plan, ndef, options)
+    if keyed:
+        service["secrets"] = _key_secrets(ndef, public)
     ports = [{"target": tcp_port(link), "published": tcp_port(link), "protocol": "tcp", "mode": "host"}
              for link in outside_links(plan, ndef.name)]
     if ports:
@@ -139,11 +139,12 @@ def _content_name(prefix: str, path: Path) -> str:
     return f"{prefix}-{hashlib.sha256(path.read_bytes()).hexdigest()[:10]}"
 
 
-def build_stack(graph: Graph, files: ComposeFiles, overrides: list[str], options: StackOptions,
-                key_pairs: str = "${ZDG_KEY_PAIRS:-./keys/pairs}") -> dict[str, Any]:
+def build_stack(graph: Graph, files: ComposeFiles, overrides: list[str], options: StackOptions) -> dict[str, Any]:
     """The stack document (`docker stack deploy -c`) for every box of the graph."""
     plan = compile_plan(graph)
     nodes = list(plan.nodes.values())
+    boxes_with_keys = key_boxes(plan)
+    public = boxes_with_keys + sorted(options.clients)
     services: dict[str, Any] = {}
     store = any(uses_store(n) for n in nodes) and not options.external_store
     if store:
@@ -151,17 +152,15 @@ def build_stack(graph: Graph, files: ComposeFiles, overrides: list[str], options
     for ndef in nodes:
         if service_name(ndef.name) in services:
             raise ComposeError(f"{graph.path}: node {ndef.name!r} clashes with the {STORE_SERVICE} service's name")
-        services[service_name(ndef.name)] = _node_service(plan, ndef, overrides, options)
+        services[service_name(ndef.name)] = _node_service(plan, ndef, overrides, options, public)
     configs = {"graph": {"name": _content_name(f"zdg-{graph.name}-graph", files.graph), "file": files.rel(files.graph)}}
     if store:
         configs["db-init"] = {"name": _content_name("zdg-db-init", files.db_init), "file": files.rel(files.db_init)}
     doc: dict[str, Any] = {"version": "3.8", "services": services,
                            "networks": {NETWORK: {"driver": "overlay", "attachable": True}}, "configs": configs}
-    key_boxes = sorted(_key_boxes(plan))
-    if key_boxes:
-        doc["secrets"] = {f"{name}.key_secret": {"file": f"{key_pairs}/{name}.key_secret"} for name in key_boxes}
-        doc["secrets"] |= {f"{name}.key": {"file": f"{key_pairs}/{name}.key"}
-                           for name in key_boxes + sorted(options.clients)}
+    if boxes_with_keys:
+        doc["secrets"] = {f"{name}.key_secret": {"file": f"{KEY_PAIRS}/{name}.key_secret"} for name in boxes_with_keys}
+        doc["secrets"] |= {f"{name}.key": {"file": f"{KEY_PAIRS}/{name}.key"} for name in public}
     if store:
         doc["volumes"] = {"zdg-store": {}}
     return doc
@@ -176,7 +175,7 @@ def render_stack(doc: dict[str, Any], graph: Graph, command: str) -> str:
     labels = "".join(f"#   docker node update --label-add {BOX_LABEL}={box} NODE_OF_{box.upper()}\n" for box in placed)
     keys = ("#   zdg keys GRAPH -o keys   (beside this file, or export ZDG_KEY_PAIRS=DIR/pairs: the secrets' files)\n"
             if "secrets" in doc else "")
-    return (f"# Generated from {graph.path.name} by `{command}`: regenerate, don't edit.\n"
+    return (generated_header(graph, command) +
             f"# Deploy on a Swarm (docker swarm init; images on every node: zdg bundle / docker load):\n{labels}{keys}"
             f"#   ZDG_MODEL_ROOT=... ZDG_DATA_ROOT=... ZDG_OUT=... docker stack deploy -c THIS_FILE {graph.name}\n"
             f"# (each folder must exist on every node that runs a service mounting it; default {HOST_ROOT}/...)\n"
