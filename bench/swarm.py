@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,16 +26,12 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from tests.containers.conftest import zdg  # noqa: E402
 from tests.containers.swarm import TwoNodeSwarm, deploy_face_graph, missing_support, out_folder  # noqa: E402
 from zdg.compose import BASE_IMAGE, FACES_IMAGE  # noqa: E402
 from zdg.images import STORE_BUILD_IMAGE  # noqa: E402
 
 TWO_BOXES = REPO / "tests" / "containers" / "two_boxes.yaml"
-SHARED = Path(os.environ.get("ZDG_SHARED", REPO.parent / "shared"))
-
-
-def zdg(*args: str) -> None:
-    subprocess.run([sys.executable, "-m", "zdg", *args], check=True, capture_output=True, cwd=REPO)
 
 
 def demo_graph(folder: Path, one_node: bool) -> Path:
@@ -85,7 +80,7 @@ def messages_per_s(swarm: TwoNodeSwarm, folder: Path, stack: str, one_node: bool
 def first_decision_s(swarm: TwoNodeSwarm, folder: Path, stack: str) -> tuple[float, float]:
     """Seconds from `docker stack deploy` to the first decision on the outside topic, and to the run's end."""
     folder.mkdir(parents=True)
-    started, sub = deploy_face_graph(swarm, folder, stack, SHARED)
+    started, sub = deploy_face_graph(swarm, folder, stack)
     try:
         assert sub.stdout.readline(), swarm.logs(stack)
         first = time.monotonic() - started

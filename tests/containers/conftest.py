@@ -14,9 +14,10 @@ import pytest
 from tests.conftest import REPO
 
 
-def sh(*args: str, timeout: float = 600, check: bool = True, env: dict | None = None, cwd: Path | None = None) -> str:
+def sh(*args: str, timeout: float = 600, check: bool = True, env: dict | None = None, cwd: Path | None = None,
+       stdin=None) -> str:
     done = subprocess.run(args, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})},
-                          cwd=cwd or REPO)
+                          cwd=cwd or REPO, stdin=stdin)
     if check and done.returncode:
         raise AssertionError(f"{' '.join(args)} -> {done.returncode}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
     return done.stdout

@@ -23,22 +23,16 @@ from pathlib import Path
 
 import yaml
 
+from tests.conftest import REPO, SHARED
+from tests.containers.conftest import sh, zdg
 from zdg.images import STORE_BUILD_IMAGE
 
 SUBNET = "192.168.77"
-REPO = Path(__file__).resolve().parents[2]
 EDGE_NODES = ("source", "detector", "embedder")  # the face graph's camera side; the rest is on the central box
 
 
 class SwarmUnavailable(RuntimeError):
     """This machine or kernel cannot run the two-node Swarm (the reason says what is missing)."""
-
-
-def run(*args: str, env: dict | None = None, timeout: float = 600, check: bool = True, stdin=None) -> str:
-    done = subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=env, stdin=stdin)
-    if check and done.returncode:
-        raise RuntimeError(f"{' '.join(args)} -> {done.returncode}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
-    return done.stdout
 
 
 def missing_support(engine_path: str | None) -> str | None:
@@ -80,19 +74,17 @@ def placed_face_graph(folder: Path) -> Path:
     return path
 
 
-def deploy_face_graph(swarm: TwoNodeSwarm, folder: Path, stack: str, shared: Path) -> tuple[float, subprocess.Popen]:
+def deploy_face_graph(swarm: TwoNodeSwarm, folder: Path, stack: str) -> tuple[float, subprocess.Popen]:
     """The face graph on 4 s of the shared clip, placed on both nodes, and a subscriber of its outside topic on the
     central node (a host-mode port there). Returns when the deploy was issued, and the subscriber."""
     graph = placed_face_graph(folder)
-    zdg = [sys.executable, "-m", "zdg"]
-    run(*zdg, "keys", str(graph), "-o", str(folder / "keys"))
-    run(*zdg, "stack", str(graph), "--set", "source.end_s=4", "--store-image", STORE_BUILD_IMAGE,
-        "-o", str(folder / "stack.yml"))
-    env = {"ZDG_OUT": str(out_folder(folder / "out")), "ZDG_MODEL_ROOT": str(shared / "models"),
-           "ZDG_DATA_ROOT": str(shared / "data")}
-    sub = subprocess.Popen(swarm.in_namespace(swarm.manager, *zdg, "sub", "tcp://127.0.0.1:5606", "reid", "--until-eos",
-                                              "--timeout", "400"),
-                           cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    zdg("keys", str(graph), "-o", str(folder / "keys"))
+    zdg("stack", str(graph), "--set", "source.end_s=4", "--store-image", STORE_BUILD_IMAGE, "-o", str(folder / "stack.yml"))
+    env = {"ZDG_OUT": str(out_folder(folder / "out")), "ZDG_MODEL_ROOT": str(SHARED / "models"),
+           "ZDG_DATA_ROOT": str(SHARED / "data")}
+    subscriber = [sys.executable, "-m", "zdg", "sub", "tcp://127.0.0.1:5606", "reid", "--until-eos", "--timeout", "400"]
+    sub = subprocess.Popen(swarm.in_namespace(swarm.manager, *subscriber), cwd=REPO, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
     return swarm.deploy(folder, stack, env), sub
 
 
@@ -130,7 +122,7 @@ class TwoNodeSwarm:
         return {**os.environ, "PATH": self.path, "DOCKER_HOST": engine.host}
 
     def docker(self, engine: Engine, *args: str, timeout: float = 600, check: bool = True, stdin=None) -> str:
-        return run("docker", *args, env=self.env(engine), timeout=timeout, check=check, stdin=stdin)
+        return sh("docker", *args, env=self.env(engine), timeout=timeout, check=check, stdin=stdin)
 
     def in_namespace(self, engine: Engine, *args: str) -> list[str]:
         """A command line that runs in the engine's network namespace (loopback there reaches its published ports)."""
@@ -138,14 +130,14 @@ class TwoNodeSwarm:
 
     def start(self) -> None:
         for engine in self.engines.values():
-            run("ip", "netns", "add", engine.netns)
-            run("ip", "-n", engine.netns, "link", "set", "lo", "up")
+            sh("ip", "netns", "add", engine.netns)
+            sh("ip", "-n", engine.netns, "link", "set", "lo", "up")
         central, edge = self.engines.values()
-        run("ip", "link", "add", self.veth[0], "netns", central.netns, "type", "veth",
+        sh("ip", "link", "add", self.veth[0], "netns", central.netns, "type", "veth",
             "peer", "name", self.veth[1], "netns", edge.netns)
         for engine, veth in zip(self.engines.values(), self.veth, strict=True):
-            run("ip", "-n", engine.netns, "addr", "add", f"{engine.address}/24", "dev", veth)
-            run("ip", "-n", engine.netns, "link", "set", veth, "up")
+            sh("ip", "-n", engine.netns, "addr", "add", f"{engine.address}/24", "dev", veth)
+            sh("ip", "-n", engine.netns, "link", "set", veth, "up")
         for engine in self.engines.values():
             self._start_engine(engine)
         self.docker(central, "swarm", "init", "--advertise-addr", central.address, "--listen-addr", central.address)

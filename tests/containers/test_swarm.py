@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import pytest
 import zmq.auth
 
-from tests.conftest import REPO, SHARED
+from tests.conftest import REPO
 from tests.containers.conftest import zdg
 from tests.containers.swarm import EDGE_NODES, TwoNodeSwarm, deploy_face_graph, missing_support, out_folder
 from zdg.compose import BASE_IMAGE, FACES_IMAGE
@@ -83,7 +83,7 @@ def decisions_of(sub: subprocess.Popen, first: str = "") -> list[dict]:
 
 
 def test_face_graph_across_two_nodes_stores_and_publishes(swarm, tmp_path):
-    started, sub = deploy_face_graph(swarm, tmp_path, "vr", SHARED)
+    started, sub = deploy_face_graph(swarm, tmp_path, "vr")
     try:
         first = sub.stdout.readline()
         print(f"docker stack deploy -> first re-id decision: {time.monotonic() - started:.1f} s")
@@ -100,7 +100,7 @@ def test_face_graph_across_two_nodes_stores_and_publishes(swarm, tmp_path):
 
 
 def test_the_store_killed_mid_run_is_rescheduled_and_nothing_is_lost(swarm, tmp_path):
-    _, sub = deploy_face_graph(swarm, tmp_path, "vk", SHARED)
+    _, sub = deploy_face_graph(swarm, tmp_path, "vk")
     try:
         swarm.wait_state("vk", "postgres", "Running")
         store = swarm.docker(swarm.manager, "ps", "-q", "--filter", "label=com.docker.swarm.service.name=vk_postgres").strip()
