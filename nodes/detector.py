@@ -9,7 +9,6 @@ import numpy as np
 from pydantic import Field
 
 from nodes.environment import FaceEnvironment
-from nodes.face_regions import RegionSchedule
 from nodes.messages import CROP_SIZE, Faces, Frame, camera_of
 from nodes.providers import GPU_PROVIDERS, Providers
 from zdg.node import Deploy, Node, Params
@@ -29,10 +28,6 @@ class DetectorParams(Params):
     max_pitch: float = Field(45, ge=0, le=90, description="degrees, estimated from the keypoints")
     min_sharpness: float = Field(10, ge=0, description="Laplacian variance of the aligned crop")
     max_faces: int = Field(0, ge=0, description="keep the N largest faces per frame (0 = all)")
-    detect_every: int = Field(
-        1, ge=1, le=30, description="search the whole frame on every Nth frame a replica handles; in between only "
-        "around the faces it found (at the same scale), with a full search as soon as one is not found again. "
-        "New faces are found at the next full search: N=3 is about half the detector's work (bench/RESULTS.md)")
     threads: int = Field(1, ge=1, le=64, description="onnxruntime intra-op threads (1 is fastest per process here)")
     providers: Providers = Field("auto", description="onnxruntime execution providers: auto (TensorRT, CUDA where "
                                  "present, else CPU), cpu, cuda or tensorrt (these two ask the container engine for a GPU)")
@@ -74,25 +69,12 @@ class DetectorNode(Node):
         self.model.prepare(self.model.ctx_id, input_size=(p.input_size, p.input_size), det_thresh=p.min_score)
         self.context.counters[f"on_{'cpu' if self.model.ctx_id < 0 else 'gpu'}"] = 1  # what `zdg top` shows
         self.norm_crop, self.sharpness, self.yaw_pitch = norm_crop, sharpness, yaw_pitch_from_kps
-        self.schedule = RegionSchedule(p.detect_every)
-
-    def find(self, frame: Frame) -> tuple[np.ndarray, np.ndarray]:
-        """(n, 5) boxes with score and (n, 5, 2) keypoints: on the whole frame, or around the faces found last."""
-        p = self.params
-        size = detector_input(frame.image.shape, p.input_size, p.input_shape)
-        if p.detect_every == 1:
-            return self.run_model(frame.image, size, p.max_faces)
-        boxes, kps, full = self.schedule.find(frame.video, frame.image, size, self.run_model, p.max_faces)
-        self.context.count("full_detections" if full else "region_detections")
-        return boxes, kps
-
-    def run_model(self, image: np.ndarray, size: tuple[int, int], max_faces: int) -> tuple[np.ndarray, np.ndarray]:
-        return self.model.detect(image, input_size=size, max_num=max_faces)
 
     def detect(self, frame: Frame) -> Faces:
         p = self.params
         image = frame.image
-        boxes, kps = self.find(frame)
+        boxes, kps = self.model.detect(image, input_size=detector_input(image.shape, p.input_size, p.input_shape),
+                                       max_num=p.max_faces)
         if kps is None or not len(boxes):
             return Faces.empty(frame)
         sizes = np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
