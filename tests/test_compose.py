@@ -53,9 +53,12 @@ def test_compose_wires_services_by_the_graph(tmp_path):
     assert "ports" not in services["db"]  # only outside topics are published
     assert services["reid"]["ports"] == ["5606:5606"]
     assert services["source"]["image"].endswith("zdg-faces:0.1.0}")
-    demo = yaml.safe_load(zdg("compose", "graphs/demo.yaml").stdout)["services"]
+    demo_text = zdg("compose", "graphs/demo.yaml").stdout
+    demo = yaml.safe_load(demo_text)["services"]
     assert "postgres" not in demo and demo["counter"]["image"].endswith("zdg:0.1.0}")
     assert "relay-e2" in demo  # both sides replicated: the same relay as local runs
+    # video_reid's on_crash: restart_graph has no container equivalent: the file says so; demo's default doesn't need to
+    assert "restarts alone" in (REPO / "docker-compose.yml").read_text() and "restarts alone" not in demo_text
 
 
 def test_the_publisher_of_a_secure_topic_gets_its_box_keys_and_no_other_service_does(write_graph):

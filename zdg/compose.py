@@ -205,8 +205,12 @@ def dump_yaml(*docs: Any) -> str:
 
 
 def generated_header(graph: Graph, command: str) -> str:
-    """The first line of every generated file: where it came from."""
-    return f"# Generated from {graph.path.name} by `{command}`: regenerate, don't edit.\n"
+    """The first lines of every generated file: where it came from, and what differs from `zdg run`."""
+    header = f"# Generated from {graph.path.name} by `{command}`: regenerate, don't edit.\n"
+    if graph.settings.on_crash == "restart_graph":
+        header += ("# settings.on_crash: restart_graph applies to `zdg run`; here a crashed node restarts alone, and what\n"
+                   "# it held in memory (queued frames, open sequences) is lost.\n")
+    return header
 
 
 def render(doc: dict[str, Any], graph: Graph, command: str, host: str | None = None) -> str:
