@@ -13,7 +13,10 @@ database it measures:
             db-writer path (write_sequences, 16 per transaction): faces/s; then each one's whole decision as
             the reid node makes it (read, rule, assignment, cluster refresh, one transaction): p50/p99, how
             many joined their own identity, and faces/s stored and decided one after the other in one process
-    python bench/reid_scale.py --n 100000 [--dim 128] [--ef 40 100] [--shared-buffers 3GB | --dsn DSN]
+  maintain - with --maintain, last: two maintenance passes (the reid node's, every `maintain_every` decisions and
+            at the end) on the full store, the second with nothing new: seconds, merges within the threshold,
+            silhouette
+    python bench/reid_scale.py --n 100000 [--dim 128] [--ef 40 100] [--maintain] [--shared-buffers 3GB | --dsn DSN]
 """
 
 from __future__ import annotations
@@ -81,6 +84,7 @@ def main() -> None:
     parser.add_argument("--ef", type=int, nargs="+", default=[40, 100], help="hnsw.ef_search values for the sequences ANN")
     parser.add_argument("--dsn", help="external server (default: a throw-away embedded one)")
     parser.add_argument("--shared-buffers", help="shared_buffers of the throw-away server, e.g. 3GB (default: PostgreSQL's)")
+    parser.add_argument("--maintain", action="store_true", help="time one maintenance pass on the full store, last")
     parser.add_argument("--query-only", action="store_true",
                         help="skip the bulk load: the --dsn database already holds this run's --n vectors")
     args = parser.parse_args()
@@ -108,6 +112,12 @@ def main() -> None:
     query(store, args, rng, centres, labels, vectors)
     if not args.query_only:
         write_and_decide(store, args, rng, centres)
+    for attempt in ("first", "second") if args.maintain else ():  # the second: nothing new since the first
+        started = time.perf_counter()
+        report = store.maintain(ReidSettings(threshold=args.threshold, named_threshold=args.threshold))
+        clusters = store.conn.execute("SELECT count(*) FROM clusters").fetchone()[0]
+        print(f"maintenance pass, {attempt}: {time.perf_counter() - started:.1f} s, {len(report.merges)} merges, "
+              f"{clusters} clusters after, silhouette {report.silhouette:.3f}")
 
 
 def copy_rows(conn: psycopg.Connection, table: str, columns: list[tuple[str, str]], rows) -> None:

@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from nodes.store.face_store import FaceStore  # noqa: E402
-from nodes.store.maintain import silhouette_values  # noqa: E402
+from nodes.store.maintain import by_cluster, silhouettes  # noqa: E402
 
 MAX_CROPS = 6
 
@@ -25,25 +25,26 @@ def plural(count: int, one: str, many: str | None = None) -> str:
 def silhouette_plot(store: FaceStore, path: Path) -> float | None:
     """The seed's plot: per-cluster silhouette values, sorted, stacked; returns the mean."""
     vectors, labels, names = store.sampled_vectors()
-    scores = silhouette_values(vectors, labels)
+    scores = silhouettes(by_cluster(vectors, labels))
+    mean = None if scores is None else float(np.concatenate(list(scores.values())).mean())
     fig, ax = plt.subplots(figsize=(7, max(3, len(set(labels.tolist())) * 0.35)))
     if scores is not None:
         y = 0
-        for c in np.unique(labels):
-            values = np.sort(scores[labels == c])
+        for c, unsorted in scores.items():
+            values = np.sort(unsorted)
             ax.barh(np.arange(y, y + len(values)), values, height=1.0)
             ax.text(-0.05, y + len(values) / 2, names.get(int(c)) or f"face {c}", ha="right", va="center", fontsize=7)
             y += len(values) + 2
         for band in (0.25, 0.5, 0.7):
             ax.axvline(band, color="grey", lw=0.6, ls="--")
-        ax.axvline(float(scores.mean()), color="red", lw=1)
+        ax.axvline(mean, color="red", lw=1)
     ax.set_xlim(-1, 1)
     ax.set_yticks([])
     ax.set_xlabel("silhouette (cosine); dashed: 0.25 weak, 0.5 reasonable, 0.7 strong; red: mean")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
-    return None if scores is None else float(scores.mean())
+    return mean
 
 
 def write_report(store: FaceStore, out_dir: Path, videos_dir: Path | None = None) -> Path:

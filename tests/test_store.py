@@ -11,6 +11,7 @@ from nodes.setdist import set_distance
 from nodes.store.reid import Query
 from nodes.store.schema import DimensionMismatch, migrate
 from tests.stored import DIM, decide, person, sequence, store
+from tests.vectors import People
 
 S = ReidSettings(threshold=0.45, named_threshold=0.6)
 CENTRES = person.centres
@@ -89,6 +90,42 @@ def test_occlusion_split_sequences_end_in_one_cluster_after_maintenance(faces, c
     assert [(m.merged_from, m.cluster_id) for m in report.moved] == [(gone, kept)]
     faces.rename(gone, "Ann")  # subscribers may still hold the old id
     assert {i.id: i.name for i in faces.identities()}[kept] == "Ann"
+
+
+def test_maintenance_among_many_clusters_rejoins_every_split_person_and_joins_no_two_people(faces, conn):
+    # 60 clusters: a pass compares each with its 10 nearest by centroid, not with all 59 others
+    many = People(dim=DIM, count=30, seed=7)
+    strict = ReidSettings(threshold=0.01, named_threshold=0.01)  # at decision time nothing matches
+    for who in range(30):
+        for half in "ab":
+            vectors = many(who)
+            decide(faces, store(faces, sequence(f"{who}{half}", vectors)), vectors, strict)
+    assert conn.execute("SELECT count(*) FROM clusters").fetchone()[0] == 60
+    report = faces.maintain(S)
+    cluster = dict(conn.execute("SELECT seq_key, cluster_id FROM sequences").fetchall())
+    people = [{cluster[f"v:{who}{half}"] for half in "ab"} for who in range(30)]
+    assert all(len(ids) == 1 for ids in people), "each person's two sequences end in one cluster"
+    assert len(set.union(*people)) == 30, "no two people share a cluster"
+    assert len(report.merges) == 30 and report.silhouette > 0.5
+
+
+def test_silhouettes_are_sklearns_with_every_cluster_as_a_neighbour_and_close_with_fewer():
+    from sklearn.metrics import silhouette_samples
+
+    from nodes.store.maintain import silhouettes
+
+    many = People(dim=DIM, count=25, seed=3)
+    sets = {c: many(c, n=2 + c % 5) for c in range(24)} | {24: many(24, n=1)}  # one cluster of a single vector
+    labels = np.concatenate([[c] * len(v) for c, v in sets.items()])
+    exact = silhouette_samples(np.concatenate(list(sets.values())), labels, metric="cosine")
+    np.testing.assert_allclose(np.concatenate(list(silhouettes(sets, 24).values())), exact, atol=1e-5)  # all others
+    for k in (10, 3):  # fewer: b is a minimum over fewer clusters, never below the exact one, so never a lower value
+        ours = np.concatenate(list(silhouettes(sets, k).values()))
+        assert (ours >= exact - 1e-5).all() and (ours - exact).max() < 0.1
+    sets[0] = np.concatenate([sets[0], sets[1]])  # now a muddle of two people: its silhouette drops, b included
+    ours = silhouettes(sets, 3)
+    assert ours[0].mean() < 0.2 < min(values.mean() for c, values in ours.items() if c not in (0, 1, 24))
+    assert silhouettes({0: sets[0]}) is None
 
 
 def test_junk_is_stored_but_never_in_a_cluster(faces, conn):

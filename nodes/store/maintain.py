@@ -3,14 +3,14 @@ refresh silhouettes."""
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass, field
-from itertools import combinations
 
 import numpy as np
 import psycopg
 
 from nodes.decision import ReidSettings
-from nodes.setdist import nearer_side_distance
+from nodes.setdist import l2_normalise, nearer_side_distance
 from nodes.store import links
 from nodes.store.clusters import (
     Deleted,
@@ -27,6 +27,7 @@ from nodes.store.db import to_numpy
 from nodes.store.reid import lock_decisions
 
 SAMPLE_PER_CLUSTER = 50
+NEIGHBOURS = 10  # clusters a pass compares each cluster with: its nearest by centroid
 
 
 @dataclass
@@ -53,38 +54,126 @@ class MovedSequence:
 
 
 def sampled_vectors(conn: psycopg.Connection) -> tuple[np.ndarray, np.ndarray, dict[int, str | None]]:
-    """Up to SAMPLE_PER_CLUSTER best-quality vectors per cluster, their cluster ids, and cluster names."""
+    """Up to SAMPLE_PER_CLUSTER best-quality vectors per cluster (unit length, ordered by cluster), their cluster
+    ids, and cluster names."""
     rows = windowed_vectors(conn, SAMPLE_PER_CLUSTER)
     names = names_of(conn)
     if not rows:
         return np.zeros((0, 0), np.float32), np.zeros(0, int), names
     labels = np.array([r[0] for r in rows])
-    return np.stack([to_numpy(r[1]) for r in rows]), labels, names
+    return l2_normalise(np.stack([to_numpy(r[1]) for r in rows])), labels, names
 
 
-def silhouette_values(vectors: np.ndarray, labels: np.ndarray) -> np.ndarray | None:
-    """Per-vector cosine silhouette, or None with fewer than two clusters."""
-    from sklearn.metrics import silhouette_samples  # here: every store user imports this module, few run maintenance
+def by_cluster(vectors: np.ndarray, labels: np.ndarray) -> dict[int, np.ndarray]:
+    """The rows of each cluster, for labels in runs (as sampled_vectors orders them)."""
+    if not len(labels):
+        return {}
+    starts = np.flatnonzero(np.r_[True, labels[1:] != labels[:-1]])
+    ends = np.r_[starts[1:], len(labels)]
+    return {int(labels[a]): vectors[a:b] for a, b in zip(starts, ends, strict=True)}
 
-    if len(set(labels.tolist())) < 2 or len(vectors) <= len(set(labels.tolist())):
+
+def nearest_clusters(sets: dict[int, np.ndarray], k: int, chunk: int = 1024) -> dict[int, list[int]]:
+    """Each cluster's `k` nearest other clusters by centroid (cosine), in chunks of rows: O(clusters^2) dot
+    products but O(chunk x clusters) memory."""
+    ids = list(sets)
+    k = min(k, len(ids) - 1)
+    if k < 1:
+        return {c: [] for c in ids}
+    centroids = l2_normalise(np.stack([v.mean(axis=0) for v in sets.values()]))
+    out: dict[int, list[int]] = {}
+    for start in range(0, len(ids), chunk):
+        similar = centroids[start:start + chunk] @ centroids.T
+        rows = np.arange(len(similar))
+        similar[rows, rows + start] = -np.inf  # not itself
+        for row, nearest in enumerate(np.argpartition(-similar, k - 1, axis=1)[:, :k]):
+            out[ids[start + row]] = [ids[j] for j in nearest]
+    return out
+
+
+def silhouettes(sets: dict[int, np.ndarray], k: int = NEIGHBOURS) -> dict[int, np.ndarray] | None:
+    """Per-vector cosine silhouette of each cluster's (unit) vectors in O(clusters x k) instead of O(vectors^2):
+    b is taken over the cluster's `k` nearest clusters by centroid, so it is never below sklearn's
+    silhouette_samples' and equal to it when the nearest cluster by mean distance is among them (always when k
+    covers every other cluster). None with fewer than two clusters or no more vectors than clusters (undefined)."""
+    if len(sets) < 2 or sum(len(v) for v in sets.values()) <= len(sets):
         return None
-    return silhouette_samples(vectors, labels, metric="cosine")
+    near = nearest_clusters(sets, k)
+    out = {}
+    for c, vectors in sets.items():
+        if len(vectors) == 1:
+            out[c] = np.zeros(1)  # sklearn's convention for a cluster of one
+            continue
+        within = 1 - vectors @ vectors.T
+        a = (within.sum(axis=1) - np.diag(within)) / (len(vectors) - 1)
+        b = np.min([(1 - vectors @ sets[other].T).mean(axis=1) for other in near[c]], axis=0)
+        out[c] = (b - a) / np.maximum(np.maximum(a, b), 1e-12)
+    return out
+
+
+@dataclass
+class CandidatePairs:
+    """Set distances of the cluster pairs a pass may merge, closest first (a heap; entries of pairs that were
+    dropped or re-measured are skipped when they come up)."""
+
+    distance: dict[tuple[int, int], float] = field(default_factory=dict)
+    of_cluster: dict[int, set[tuple[int, int]]] = field(default_factory=dict)
+    heap: list[tuple[float, tuple[int, int]]] = field(default_factory=list)
+
+    def add(self, a: int, b: int, distance: float) -> None:
+        pair = (min(a, b), max(a, b))
+        self.distance[pair] = distance
+        for c in pair:
+            self.of_cluster.setdefault(c, set()).add(pair)
+        heapq.heappush(self.heap, (distance, pair))
+
+    def __contains__(self, pair: tuple[int, int]) -> bool:
+        return (min(pair), max(pair)) in self.distance
+
+    def pop(self) -> tuple[tuple[int, int], float] | None:
+        """The closest pair left (removed), or None."""
+        while self.heap:
+            distance, pair = heapq.heappop(self.heap)
+            if self.distance.get(pair) == distance:
+                self.remove(pair)
+                return pair, distance
+        return None
+
+    def remove(self, pair: tuple[int, int]) -> None:
+        del self.distance[pair]
+        for c in pair:
+            self.of_cluster[c].discard(pair)
+
+    def drop(self, cluster: int) -> set[int]:
+        """Remove every pair of `cluster`; the clusters it was paired with."""
+        others = set()
+        for a, b in self.of_cluster.pop(cluster, set()):
+            other = a if b == cluster else b
+            del self.distance[(a, b)]
+            self.of_cluster[other].discard((a, b))
+            others.add(other)
+        return others
 
 
 def merge_close(conn: psycopg.Connection, s: ReidSettings, report: MaintenanceReport) -> None:
     """Constrained agglomerative clustering over the clusters: the closest pair within the join threshold
     (named: its own) merges first, unless the two were on screen together (cannot-link) or carry two names;
     repeated until no pair qualifies. Pairs a person marked as different people never merge (cannot-link), and
-    sequences of one cluster stay together (must-link)."""
+    sequences of one cluster stay together (must-link). Each cluster is compared with its NEIGHBOURS nearest
+    clusters by centroid (a merged cluster with both sides' neighbours), so a pass grows with the clusters, not
+    with their square."""
     vectors, labels, names = sampled_vectors(conn)
-    sets = {int(c): vectors[labels == c] for c in np.unique(labels)}
-    apart = {a: nearer_side_distance(sets[a[0]], sets[a[1]], s.distance) for a in combinations(sorted(sets), 2)}
+    sets = by_cluster(vectors, labels)
+    pairs = CandidatePairs()
+    for a, near in nearest_clusters(sets, NEIGHBOURS).items():
+        for b in near:
+            if (a, b) not in pairs:
+                pairs.add(a, b, nearer_side_distance(sets[a], sets[b], s.distance))
     widest = max(s.threshold, s.named_threshold)
-    while apart:
-        (a, b), distance = min(apart.items(), key=lambda item: (item[1], item[0]))
+    while (closest := pairs.pop()) is not None:
+        (a, b), distance = closest
         if distance >= widest:
             return
-        del apart[(a, b)]
         if distance >= (s.named_threshold if names.get(a) or names.get(b) else s.threshold):
             continue
         if (names.get(a) and names.get(b)) or co_occur(conn, a, b) or links.linked(conn, a, b):
@@ -96,9 +185,8 @@ def merge_close(conn: psycopg.Connection, s: ReidSettings, report: MaintenanceRe
         report.merges.append((weak, target))
         sets[target] = np.concatenate([sets[target], sets.pop(weak)])
         names[target] = names.get(target) or names.get(weak)
-        apart = {pair: d for pair, d in apart.items() if weak not in pair and target not in pair}
-        apart.update({tuple(sorted((target, c))): nearer_side_distance(sets[target], sets[c], s.distance)
-                      for c in sets if c != target})
+        for other in (pairs.drop(weak) | pairs.drop(target)) - {weak, target}:
+            pairs.add(target, other, nearer_side_distance(sets[target], sets[other], s.distance))
 
 
 def co_occur(conn: psycopg.Connection, a: int, b: int) -> bool:
@@ -148,9 +236,10 @@ def maintain(conn: psycopg.Connection, s: ReidSettings, max_vectors: int = 500) 
         merge_close(conn, s, report)
         forget(conn, max_vectors, report)
         vectors, labels, _ = sampled_vectors(conn)
-        scores = silhouette_values(vectors, labels)
+        scores = silhouettes(by_cluster(vectors, labels))
         if scores is not None:
-            report.silhouette = float(scores.mean())
-            for c in np.unique(labels):
-                conn.execute("UPDATE clusters SET silhouette = %s WHERE id = %s", (float(scores[labels == c].mean()), int(c)))
+            report.silhouette = float(np.concatenate(list(scores.values())).mean())
+            with conn.cursor() as cur:
+                cur.executemany("UPDATE clusters SET silhouette = %s WHERE id = %s",
+                                [(float(values.mean()), c) for c, values in scores.items()])
     return report
