@@ -13,9 +13,9 @@ database it measures:
             db-writer path (write_sequences, 16 per transaction): faces/s; then each one's whole decision as
             the reid node makes it (read, rule, assignment, cluster refresh, one transaction): p50/p99, how
             many joined their own identity, and faces/s stored and decided one after the other in one process
-  maintain - with --maintain, last: two maintenance passes (the reid node's, every `maintain_every` decisions and
-            at the end) on the full store, the second with nothing new: seconds, merges within the threshold,
-            silhouette
+  maintain - with --maintain, last: maintenance on the full store: the first pass (every cluster), then twice 50
+            fresh sequences decided and the reid node's pass (every `maintain_every` decisions: the clusters changed
+            since the last pass and their neighbours), then a full pass (`zdg maintain`): seconds, merges, silhouette
     python bench/reid_scale.py --n 100000 [--dim 128] [--ef 40 100] [--maintain] [--shared-buffers 3GB | --dsn DSN]
 """
 
@@ -112,12 +112,30 @@ def main() -> None:
     query(store, args, rng, centres, labels, vectors)
     if not args.query_only:
         write_and_decide(store, args, rng, centres)
-    for attempt in ("first", "second") if args.maintain else ():  # the second: nothing new since the first
+    if args.maintain:
+        maintenance(store, args, rng, centres)
+
+
+def maintenance(store: PgFaceStore, args: argparse.Namespace, rng: np.random.Generator, centres: np.ndarray) -> None:
+    """The first pass (every cluster), then twice the reid node's: 50 fresh sequences decided and a pass over what
+    changed, and a full pass (`zdg maintain`) for comparison."""
+    settings = ReidSettings(threshold=args.threshold, named_threshold=args.threshold)
+
+    def timed_pass(what: str, full: bool) -> None:
         started = time.perf_counter()
-        report = store.maintain(ReidSettings(threshold=args.threshold, named_threshold=args.threshold))
+        report = store.maintain(settings, full=full)
         clusters = store.conn.execute("SELECT count(*) FROM clusters").fetchone()[0]
-        print(f"maintenance pass, {attempt}: {time.perf_counter() - started:.1f} s, {len(report.merges)} merges, "
+        print(f"maintenance, {what}: {time.perf_counter() - started:.2f} s, {len(report.merges)} merges, "
               f"{clusters} clusters after, silhouette {report.silhouette:.3f}")
+
+    timed_pass("first pass (every cluster)", full=False)
+    for round_ in (1, 2):  # the first also looks again at what the first pass merged
+        _, fresh = fresh_sequences(rng, centres, 50, 20)
+        stored = store.write_sequences([sequence(f"maintain{round_}:{i}", v) for i, v in enumerate(fresh)])
+        for (sequence_id, _), vectors in zip(stored, fresh, strict=True):
+            store.decide(Query(sequence_id, vectors), settings)
+        timed_pass(f"50 decisions, then the reid node's pass ({round_})", full=False)
+    timed_pass("zdg maintain (every cluster)", full=True)
 
 
 def copy_rows(conn: psycopg.Connection, table: str, columns: list[tuple[str, str]], rows) -> None:

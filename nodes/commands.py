@@ -141,7 +141,7 @@ def cmd_maintain(args: argparse.Namespace) -> int:
 
     graph = load_graph(args.graph, args.overrides)
     settings = reid_settings(graph)
-    report = open_store(graph).maintain(settings, args.max_vectors)
+    report = open_store(graph).maintain(settings, args.max_vectors, full=True)
     strips = remove_strips(annotated_videos_dir(graph), report.purged.sequences)
     print(f"merged: {report.merges}  forgotten vectors: {report.forgotten}  silhouette: {report.silhouette}")
     if settings.retention_hours:
@@ -347,7 +347,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_summary)
 
     p = sub.add_parser("maintain", help="merge clusters that are one person, forget beyond a cap, purge by the reid "
-                       "node's retention_hours, recompute silhouettes")
+                       "node's retention_hours, recompute silhouettes: over every cluster (the reid node's own passes "
+                       "look at the clusters changed since the last pass and their neighbours)")
     p.add_argument("--max-vectors", type=int, default=500, help="vectors kept per cluster")
     graph_arg(p)
     p.set_defaults(func=cmd_maintain)

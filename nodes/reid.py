@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
+from pydantic import Field
 
 from nodes.decision import ReidSettings, for_model
 from nodes.environment import StoreParams
@@ -19,7 +20,8 @@ FINISHED = 2**31 - 1  # a checkpoint past any end frame: the source was read to 
 
 
 class ReidParams(StoreParams, ReidSettings):
-    maintain_every: int = 50
+    maintain_every: int = Field(50, ge=0, description="decisions between maintenance passes (0: only at the end of "
+                                "the stream); a pass looks at the clusters changed since the last one")
 
 
 class ReidNode(Node):

@@ -109,6 +109,30 @@ def test_maintenance_among_many_clusters_rejoins_every_split_person_and_joins_no
     assert len(report.merges) == 30 and report.silhouette > 0.5
 
 
+def test_a_pass_looks_at_what_changed_since_the_last_and_zdg_maintain_at_everything(faces, conn):
+    strict = ReidSettings(threshold=0.01, named_threshold=0.01)  # at decision time nothing matches
+
+    def halves(who: int) -> tuple[int, int]:
+        return tuple(decide(faces, store(faces, sequence(f"{who}{half}", person(who))), person(who), strict).cluster_id
+                     for half in "ab")
+
+    old = halves(0)
+    assert faces.maintain(strict).merges == []  # the first pass looks at everything: nothing that close
+    new = halves(1)
+    assert faces.maintain(S).merges == [(max(new), min(new))], "the new halves join; the old pair was not looked at"
+    assert faces.maintain(S).merges == [], "nothing changed since"
+    assert faces.maintain(S, full=True).merges == [(max(old), min(old))], "a full pass (zdg maintain) looks at all"
+
+
+def test_renaming_an_identity_has_the_next_pass_look_at_it_with_the_named_threshold(faces, conn):
+    strict = ReidSettings(threshold=0.01, named_threshold=0.01)
+    named_only = ReidSettings(threshold=0.01, named_threshold=0.6)  # only a named identity is close enough
+    a, b = (decide(faces, store(faces, sequence(key, person(2))), person(2), strict).cluster_id for key in ("a", "b"))
+    assert faces.maintain(named_only).merges == []
+    faces.rename(b, "Bea")
+    assert faces.maintain(named_only).merges == [(a, b)], "the unnamed half joins the named one"
+
+
 def test_silhouettes_are_sklearns_with_every_cluster_as_a_neighbour_and_close_with_fewer():
     from sklearn.metrics import silhouette_samples
 

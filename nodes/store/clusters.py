@@ -152,7 +152,8 @@ def rename_cluster(conn: psycopg.Connection, cluster_id: int, name: str, actor: 
     taken = conn.execute("SELECT id FROM clusters WHERE name = %s AND id <> %s", (name, cluster_id)).fetchone()
     if taken:
         raise ValueError(f"the name {name!r} is identity {taken[0]}'s; merge the two instead")
-    if conn.execute("UPDATE clusters SET name = %s WHERE id = %s", (name, cluster_id)).rowcount != 1:
+    # updated_at: a named identity merges by its own threshold, so the next maintenance pass looks at it again
+    if conn.execute("UPDATE clusters SET name = %s, updated_at = now() WHERE id = %s", (name, cluster_id)).rowcount != 1:
         raise LookupError(f"no identity {cluster_id}")
     record_event(conn, "rename", cluster_id, detail={"name": name}, actor=actor)
 

@@ -39,8 +39,9 @@ class FaceStore(Protocol):
 
     def advance_checkpoint(self, source: str, resume_frame: int) -> None: ...
 
-    def maintain(self, settings: ReidSettings, max_vectors: int = 500) -> MaintenanceReport:
-        """Refresh silhouettes, merge weak clusters, forget vectors beyond a cap."""
+    def maintain(self, settings: ReidSettings, max_vectors: int = 500, full: bool = False) -> MaintenanceReport:
+        """Merge weak clusters, forget vectors beyond a cap, refresh silhouettes: of the clusters changed since the
+        last pass and their neighbours, or (`full`, and the first pass) of all."""
 
     def enroll(self, name: str, faces: list[tuple[str, str, np.ndarray, np.ndarray, np.ndarray, float]], model: str = "") -> int:
         """Add photos' faces (photo, path, embedding, box, keypoints, score), embedded by `model`, to the named

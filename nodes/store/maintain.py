@@ -98,15 +98,20 @@ def silhouettes(sets: dict[int, np.ndarray], k: int = NEIGHBOURS) -> dict[int, n
     covers every other cluster). None with fewer than two clusters or no more vectors than clusters (undefined)."""
     if len(sets) < 2 or sum(len(v) for v in sets.values()) <= len(sets):
         return None
-    near = nearest_clusters(sets, k)
+    return cluster_silhouettes(sets, nearest_clusters(sets, k))
+
+
+def cluster_silhouettes(sets: dict[int, np.ndarray], near: dict[int, list[int]]) -> dict[int, np.ndarray]:
+    """Per-vector silhouettes of the clusters that `near` maps to their neighbours, b over those neighbours."""
     out = {}
-    for c, vectors in sets.items():
-        if len(vectors) == 1:
-            out[c] = np.zeros(1)  # sklearn's convention for a cluster of one
+    for c, others in near.items():
+        vectors = sets[c]
+        if len(vectors) == 1 or not others:
+            out[c] = np.zeros(len(vectors))  # sklearn's convention for a cluster of one
             continue
         within = 1 - vectors @ vectors.T
         a = (within.sum(axis=1) - np.diag(within)) / (len(vectors) - 1)
-        b = np.min([(1 - vectors @ sets[other].T).mean(axis=1) for other in near[c]], axis=0)
+        b = np.min([(1 - vectors @ sets[other].T).mean(axis=1) for other in others], axis=0)
         out[c] = (b - a) / np.maximum(np.maximum(a, b), 1e-12)
     return out
 
@@ -155,17 +160,59 @@ class CandidatePairs:
         return others
 
 
-def merge_close(conn: psycopg.Connection, s: ReidSettings, report: MaintenanceReport) -> None:
+def changed_since(conn: psycopg.Connection, since: str) -> list[int]:
+    """Clusters a decision, correction or rename touched after `since` (a timestamp of the store's clock)."""
+    return [r[0] for r in conn.execute("SELECT id FROM clusters WHERE updated_at > %s::timestamptz ORDER BY id",
+                                       (since,))]
+
+
+def nearest_in_store(conn: psycopg.Connection, cluster_ids: list[int], k: int) -> dict[int, list[int]]:
+    """Each cluster's `k` nearest other clusters by stored centroid (the clusters' HNSW index)."""
+    out = {}
+    for cluster_id in cluster_ids:
+        centroid = conn.execute("SELECT centroid FROM clusters WHERE id = %s", (cluster_id,)).fetchone()
+        out[cluster_id] = [] if centroid is None or centroid[0] is None else [r[0] for r in conn.execute(
+            "SELECT id FROM clusters WHERE id <> %s AND centroid IS NOT NULL ORDER BY centroid <=> %s LIMIT %s",
+            (cluster_id, centroid[0], k))]
+    return out
+
+
+@dataclass
+class Neighbourhood:
+    """The clusters a pass looks at: each one's sampled (unit) vectors, nearest clusters and name."""
+
+    sets: dict[int, np.ndarray]
+    near: dict[int, list[int]]
+    names: dict[int, str | None]
+
+    @classmethod
+    def load(cls, conn: psycopg.Connection, changed: list[int] | None) -> Neighbourhood:
+        """Every cluster (`changed` None: a full pass), or the changed ones with their NEIGHBOURS nearest."""
+        if changed is None:
+            vectors, labels, names = sampled_vectors(conn)
+            sets = by_cluster(vectors, labels)
+            return cls(sets, nearest_clusters(sets, NEIGHBOURS), names)
+        near = nearest_in_store(conn, changed, NEIGHBOURS)
+        wanted = sorted(set(changed) | {c for cs in near.values() for c in cs})
+        rows = windowed_vectors(conn, SAMPLE_PER_CLUSTER, wanted)
+        sets = by_cluster(l2_normalise(np.stack([to_numpy(r[1]) for r in rows])) if rows else np.zeros((0, 1)),
+                          np.array([r[0] for r in rows]))
+        return cls(sets, {c: [n for n in cs if n in sets] for c, cs in near.items() if c in sets}, names_of(conn))
+
+
+def merge_close(conn: psycopg.Connection, s: ReidSettings, report: MaintenanceReport,
+                changed: list[int] | None = None) -> None:
     """Constrained agglomerative clustering over the clusters: the closest pair within the join threshold
     (named: its own) merges first, unless the two were on screen together (cannot-link) or carry two names;
     repeated until no pair qualifies. Pairs a person marked as different people never merge (cannot-link), and
     sequences of one cluster stay together (must-link). Each cluster is compared with its NEIGHBOURS nearest
     clusters by centroid (a merged cluster with both sides' neighbours), so a pass grows with the clusters, not
-    with their square."""
-    vectors, labels, names = sampled_vectors(conn)
-    sets = by_cluster(vectors, labels)
+    with their square; with `changed`, only those clusters and their neighbours (pairs of two clusters that did
+    not change were looked at by an earlier pass)."""
+    hood = Neighbourhood.load(conn, changed)
+    sets, names = hood.sets, hood.names
     pairs = CandidatePairs()
-    for a, near in nearest_clusters(sets, NEIGHBOURS).items():
+    for a, near in hood.near.items():
         for b in near:
             if (a, b) not in pairs:
                 pairs.add(a, b, nearer_side_distance(sets[a], sets[b], s.distance))
@@ -226,20 +273,43 @@ def purge_stale(conn: psycopg.Connection, hours: float, report: MaintenanceRepor
     report.purged.sequences += junk
 
 
-def maintain(conn: psycopg.Connection, s: ReidSettings, max_vectors: int = 500) -> MaintenanceReport:
-    """One maintenance pass in one transaction; returns what changed."""
+def refresh_silhouettes(conn: psycopg.Connection, changed: list[int] | None, report: MaintenanceReport) -> None:
+    """Silhouettes of every cluster (`changed` None) or of the changed ones still there; the store's mean over its
+    clusters' sampled vectors goes in the report."""
+    if changed is None:
+        vectors, labels, _ = sampled_vectors(conn)
+        scores = silhouettes(by_cluster(vectors, labels))
+    else:
+        hood = Neighbourhood.load(conn, [c for c, in conn.execute("SELECT id FROM clusters WHERE id = ANY(%s)",
+                                                                  (changed,))])
+        scores = cluster_silhouettes(hood.sets, hood.near) if len(hood.sets) > 1 else None
+    if scores:
+        with conn.cursor() as cur:
+            cur.executemany("UPDATE clusters SET silhouette = %s WHERE id = %s",
+                            [(float(values.mean()), c) for c, values in scores.items()])
+    report.silhouette = conn.execute(
+        "SELECT sum(silhouette * least(size, %s)) / nullif(sum(least(size, %s)), 0) FROM clusters "
+        "WHERE silhouette IS NOT NULL", (SAMPLE_PER_CLUSTER, SAMPLE_PER_CLUSTER)).fetchone()[0]
+
+
+def maintain(conn: psycopg.Connection, s: ReidSettings, max_vectors: int = 500, full: bool = False) -> MaintenanceReport:
+    """One maintenance pass in one transaction; returns what changed. A pass looks at the clusters changed since
+    the last one and their neighbours; the first pass, and a `full` one, at every cluster."""
     report = MaintenanceReport()
     with conn.transaction():
         lock_decisions(conn)
+        since = None if full else conn.execute("SELECT value FROM zdg_meta WHERE key = 'maintained_at'").fetchone()
         if s.retention_hours:
             purge_stale(conn, s.retention_hours, report)
-        merge_close(conn, s, report)
+        changed = None if since is None else changed_since(conn, since[0])
+        merge_close(conn, s, report, changed)
         forget(conn, max_vectors, report)
-        vectors, labels, _ = sampled_vectors(conn)
-        scores = silhouettes(by_cluster(vectors, labels))
-        if scores is not None:
-            report.silhouette = float(np.concatenate(list(scores.values())).mean())
-            with conn.cursor() as cur:
-                cur.executemany("UPDATE clusters SET silhouette = %s WHERE id = %s",
-                                [(float(values.mean()), c) for c, values in scores.items()])
+        targets = sorted({target for _, target in report.merges})
+        if changed is not None:  # what merged away is gone, what it went into changed
+            changed = sorted(set(changed) | set(targets))
+        refresh_silhouettes(conn, changed, report)
+        # a merged cluster has a new centroid, so new nearest clusters: the next pass looks at it again
+        conn.execute("UPDATE clusters SET updated_at = clock_timestamp() WHERE id = ANY(%s)", (targets,))
+        conn.execute("INSERT INTO zdg_meta VALUES ('maintained_at', now()::text) "
+                     "ON CONFLICT (key) DO UPDATE SET value = excluded.value")
     return report

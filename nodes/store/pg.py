@@ -57,8 +57,8 @@ class PgFaceStore:
     def advance_checkpoint(self, source: str, resume_frame: int) -> None:
         checkpoints.advance(self.conn, source, resume_frame)
 
-    def maintain(self, settings: ReidSettings, max_vectors: int = 500) -> maintain.MaintenanceReport:
-        return maintain.maintain(self.conn, settings, max_vectors)
+    def maintain(self, settings: ReidSettings, max_vectors: int = 500, full: bool = False) -> maintain.MaintenanceReport:
+        return maintain.maintain(self.conn, settings, max_vectors, full)
 
     def enroll(self, name: str, faces: list[tuple[str, str, np.ndarray, np.ndarray, np.ndarray, float]], model: str = "") -> int:
         with self.conn.transaction():
