@@ -53,19 +53,22 @@ class MovedSequence:
     name: str | None
 
 
-def sampled_vectors(conn: psycopg.Connection) -> tuple[np.ndarray, np.ndarray, dict[int, str | None]]:
-    """Up to SAMPLE_PER_CLUSTER best-quality vectors per cluster (unit length, ordered by cluster), their cluster
-    ids, and cluster names."""
-    rows = windowed_vectors(conn, SAMPLE_PER_CLUSTER)
-    names = names_of(conn)
+def sampled(conn: psycopg.Connection, ids: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Up to SAMPLE_PER_CLUSTER best-quality vectors of each cluster (of `ids`, or of all), unit length and ordered
+    by cluster, and their cluster ids."""
+    rows = windowed_vectors(conn, SAMPLE_PER_CLUSTER, ids)
     if not rows:
-        return np.zeros((0, 0), np.float32), np.zeros(0, int), names
-    labels = np.array([r[0] for r in rows])
-    return l2_normalise(np.stack([to_numpy(r[1]) for r in rows])), labels, names
+        return np.zeros((0, 0), np.float32), np.zeros(0, int)
+    return l2_normalise(np.stack([to_numpy(r[1]) for r in rows])), np.array([r[0] for r in rows])
+
+
+def sampled_vectors(conn: psycopg.Connection) -> tuple[np.ndarray, np.ndarray, dict[int, str | None]]:
+    """`sampled` of every cluster, and the clusters' names."""
+    return *sampled(conn), names_of(conn)
 
 
 def by_cluster(vectors: np.ndarray, labels: np.ndarray) -> dict[int, np.ndarray]:
-    """The rows of each cluster, for labels in runs (as sampled_vectors orders them)."""
+    """The rows of each cluster, for labels in runs (as `sampled` orders them)."""
     if not len(labels):
         return {}
     starts = np.flatnonzero(np.r_[True, labels[1:] != labels[:-1]])
@@ -189,14 +192,10 @@ class Neighbourhood:
     def load(cls, conn: psycopg.Connection, changed: list[int] | None) -> Neighbourhood:
         """Every cluster (`changed` None: a full pass), or the changed ones with their NEIGHBOURS nearest."""
         if changed is None:
-            vectors, labels, names = sampled_vectors(conn)
-            sets = by_cluster(vectors, labels)
-            return cls(sets, nearest_clusters(sets, NEIGHBOURS), names)
+            sets = by_cluster(*sampled(conn))
+            return cls(sets, nearest_clusters(sets, NEIGHBOURS), names_of(conn))
         near = nearest_in_store(conn, changed, NEIGHBOURS)
-        wanted = sorted(set(changed) | {c for cs in near.values() for c in cs})
-        rows = windowed_vectors(conn, SAMPLE_PER_CLUSTER, wanted)
-        sets = by_cluster(l2_normalise(np.stack([to_numpy(r[1]) for r in rows])) if rows else np.zeros((0, 1)),
-                          np.array([r[0] for r in rows]))
+        sets = by_cluster(*sampled(conn, sorted(set(changed) | {c for cs in near.values() for c in cs})))
         return cls(sets, {c: [n for n in cs if n in sets] for c, cs in near.items() if c in sets}, names_of(conn))
 
 
@@ -277,8 +276,7 @@ def refresh_silhouettes(conn: psycopg.Connection, changed: list[int] | None, rep
     """Silhouettes of every cluster (`changed` None) or of the changed ones still there; the store's mean over its
     clusters' sampled vectors goes in the report."""
     if changed is None:
-        vectors, labels, _ = sampled_vectors(conn)
-        scores = silhouettes(by_cluster(vectors, labels))
+        scores = silhouettes(by_cluster(*sampled(conn)))
     else:
         hood = Neighbourhood.load(conn, [c for c, in conn.execute("SELECT id FROM clusters WHERE id = ANY(%s)",
                                                                   (changed,))])
