@@ -90,7 +90,7 @@ def cmd_identities(args: argparse.Namespace) -> int:
             print(f"sequence {row.id:>5}  {row.source}  frames {row.first_frame}-{row.last_frame}  {row.faces} faces")
     else:
         return identity_change(store, args.action, [int(a) if a.isdigit() else a for a in args.args],
-                               annotated_videos_dir(graph))
+                               annotated_videos_dir(graph), args.report, args.erase)
     return 0
 
 
@@ -98,11 +98,13 @@ CHANGES = {"rename": ("ID NAME", 2), "merge": ("FROM_ID INTO_ID", 2), "delete": 
            "move": ("SEQ ID", 2), "different": ("ID ID", 2)}
 
 
-def identity_change(store: PgFaceStore, action: str, values: list, videos_dir: Path) -> int:
-    """One correction by hand, recorded in the store's history as this user's (`videos_dir`: the gallery's files)."""
+def identity_change(store: PgFaceStore, action: str, values: list, videos_dir: Path, report_dir: Path | None = None,
+                    erase: bool = False) -> int:
+    """One correction by hand, recorded in the store's history as this user's (`videos_dir`: the gallery's files;
+    `report_dir`: the report whose crops and pages go with a deleted identity; `erase`: rewrite the tables after)."""
     import getpass
 
-    from nodes.annotate import remove_strips
+    from nodes.forget import remove_files_of
 
     usage, count = CHANGES[action]
     if (count is not None and len(values) != count) or (count is None and len(values) < 2):
@@ -115,8 +117,11 @@ def identity_change(store: PgFaceStore, action: str, values: list, videos_dir: P
             store.merge(values[0], values[1], actor)
         elif action == "delete":
             gone = store.delete(values[0], actor)
-            strips = remove_strips(videos_dir, gone.sequences)
-            print(f"deleted identity {values[0]}: {gone.faces} faces, {len(gone.sequences)} sequences, {strips} crop strips")
+            strips, report = remove_files_of(gone, videos_dir, report_dir)
+            print(f"deleted identity {values[0]}: {gone.faces} faces, {len(gone.sequences)} sequences, {strips} crop strips"
+                  + (f"; removed the report in {report_dir} (it showed them; `zdg report` writes it again)" if report else ""))
+            if erase:
+                print(f"erased from the data files: {', '.join(store.erase())} rewritten")
         elif action == "split":
             print(f"identity {store.split(values[0], values[1:], actor)}: sequences {values[1:]}, "
                   f"marked as another person than identity {values[0]}")
@@ -137,16 +142,19 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 
 def cmd_maintain(args: argparse.Namespace) -> int:
-    from nodes.annotate import remove_strips
+    from nodes.forget import remove_files_of
 
     graph = load_graph(args.graph, args.overrides)
     settings = reid_settings(graph)
-    report = open_store(graph).maintain(settings, args.max_vectors, full=True)
-    strips = remove_strips(annotated_videos_dir(graph), report.purged.sequences)
+    store = open_store(graph)
+    report = store.maintain(settings, args.max_vectors, full=True)
+    strips, _ = remove_files_of(report.purged, annotated_videos_dir(graph), args.report)
     print(f"merged: {report.merges}  forgotten vectors: {report.forgotten}  silhouette: {report.silhouette}")
     if settings.retention_hours:
         print(f"purged (older than {settings.retention_hours:g} h, unnamed): {len(report.purged.sequences)} sequences, "
               f"{report.purged.faces} faces, {strips} crop strips")
+    if args.erase:
+        print(f"erased from the data files: {', '.join(store.erase())} rewritten")
     return 0
 
 
@@ -291,22 +299,40 @@ def annotated_videos_dir(graph: Graph) -> Path:
 def cmd_ui(args: argparse.Namespace) -> int:
     import os
 
+    from nodes.ui.uploads import MAX_PHOTO_PIXELS
+
+    os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_PHOTO_PIXELS))  # OpenCV's own cap too, before it loads
     import uvicorn
 
-    from nodes.ui.app import Workbench, make_app, token_for
+    from nodes.ui.app import Workbench, make_app
+    from nodes.ui.guard import GuardSettings, token_for
     from zdg.wiring import local_topic_endpoint
 
+    if bool(args.certfile) != bool(args.keyfile):
+        raise SystemExit("zdg ui: --certfile and --keyfile go together")
+    try:
+        token = token_for(args.host, os.environ.get("ZDG_UI_TOKEN"))
+    except OSError as exc:
+        raise SystemExit(f"zdg ui: --host {args.host}: cannot resolve that name ({exc.strerror or exc})") from None
+    tls = bool(args.certfile)
+    guard = GuardSettings.listening_on(args.host, args.allow_host, token=token, tls=tls,
+                                       max_body=int(args.max_upload_mb * 2**20))
     graph = load_graph(args.graph, args.overrides)
     try:
         feed = args.feed or local_topic_endpoint(graph, "reid")
     except LookupError:
         feed = None
-    token = token_for(args.host, os.environ.get("ZDG_UI_TOKEN"))
     wb = Workbench(open_store(graph), reid_settings(graph), args.videos or annotated_videos_dir(graph), feed,
-                   lambda: load_models(graph), token)
-    print(f"zdg ui: http://{args.host}:{args.port}/{f'?token={token}' if token else ''}  (store of {args.graph}; "
+                   lambda: load_models(graph), Path("out/report"))
+    scheme = "https" if tls else "http"
+    shown = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"zdg ui: {scheme}://{shown}:{args.port}/{f'?token={token}' if token else ''}  (store of {args.graph}; "
           f"live feed {feed or 'none'}; Ctrl-C stops)", flush=True)
-    uvicorn.run(make_app(wb), host=args.host, port=args.port, log_level="warning")
+    if token and not tls:
+        print("zdg ui: warning: the token travels in plain HTTP beyond this machine; anyone on the network path can "
+              "read it and every face: give --certfile and --keyfile", file=sys.stderr, flush=True)
+    uvicorn.run(make_app(wb, guard), host=args.host, port=args.port, log_level="warning",
+                ssl_certfile=args.certfile, ssl_keyfile=args.keyfile)
     return 0
 
 
@@ -315,6 +341,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--graph", type=Path, default=DEFAULT_GRAPH, help="graph whose models and store to use")
         p.add_argument("--set", dest="overrides", action="append", default=[], metavar="NODE.PARAM=VALUE",
                        help="change a param of the graph (repeatable), e.g. --set embedder.backend=dlib")
+
+    def erase_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--erase", action="store_true", help="after deleting, rewrite the store's tables (VACUUM FULL) so "
+                       "deleted faces and names leave the data files (the WAL and backups keep them until recycled)")
+        p.add_argument("--report", type=Path, default=Path("out/report"),
+                       help="the report whose crops and pages go with a deleted identity (default %(default)s)")
 
     p = sub.add_parser("enroll", help="add photos of a named person to the store (a named identity)")
     p.add_argument("--name", required=True)
@@ -328,16 +360,23 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                        "person; different: a cannot-link that neither maintenance nor merges cross")
     p.add_argument("action", choices=("list", "show", *CHANGES))
     p.add_argument("args", nargs="*")
+    erase_args(p)
     graph_arg(p)
     p.set_defaults(func=cmd_identities)
 
     p = sub.add_parser("ui", help="the identity workbench in a browser: browse, search by photo, correct, live feed",
                        description="Serves on localhost by default; any other address needs a token: $ZDG_UI_TOKEN, "
-                       "else one is generated and printed in the URL.")
+                       "else one is generated and printed in the URL (use --certfile/--keyfile there). Answers only "
+                       "to its own address's Host names and --allow-host; changes only from its own pages.")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s)")
     p.add_argument("--port", type=int, default=8080)
     p.add_argument("--feed", help="endpoint of the reid topic (default: where `zdg run` of the graph publishes it)")
     p.add_argument("--videos", type=Path, help="folder of annotated videos (default: the graph's gallery out_dir)")
+    p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                   help="a further Host name the pages answer to (repeatable; others get 400: no DNS rebinding)")
+    p.add_argument("--certfile", type=Path, help="serve HTTPS with this certificate (PEM), with --keyfile")
+    p.add_argument("--keyfile", type=Path, help="the certificate's private key (PEM)")
+    p.add_argument("--max-upload-mb", type=float, default=64, help="largest request body taken (default %(default)s)")
     graph_arg(p)
     p.set_defaults(func=cmd_ui)
 
@@ -350,6 +389,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                        "node's retention_hours, recompute silhouettes: over every cluster (the reid node's own passes "
                        "look at the clusters changed since the last pass and their neighbours)")
     p.add_argument("--max-vectors", type=int, default=500, help="vectors kept per cluster")
+    erase_args(p)
     graph_arg(p)
     p.set_defaults(func=cmd_maintain)
 

@@ -33,7 +33,8 @@ def silhouette_plot(store: FaceStore, path: Path) -> float | None:
         for c, unsorted in scores.items():
             values = np.sort(unsorted)
             ax.barh(np.arange(y, y + len(values)), values, height=1.0)
-            ax.text(-0.05, y + len(values) / 2, names.get(int(c)) or f"face {c}", ha="right", va="center", fontsize=7)
+            ax.text(-0.05, y + len(values) / 2, names.get(int(c)) or f"face {c}", ha="right", va="center", fontsize=7,
+                    parse_math=False)  # a name is text: "$" is not TeX
             y += len(values) + 2
         for band in (0.25, 0.5, 0.7):
             ax.axvline(band, color="grey", lw=0.6, ls="--")

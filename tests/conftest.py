@@ -73,6 +73,21 @@ def shared_path(*parts: str) -> Path:
     return path
 
 
+def wait_until_serving(base: str, proc: subprocess.Popen, timeout: float = 60) -> None:
+    """Return once the web server `proc` started answers at `base`; fail if it exits or takes over `timeout` s."""
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(base, timeout=2)
+            return
+        except OSError:
+            assert proc.poll() is None and time.monotonic() < deadline, f"{base} did not start"
+            time.sleep(0.3)
+
+
 @pytest.fixture(scope="session")
 def pg_server():
     """One embedded PostgreSQL + pgvector for the session, or the external server in $ZDG_DSN."""

@@ -51,7 +51,7 @@ def test_compose_wires_services_by_the_graph(tmp_path):
     assert services["db"]["depends_on"] == {"postgres": {"condition": "service_healthy"}}
     assert services["db"]["environment"]["ZDG_DSN"].endswith("@postgres:5432/zdg")
     assert "ports" not in services["db"]  # only outside topics are published
-    assert services["reid"]["ports"] == ["5606:5606"]
+    assert services["reid"]["ports"] == ["127.0.0.1:5606:5606"]  # plaintext: this box only (settings.publish_address)
     assert services["source"]["image"].endswith("zdg-faces:0.1.0}")
     demo_text = zdg("compose", "graphs/demo.yaml").stdout
     demo = yaml.safe_load(demo_text)["services"]

@@ -12,6 +12,7 @@ from pathlib import Path
 from zdg.compose import STORE_IMAGE, ComposeError, ComposeFiles
 from zdg.config import GraphError, load_graph
 from zdg.images import DockerError
+from zdg.private import PRIVATE_UMASK, UnsafeFolder, private_dir
 from zdg.registry import command_plugins
 from zdg.stack import HOST_ROOT
 from zdg.wiring import RUN_ROOT, default_run_dir
@@ -65,8 +66,7 @@ def cmd_node(args: argparse.Namespace) -> int:
 
     graph = load_graph(args.graph, args.overrides)
     run_dir = args.run_dir or default_run_dir(graph)
-    metrics_dir = run_dir / "metrics"
-    metrics_dir.mkdir(parents=True, exist_ok=True)
+    metrics_dir = private_dir(run_dir / "metrics")
     ndef = compile_plan(graph).nodes.get(args.node)
     keys = CurveKeys(args.keys, ndef.host or LOCAL_BOX) if args.keys and ndef else None
     transport = Transport(args.transport, run_dir, {**graph.hosts, **_addresses(args.address)}, keys, args.one_network)
@@ -100,13 +100,15 @@ def write_or_print(text: str, output: Path | None, what: str) -> int:
 
 
 def cmd_compose(args: argparse.Namespace) -> int:
-    from zdg.compose import build_compose, render
+    from zdg.compose import STORE_SERVICE, build_compose, ensure_db_password, render
     from zdg.images import DB_INIT
 
     graph = load_graph(args.graph, args.overrides)
     out_dir = (args.output.parent if args.output else Path.cwd())
     doc = build_compose(graph, ComposeFiles(out_dir, args.graph, DB_INIT), args.overrides, args.host, args.store_image)
     text = render(doc, graph, "zdg compose" + (f" --host {args.host}" if args.host else ""), args.host)
+    if args.output and STORE_SERVICE in doc["services"] and (env := ensure_db_password(out_dir)):
+        print(f"wrote a random database password into {env} (compose reads it from there)", file=sys.stderr)
     return write_or_print(text, args.output, f"{len(doc['services'])} services")
 
 
@@ -146,7 +148,11 @@ def cmd_keys(args: argparse.Namespace) -> int:
         raise LookupError(f"{args.graph}: no node has host: and no topic is secure, so no keys are needed")
     if args.client and not secure:
         raise LookupError(f"{args.graph}: no topic is secure (`secure: true` on an edge without `to:`): clients need no keys")
-    for folder in generate_keys(hosts, args.output, args.client):
+    from zdg.images import CONTAINER_UID
+
+    # root gives the boxes' folders to the images' user, the only one (besides root) that may read them in a container
+    box_owner = CONTAINER_UID if os.geteuid() == 0 else None
+    for folder in generate_keys(hosts, args.output, args.client, box_owner):
         what = "a subscriber's: zdg sub --keys" if folder.name in args.client else f"mount on box {folder.name}"
         print(f"{folder}  ({what}; holds its secret key)")
     return 0
@@ -340,6 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    os.umask(PRIVATE_UMASK)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     quiet_libraries(args.verbose)
@@ -348,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
     except (GraphError, YamlSyntaxError) as exc:
         print(exc, file=sys.stderr)
         return EXIT_INVALID
-    except (LookupError, FileNotFoundError, ComposeError, DockerError) as exc:
+    except (LookupError, FileNotFoundError, UnsafeFolder, ComposeError, DockerError) as exc:
         print(f"zdg: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -7,6 +7,7 @@ outside and for edges that cross boxes (those are CURVE-encrypted with the box's
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,12 +22,14 @@ from zdg.wiring import Link, Plan, compile_plan, service_name, tcp_port
 
 GRAPH_IN_CONTAINER = "/etc/zdg/graph.yaml"
 STORE_SERVICE = "postgres"
-STORE_DSN = "postgresql://zdg:${ZDG_DB_PASSWORD:-zdg}@postgres:5432/zdg"
+# No default password: compose reads it from .env beside the file (`zdg compose -o` writes a random one there)
+DB_PASSWORD = "${ZDG_DB_PASSWORD:?no password: zdg compose -o FILE writes one to .env}"
+STORE_DSN = f"postgresql://zdg:{DB_PASSWORD}@postgres:5432/zdg"
 BASE_IMAGE = f"zdg:{__version__}"
 FACES_IMAGE = f"zdg-faces:{__version__}"
 MAX_RESTARTS = 5
 STORE_IMAGE = "pgvector/pgvector:pg17"  # `zdg build --store` makes a local stand-in for boxes without a registry
-STORE_ENVIRONMENT = {"POSTGRES_USER": "zdg", "POSTGRES_PASSWORD": "${ZDG_DB_PASSWORD:-zdg}", "POSTGRES_DB": "zdg"}
+STORE_ENVIRONMENT = {"POSTGRES_USER": "zdg", "POSTGRES_PASSWORD": DB_PASSWORD, "POSTGRES_DB": "zdg"}
 STORE_DATA = "/var/lib/postgresql/data"
 STORE_INIT = "/docker-entrypoint-initdb.d/10-zdg.sql"
 STORE_HEALTHCHECK = {"test": ["CMD-SHELL", "pg_isready -h 127.0.0.1 -U zdg -d zdg"], "interval": "5s", "timeout": "5s",
@@ -79,6 +82,16 @@ def _published(plan: Plan, node: str, host: str | None) -> list[Link]:
     """Links this node binds that someone outside its box connects to."""
     return [link for link in plan.links if link.binder_node == node
             and (link.dst is None or (host is not None and link.crosses_boxes))]
+
+
+def _port(plan: Plan, link: Link) -> str:
+    """A published port: a plaintext outside topic on settings.publish_address (127.0.0.1 unless the graph says
+    otherwise); CURVE ones (secure topics, edges between boxes) on every interface."""
+    port = tcp_port(link)
+    if link.secure or link.crosses_boxes:
+        return f"{port}:{port}"
+    address = ipaddress.ip_address(str(plan.graph.settings.publish_address))
+    return f"{f'[{address}]' if address.version == 6 else address}:{port}:{port}"
 
 
 def node_command(ndef: NodeDef, overrides: list[str], *extra: str) -> list[str]:
@@ -139,7 +152,7 @@ def _node_service(plan: Plan, ndef: NodeDef, files: ComposeFiles, overrides: lis
         service.setdefault("deploy", {})["resources"] = {"reservations": {"devices": [gpu]}}
     if plan.graph.settings.metrics_port:  # scraped on the compose network as SERVICE:PORT/metrics
         service["expose"] = [str(plan.graph.settings.metrics_port)]
-    ports = [f"{tcp_port(link)}:{tcp_port(link)}" for link in _published(plan, ndef.name, host)]
+    ports = [_port(plan, link) for link in _published(plan, ndef.name, host)]
     if ports:
         service["ports"] = ports
     if deploy.store:
@@ -178,6 +191,21 @@ def build_compose(graph: Graph, files: ComposeFiles, overrides: list[str], host:
     if STORE_SERVICE in services:
         doc["volumes"] = {"zdg-store": {}}
     return doc
+
+
+def ensure_db_password(folder: Path) -> Path | None:
+    """Give the compose project in `folder` a random database password in its .env (0600), unless it has one;
+    the .env file when one was added, else None."""
+    import secrets
+
+    from zdg.private import private_file
+
+    env = folder / ".env"
+    text = env.read_text() if env.exists() else ""
+    if any(line.startswith("ZDG_DB_PASSWORD=") for line in text.splitlines()):
+        return None
+    line = f"ZDG_DB_PASSWORD={secrets.token_urlsafe(24)}\n"
+    return private_file(env, (text + ("\n" if text and not text.endswith("\n") else "") + line).encode())
 
 
 def images_of(graph: Graph, host: str | None = None, store_image: str = STORE_IMAGE) -> list[str]:

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import shutil
 from pathlib import Path
 
 import zmq
 import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
+
+from zdg.private import private_dir, private_file
 
 log = logging.getLogger("zdg.curve")
 
@@ -28,23 +31,27 @@ LOCAL_BOX = "local"  # the box of nodes without `host:` (its keys serve the grap
 REFUSED_HANDSHAKES = zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL  # peers without CURVE
 
 
-def generate_keys(hosts: list[str], out_dir: Path, clients: list[str] | None = None) -> list[Path]:
+def generate_keys(hosts: list[str], out_dir: Path, clients: list[str] | None = None,
+                  box_owner: int | None = None) -> list[Path]:
     """Make a key pair per box and per client (existing pairs are kept) and a folder for each: a box's to mount
     there (its secret, every box's and client's public key), a client's for `zdg sub --keys` (its secret, every
-    box's public key)."""
+    box's public key). Every folder is 0700 and every secret key 0600, whatever the umask; `box_owner`: the uid
+    the boxes' folders are given to (the containers' user, which must read them)."""
     clients = clients or []
-    pairs = out_dir / "pairs"
-    pairs.mkdir(parents=True, exist_ok=True)
+    pairs = private_dir(out_dir / "pairs")
     for name in hosts + clients:
         if not (pairs / f"{name}.key_secret").exists():
             zmq.auth.create_certificates(str(pairs), name)
+        (pairs / f"{name}.key_secret").chmod(0o600)
     folders = []
     for name in hosts + clients:
-        folder = out_dir / name
-        folder.mkdir(exist_ok=True)
-        shutil.copy2(pairs / f"{name}.key_secret", folder / f"{name}.key_secret")
+        folder = private_dir(out_dir / name, box_owner)
+        private_file(folder / f"{name}.key_secret", (pairs / f"{name}.key_secret").read_bytes())
         for other in hosts if name in clients else hosts + clients:
-            shutil.copy2(pairs / f"{other}.key", folder / f"{other}.key")
+            shutil.copyfile(pairs / f"{other}.key", folder / f"{other}.key")
+        if box_owner is not None and name not in clients:
+            for path in (folder, *folder.iterdir()):
+                os.chown(path, box_owner, -1)
         folders.append(folder)
     return folders
 

@@ -9,7 +9,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from zdg.compose import BASE_IMAGE, FACES_IMAGE, ComposeFiles, build_compose, images_of, render
+from zdg.compose import BASE_IMAGE, FACES_IMAGE, STORE_SERVICE, ComposeFiles, build_compose, ensure_db_password, images_of, render
 from zdg.config import Graph
 
 REPO = Path(__file__).resolve().parents[1]
@@ -17,6 +17,7 @@ STORE_BUILD_IMAGE = BASE_IMAGE.replace("zdg:", "zdg-store:")
 CA_DIR = REPO / "docker" / "build-ca"  # a CA bundle put here is used by pip during builds only
 DB_INIT = REPO / "docker" / "db" / "init.sql"
 
+CONTAINER_UID = 1000  # the images' user (`useradd --uid 1000 zdg` in the Dockerfile)
 LOAD_SH = """#!/bin/sh
 # Load this bundle's images and start its graph on this box: ./load.sh
 # Models: put the model packs in ./models or export ZDG_MODEL_ROOT; clips in ./data or export ZDG_DATA_ROOT.
@@ -89,11 +90,14 @@ def bundle(graph: Graph, overrides: list[str], host: str | None, out: Path, stor
     with tempfile.TemporaryDirectory(prefix="zdg-bundle-") as tmp:
         box = Path(tmp) / (out.name.split(".")[0] or "box")
         (box / "db").mkdir(parents=True)
-        shutil.copyfile(graph.path, box / "graph.yaml")
-        shutil.copyfile(DB_INIT, box / "db" / "init.sql")
+        for source, target in ((graph.path, box / "graph.yaml"), (DB_INIT, box / "db" / "init.sql")):
+            shutil.copyfile(source, target)
+            target.chmod(0o644)  # mounted into containers whose users are not this one (no personal data)
         doc = build_compose(graph, ComposeFiles(box, box / "graph.yaml", box / "db" / "init.sql"), overrides, host,
                             store_image)
         (box / "docker-compose.yml").write_text(render(doc, graph, "zdg bundle", host))
+        if STORE_SERVICE in doc["services"]:
+            ensure_db_password(box)
         if keys_dir is not None and host is not None:
             if not (keys_dir / host).is_dir():
                 raise DockerError(f"{keys_dir / host}: no key folder for box {host!r} (make them with `zdg keys`)")

@@ -17,6 +17,7 @@ import numpy as np
 
 WIRE_VERSION = 1
 MAX_DIMS = 32  # numpy's limit
+MAX_DIM = 2**31 - 1  # one axis; the product is bounded by the frame's length anyway
 # Plain numeric dtypes only: object arrays would need pickle.
 ALLOWED_DTYPES = frozenset(
     ["bool", "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64",
@@ -71,14 +72,20 @@ def _buffer(frame: Any) -> memoryview | bytes:
 
 
 def decode(frames: list[Any]) -> tuple[str, Message]:
-    """Parse frames (bytes or zmq.Frame) into (topic, Message); raises DecodeError."""
+    """Parse frames (bytes or zmq.Frame) into (topic, Message); raises DecodeError, and nothing else, on any bytes."""
     if len(frames) < 2:
         raise DecodeError(f"expected at least 2 frames (topic, header), got {len(frames)}")
     try:
-        topic = bytes(_buffer(frames[0])).decode()
-        header = msgpack.unpackb(_buffer(frames[1]), raw=False, strict_map_key=False)
-    except Exception as exc:  # noqa: BLE001 - any byte string from a peer: msgpack raises many kinds (unhashable keys too)
-        raise DecodeError(f"unreadable header: {type(exc).__name__}: {exc}") from None
+        return _decode(frames)
+    except DecodeError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - bytes from a peer: whatever they make a parser raise is a bad message
+        raise DecodeError(f"malformed message: {type(exc).__name__}: {exc!s:.200}") from None
+
+
+def _decode(frames: list[Any]) -> tuple[str, Message]:
+    topic = bytes(_buffer(frames[0])).decode()
+    header = msgpack.unpackb(_buffer(frames[1]), raw=False, strict_map_key=False)
     if not isinstance(header, dict) or header.get("v") != WIRE_VERSION:
         raise DecodeError(f"header is not a zdg v{WIRE_VERSION} header")
     specs = header.get("arrays", [])
@@ -86,18 +93,9 @@ def decode(frames: list[Any]) -> tuple[str, Message]:
         raise DecodeError(f"header lists {len(specs) if isinstance(specs, list) else '?'} arrays, got {len(frames) - 2} frames")
     arrays = {}
     for spec, frame in zip(specs, frames[2:], strict=True):
-        try:
-            name, dtype, shape = spec
-            dtype = np.dtype(dtype)
-            shape = tuple(int(s) for s in shape)
-        except (TypeError, ValueError) as exc:
-            raise DecodeError(f"bad array spec {spec!r:.200}: {exc}") from None
-        if not isinstance(name, str) or name in arrays:
+        name, dtype, shape = _array_spec(spec)
+        if name in arrays:
             raise DecodeError(f"array name {name!r:.100} is not a new string")
-        if dtype.name not in ALLOWED_DTYPES:
-            raise DecodeError(f"array {name!r}: dtype {dtype} not allowed")
-        if any(s < 0 for s in shape) or len(shape) > MAX_DIMS:
-            raise DecodeError(f"array {name!r}: shape {shape} is not an array shape")
         buf = _buffer(frame)
         expected = math.prod(shape) * dtype.itemsize  # Python ints: a forged huge shape cannot overflow to 0
         if len(buf) != expected:
@@ -110,6 +108,23 @@ def decode(frames: list[Any]) -> tuple[str, Message]:
     if not all(isinstance(k, str) for k in (*fields, *meta)):
         raise DecodeError("field names must be strings")
     return topic, Message(fields=fields, arrays=arrays, eos=bool(header.get("eos")), meta=meta)
+
+
+def _array_spec(spec: Any) -> tuple[str, np.dtype, tuple[int, ...]]:
+    """(name, dtype, shape) of one header entry, checked before anything is allocated: a known plain dtype, a
+    shape of at most MAX_DIMS whole numbers each in [0, MAX_DIM] (so numpy never sees an impossible shape)."""
+    if not isinstance(spec, list | tuple) or len(spec) != 3:
+        raise DecodeError(f"bad array spec {spec!r:.200}: expected [name, dtype, shape]")
+    name, dtype_name, shape = spec
+    if not isinstance(name, str):
+        raise DecodeError(f"array name {name!r:.100} is not a new string")
+    if not isinstance(dtype_name, str) or dtype_name not in ALLOWED_DTYPES:
+        raise DecodeError(f"array {name!r}: dtype {dtype_name!r:.50} not allowed")
+    if not isinstance(shape, list | tuple) or len(shape) > MAX_DIMS:
+        raise DecodeError(f"array {name!r}: shape {shape!r:.100} is not an array shape")
+    if not all(type(s) is int and 0 <= s <= MAX_DIM for s in shape):
+        raise DecodeError(f"array {name!r}: shape {shape!r:.100} is not an array shape (whole numbers 0..{MAX_DIM})")
+    return name, np.dtype(dtype_name), tuple(shape)
 
 
 def now() -> float:

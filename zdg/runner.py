@@ -20,9 +20,10 @@ from tqdm import tqdm
 from zdg.config import Graph
 from zdg.metrics import format_table, read_all
 from zdg.node import zdg_environment
+from zdg.private import private_dir
 from zdg.registry import prepare_plugins
 from zdg.retry import Backoff
-from zdg.wiring import Plan, Transport, compile_plan
+from zdg.wiring import RUN_ROOT, Plan, Transport, compile_plan
 from zdg.worker import EXIT_FATAL, EXIT_INPUT, EXIT_OK
 from zdg.zygote import ForkedProcess, Zygote
 
@@ -112,9 +113,12 @@ class Runner:
         longest = max((len(str(self.run_dir)) + len(link.id) + 12 for link in self.plan.links), default=0)
         if longest > MAX_IPC_PATH:
             raise ValueError(f"run directory {self.run_dir} is too long for ipc socket paths; choose a shorter --run-dir")
+        if self.run_dir.parent == RUN_ROOT:
+            private_dir(RUN_ROOT)  # refused when another user made it (they could read or plant sockets)
         if self.run_dir.exists():
             shutil.rmtree(self.run_dir)
-        self.metrics_dir.mkdir(parents=True)
+        private_dir(self.run_dir)
+        self.metrics_dir.mkdir()
 
     def _on_signal(self, signum: int, _frame: object) -> None:
         if self.draining_since is None:

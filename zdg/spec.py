@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, IPvAnyAddress, ValidationError
 
 from zdg.yamlsrc import Loc, YamlSource
 
@@ -30,6 +30,9 @@ class Settings(Strict):
     on_crash: Literal["restart_node", "restart_graph"] = Field(
         "restart_node", description="restart_node: restart the crashed replica; restart_graph: restart every node, "
                                     "sources resume from their checkpoints (graphs whose effects are idempotent)")
+    publish_address: IPvAnyAddress = Field(
+        "127.0.0.1", description="where `zdg compose` publishes plaintext outside topics on the host: 127.0.0.1 "
+                                 "(this box only), 0.0.0.0 for every interface (prefer `secure: true` on the edge)")
     metrics_port: int | None = Field(None, ge=1, le=65535, description="serve Prometheus /metrics on this port: "
                                      "`zdg run` for every local replica (on 127.0.0.1), each container for itself")
 

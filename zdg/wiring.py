@@ -17,10 +17,11 @@ from typing import Literal
 from zdg.config import Edge, Graph, NodeDef
 from zdg.curve import CurveKeys
 from zdg.node import NoParams
+from zdg.private import default_run_root
 from zdg.relay import RelayNode
 
 TCP_BASE_PORT = 5600
-RUN_ROOT = Path("/tmp/zdg")  # local runs keep sockets and metrics in RUN_ROOT/<graph name>
+RUN_ROOT = default_run_root()  # local runs keep sockets and metrics in RUN_ROOT/<graph name>, private to their user
 
 
 @dataclass(frozen=True)

@@ -198,7 +198,7 @@ class Worker:
                     msg.port = channel.link.dst_port
                     try:
                         item = receive(self.ndef.cls.inputs.get(msg.port), msg)
-                    except (KeyError, TypeError, ValueError) as exc:  # not of the port's type (MessageTypeError)
+                    except Exception as exc:  # noqa: BLE001 - not of the port's type (MessageTypeError), or forged fields
                         self._drop_malformed(channel, exc)
                         continue
                     if not batch:

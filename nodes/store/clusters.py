@@ -94,6 +94,7 @@ def merge_clusters(conn: psycopg.Connection, source: int, target: int, detail: d
         raise KeptApart(f"identities {source} and {target} were marked as different people; not merged")
     links.carry(conn, source, target)
     conn.execute("UPDATE faces SET cluster_id = %s WHERE cluster_id = %s", (target, source))
+    conn.execute("UPDATE faces SET forgotten_from = %s WHERE forgotten_from = %s", (target, source))
     conn.execute("UPDATE sequences SET cluster_id = %s WHERE cluster_id = %s", (target, source))
     conn.execute("UPDATE cluster_aliases SET new_id = %s WHERE new_id = %s", (target, source))
     conn.execute("INSERT INTO cluster_aliases (old_id, new_id) VALUES (%s, %s)", (source, target))
@@ -125,27 +126,53 @@ def delete_sequences(conn: psycopg.Connection, condition: str, args: tuple) -> l
 
 @dataclass
 class Deleted:
-    """What removing identities took: faces, and the (source, key) of each sequence (their files go too)."""
+    """What removing identities took: faces, the (source, key) of each sequence (their files go too), and every id
+    the identity had (its own and those merged into it: files named by them go too)."""
 
     faces: int = 0
     sequences: list[tuple[str, str]] = field(default_factory=list)
+    ids: list[int] = field(default_factory=list)
 
 
 def delete_cluster(conn: psycopg.Connection, cluster_id: int, actor: str | None = None, kind: str = "delete") -> Deleted:
-    """Remove the identity and everything about it: faces (those forgotten by maintenance too), sequences, crops,
-    enrolment photo references, and what the history said of it; one `kind` event is left (delete, purge)."""
+    """Remove the identity and every trace of it: the identities merged into it, every face ever assigned to it
+    (those maintenance forgot and enrolment photos too), sequences, crops, enrolment photo paths, and its history;
+    one `kind` event (delete, purge) without detail is left, and others' history keeps no detail about it."""
     if not conn.execute("SELECT 1 FROM clusters WHERE id = %s", (cluster_id,)).fetchone():
         raise LookupError(f"no identity {cluster_id}")
-    faces = conn.execute("SELECT count(*) FROM faces WHERE cluster_id = %s OR sequence_id IN "
-                         "(SELECT id FROM sequences WHERE cluster_id = %s)", (cluster_id, cluster_id)).fetchone()[0]
+    ids = [cluster_id, *(r[0] for r in conn.execute("SELECT old_id FROM cluster_aliases WHERE new_id = %s ORDER BY old_id",
+                                                     (cluster_id,)))]
+    faces = conn.execute("SELECT count(*) FROM faces WHERE cluster_id = %s OR forgotten_from = ANY(%s) OR sequence_id IN "
+                         "(SELECT id FROM sequences WHERE cluster_id = %s)", (cluster_id, ids, cluster_id)).fetchone()[0]
     sequences = delete_sequences(conn, "s.cluster_id = %s", (cluster_id,))
-    conn.execute("DELETE FROM faces WHERE cluster_id = %s", (cluster_id,))  # enrolled photos' faces
-    conn.execute("DELETE FROM clusters WHERE id = %s", (cluster_id,))
+    conn.execute("DELETE FROM faces WHERE cluster_id = %s OR forgotten_from = ANY(%s)", (cluster_id, ids))
+    conn.execute("DELETE FROM clusters WHERE id = %s", (cluster_id,))  # its aliases and cannot-links cascade
     conn.execute("DELETE FROM sources s WHERE s.name LIKE 'photo:%%' AND NOT EXISTS "
                  "(SELECT 1 FROM faces f WHERE f.source_id = s.id)")  # its enrolment photos' paths
-    conn.execute("UPDATE cluster_events SET detail = NULL WHERE cluster_id = %s OR other_id = %s", (cluster_id, cluster_id))
+    conn.execute("DELETE FROM cluster_events WHERE cluster_id = ANY(%s)", (ids,))
+    conn.execute("UPDATE cluster_events SET detail = NULL WHERE other_id = ANY(%s)", (ids,))
     record_event(conn, kind, cluster_id, actor=actor)
-    return Deleted(faces, sorted(sequences))
+    return Deleted(faces, sorted(sequences), ids)
+
+
+PEOPLE_TABLES = ("faces", "sequences", "crops", "clusters", "cluster_events", "cluster_aliases", "cannot_links", "sources")
+
+
+def rewrite_tables(conn: psycopg.Connection) -> list[str]:
+    """VACUUM FULL every table that holds faces, names or paths (and the planner's statistics, which sample column
+    values), so deleted rows are not left in the data files; the tables rewritten."""
+    done = []
+    for table in PEOPLE_TABLES:
+        conn.execute(f"VACUUM (FULL, ANALYZE) {table}")
+        done.append(table)
+    if is_superuser(conn):  # another role cannot rewrite the catalog; its old statistics rows wait for autovacuum
+        conn.execute("VACUUM FULL pg_catalog.pg_statistic")
+        done.append("pg_statistic")
+    return done
+
+
+def is_superuser(conn: psycopg.Connection) -> bool:
+    return conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone()[0]
 
 
 def rename_cluster(conn: psycopg.Connection, cluster_id: int, name: str, actor: str | None = None) -> None:

@@ -20,7 +20,8 @@ def _cluster_of_sequences(conn: psycopg.Connection, sequence_ids: list[int]) -> 
 
 def _assign(conn: psycopg.Connection, sequence_ids: list[int], cluster_id: int) -> None:
     """Put sequences (and their faces) into a cluster by hand: no distance, not junk any more."""
-    conn.execute("UPDATE faces SET cluster_id = %s WHERE sequence_id = ANY(%s)", (cluster_id, sequence_ids))
+    conn.execute("UPDATE faces SET cluster_id = %s, forgotten_from = NULL WHERE sequence_id = ANY(%s)",
+                 (cluster_id, sequence_ids))
     conn.execute("UPDATE sequences SET cluster_id = %s, distance = NULL, junk = NULL WHERE id = ANY(%s)",
                  (cluster_id, sequence_ids))
 
@@ -34,6 +35,8 @@ def _drop_if_empty(conn: psycopg.Connection, cluster_id: int) -> None:
 def split(conn: psycopg.Connection, cluster_id: int, sequence_ids: list[int], actor: str | None = None) -> int:
     """Move the chosen sequences of an identity into a new identity, marked as a different person than the
     rest; returns the new identity's id."""
+    if not sequence_ids:
+        raise ValueError("choose at least one sequence to split off")
     with conn.transaction():
         lock_decisions(conn)
         cluster_id = resolve(conn, cluster_id)

@@ -58,6 +58,10 @@ class FaceStore(Protocol):
     def delete(self, cluster_id: int, actor: str | None = None) -> Deleted:
         """Remove an identity and everything about it; what was removed (faces, sequences)."""
 
+    def erase(self) -> list[str]:
+        """Rewrite the tables that held faces (VACUUM FULL) so deleted rows leave the data files; what was rewritten.
+        The server's write-ahead log and any backups keep them until they are recycled."""
+
     def split(self, cluster_id: int, sequence_ids: list[int], actor: str | None = None) -> int:
         """Move the chosen sequences into a new identity, marked as a different person; its id."""
 

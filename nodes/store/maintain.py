@@ -250,7 +250,7 @@ def forget(conn: psycopg.Connection, max_vectors: int, report: MaintenanceReport
         ids = [r[0] for r in conn.execute(
             "SELECT f.id FROM faces f, clusters c WHERE f.cluster_id = c.id AND c.id = %s "
             "ORDER BY f.embedding <=> c.centroid DESC LIMIT %s", (cluster_id, size - max_vectors))]
-        conn.execute("UPDATE faces SET cluster_id = NULL WHERE id = ANY(%s)", (ids,))
+        conn.execute("UPDATE faces SET forgotten_from = cluster_id, cluster_id = NULL WHERE id = ANY(%s)", (ids,))
         record_event(conn, "forget", cluster_id, detail={"vectors": len(ids)})
         refresh_cluster(conn, cluster_id)
         report.forgotten += len(ids)
@@ -265,6 +265,7 @@ def purge_stale(conn: psycopg.Connection, hours: float, report: MaintenanceRepor
         gone = delete_cluster(conn, cluster_id, "retention", kind="purge")
         report.purged.faces += gone.faces
         report.purged.sequences += gone.sequences
+        report.purged.ids += gone.ids
     junk = delete_sequences(conn, "s.cluster_id IS NULL AND s.created_at < now() - make_interval(secs => %s)",
                             (hours * 3600,))
     if junk:

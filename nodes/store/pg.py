@@ -88,6 +88,9 @@ class PgFaceStore:
             reid.lock_decisions(self.conn)
             return clusters.delete_cluster(self.conn, self.resolve(cluster_id), actor)
 
+    def erase(self) -> list[str]:
+        return clusters.rewrite_tables(self.conn)
+
     def split(self, cluster_id: int, sequence_ids: list[int], actor: str | None = None) -> int:
         return corrections.split(self.conn, cluster_id, sequence_ids, actor)
 

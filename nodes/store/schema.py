@@ -109,6 +109,11 @@ MIGRATIONS: list[str] = [
     CREATE INDEX photo_faces_hnsw ON faces USING hnsw (embedding vector_cosine_ops) WHERE sequence_id IS NULL;
     CREATE INDEX sequences_source_last_frame ON sequences (source_id, last_frame);
     """,
+    # 7: a face maintenance forgets (no cluster any more) remembers whose it was, so deleting that person finds it
+    """
+    ALTER TABLE faces ADD COLUMN forgotten_from bigint;
+    CREATE INDEX faces_forgotten_from ON faces (forgotten_from) WHERE forgotten_from IS NOT NULL;
+    """,
 ]
 
 

@@ -1,37 +1,77 @@
 """The workbench's pages: identities, one identity's timeline, search by photo, corrections, the live feed.
 
-Every handler is `async` and uses the one store connection in turn (one event loop, no threads sharing it);
-only the live feed waits, on its own ZeroMQ socket.
+Handlers that touch the store or the models run in worker threads, never on the event loop; the store's one
+connection is used by one thread at a time. Every request passes nodes.ui.guard first.
 """
 
 from __future__ import annotations
 
 import json
-import secrets
+import math
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import numpy as np
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.convertors import Convertor, register_url_convertor
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, PlainTextResponse, RedirectResponse, Response, StreamingResponse
-from starlette.routing import Route
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from nodes.annotate import remove_strips
+from nodes.forget import remove_files_of
 from nodes.store.clusters import KeptApart
+from nodes.ui.guard import Guard, GuardSettings, check_csrf
+from nodes.ui.uploads import MAX_UPLOAD_PHOTOS, PhotoTooLarge, Upload, check_sizes, decoded
 
 if TYPE_CHECKING:
     from nodes.decision import ReidSettings
     from nodes.store.face_store import FaceStore
 
-TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
-TOKEN_COOKIE = "zdg_token"
-MAX_UPLOAD_PHOTOS = 20
+HERE = Path(__file__).parent
+TEMPLATES = Jinja2Templates(directory=str(HERE / "templates"))
+FEED_MAX_MESSAGE_MB = 16  # a decision is a few KB: a larger message on the feed drops its connection
+
+
+class IdConvertor(Convertor):
+    """A database id in a path: at most 18 digits, so it always fits a bigint (a longer one is a 404)."""
+
+    regex = "[0-9]{1,18}"
+
+    def convert(self, value: str) -> int:
+        return int(value)
+
+    def to_string(self, value: int) -> str:
+        return str(value)
+
+
+register_url_convertor("id", IdConvertor())
+
+
+class OneAtATime:
+    """An object whose methods run under one lock: threads share the store's single connection in turn."""
+
+    def __init__(self, target: Any) -> None:
+        self._target = target
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._target, name)
+        if not callable(value):
+            return value
+
+        def locked(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                return value(*args, **kwargs)
+
+        return locked
 
 
 @dataclass
@@ -43,17 +83,19 @@ class Workbench:
     videos_dir: Path
     feed: str | None  # endpoint of the `reid` topic, or None: no live feed
     load_models: Any  # () -> (detector, embedder), called on the first search
-    token: str | None = None  # required of every request when set (the app listens beyond localhost)
+    report_dir: Path | None = None  # `zdg report`'s folder: its crops and pages of a deleted identity go too
     models: tuple | None = field(default=None, repr=False)
+    feed_malformed: int = 0  # messages on the feed that were not zdg messages, skipped
+    models_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
+    def __post_init__(self) -> None:
+        self.store = OneAtATime(self.store)
 
-def token_for(host: str, env_token: str | None) -> str | None:
-    """The token requests must carry: none on a loopback address, else $ZDG_UI_TOKEN or a new random one."""
-    import ipaddress
-
-    if host == "localhost" or ipaddress.ip_address(host).is_loopback:
-        return None
-    return env_token or secrets.token_urlsafe(18)
+    def detector_and_embedder(self) -> tuple:
+        """The models, loaded on first use; one search runs them at a time (bounded memory, no shared state)."""
+        if self.models is None:
+            self.models = self.load_models()
+        return self.models
 
 
 def fmt_distance(value: float | None) -> str:
@@ -85,20 +127,20 @@ def actor(request: Request) -> str:
 
 
 def page(request: Request, name: str, status: int = 200, **context: Any) -> Response:
-    return TEMPLATES.TemplateResponse(request, name, {"message": request.query_params.get("msg"), **context},
-                                      status_code=status)
+    return TEMPLATES.TemplateResponse(request, name, {"message": request.query_params.get("msg"),
+                                                      "csrf": request.state.csrf_token, **context}, status_code=status)
 
 
 def back_to(path: str, message: str) -> RedirectResponse:
     return RedirectResponse(f"{path}?msg={quote(message)}", status_code=303)
 
 
-async def identities(request: Request) -> Response:
+def identities(request: Request) -> Response:
     people = bench(request).store.identities()
     return page(request, "identities.html", people=people)
 
 
-async def identity(request: Request) -> Response:
+def identity(request: Request) -> Response:
     wb = bench(request)
     asked = request.path_params["id"]
     current = wb.store.resolve(asked)
@@ -112,87 +154,125 @@ async def identity(request: Request) -> Response:
                 events=wb.store.events(current, 30), videos=videos, others=wb.store.identities())
 
 
-async def correct(request: Request) -> Response:
-    """One correction from a form; back to the identity's page (or the list) with what happened."""
-    wb, form, action = bench(request), await request.form(), request.path_params["action"]
-    cluster_id = request.path_params["id"]
-    who = actor(request)
+def form_ids(form: Any, name: str) -> list[int]:
+    """The ids a form field holds (ValueError naming the field when one is not a number)."""
+    values = form.getlist(name)
+    if not all(isinstance(v, str) and v.isdigit() and len(v) <= 18 for v in values):
+        raise ValueError(f"{name}: expected identity or sequence numbers")
+    return [int(v) for v in values]
+
+
+def form_id(form: Any, name: str) -> int:
+    """The one id a form field holds (ValueError naming the field when it is missing or not a number)."""
+    found = form_ids(form, name)
+    if len(found) != 1:
+        raise ValueError(f"{name}: expected one number")
+    return found[0]
+
+
+def apply_correction(wb: Workbench, action: str, cluster_id: int, form: Any, who: str) -> RedirectResponse | None:
+    """One correction from a form, in a worker thread; where to go next with what happened (None: no such action)."""
     try:
         if action == "rename":
-            wb.store.rename(cluster_id, str(form["name"]).strip(), who)
-            return back_to(f"/identity/{cluster_id}", f"renamed to {form['name']}")
+            name = str(form.get("name") or "").strip()
+            if not name:
+                raise ValueError("a name must not be empty")
+            wb.store.rename(cluster_id, name, who)
+            return back_to(f"/identity/{cluster_id}", f"renamed to {name}")
         if action == "merge":
-            target = int(form["into"])
+            target = form_id(form, "into")
             wb.store.merge(cluster_id, target, who)
             return back_to(f"/identity/{wb.store.resolve(target)}", f"identity {cluster_id} merged into this one")
         if action == "different":
-            other = int(form["other"])
+            other = form_id(form, "other")
             wb.store.mark_different(cluster_id, other, who)
             return back_to(f"/identity/{cluster_id}", f"marked as a different person than identity {other}")
         if action == "delete":
             gone = wb.store.delete(cluster_id, who)
-            strips = remove_strips(wb.videos_dir, gone.sequences)
+            strips, _ = remove_files_of(gone, wb.videos_dir, wb.report_dir)
             return back_to("/", f"identity {cluster_id} deleted with its {gone.faces} faces and {strips} crop strips")
         if action == "split":
-            chosen = [int(v) for v in form.getlist("sequence")]
-            new_id = wb.store.split(cluster_id, chosen, who)
+            new_id = wb.store.split(cluster_id, form_ids(form, "sequence"), who)
             return back_to(f"/identity/{new_id}", f"split from identity {cluster_id}: marked as a different person")
         if action == "move":
-            sequence_id, target = int(form["sequence"]), int(form["into"])
+            sequence_id, target = form_id(form, "sequence"), form_id(form, "into")
             target = wb.store.move_sequence(sequence_id, target, who)
             return back_to(f"/identity/{target}", f"sequence {sequence_id} moved here from identity {cluster_id}")
-    except (LookupError, ValueError, KeyError, KeptApart) as exc:
+    except (LookupError, ValueError, KeptApart) as exc:
         return back_to(f"/identity/{cluster_id}", f"not done: {exc}")
-    return PlainTextResponse(f"no action {action!r}", status_code=404)
+    return None
 
 
-async def identity_face(request: Request) -> Response:
+async def correct(request: Request) -> Response:
+    """One correction from a form; back to the identity's page (or the list) with what happened."""
+    form = await request.form(max_files=0, max_fields=1000)
+    check_csrf(request, form)
+    done = await run_in_threadpool(apply_correction, bench(request), request.path_params["action"],
+                                   request.path_params["id"], form, actor(request))
+    return done or PlainTextResponse(f"no action {request.path_params['action']!r:.40}", status_code=404)
+
+
+def identity_face(request: Request) -> Response:
     crops = bench(request).store.crops(request.path_params["id"], 1)
     return png(crops[0][0] if crops else None)
 
 
-async def sequence_crop(request: Request) -> Response:
+def sequence_crop(request: Request) -> Response:
     return png(bench(request).store.crop(request.path_params["sequence"], request.path_params["frame"]))
 
 
 def png(data: bytes | None) -> Response:
     if data is None:
         return PlainTextResponse("no crop stored", status_code=404)
-    return Response(bytes(data), media_type="image/png", headers={"Cache-Control": "max-age=3600"})
+    return Response(bytes(data), media_type="image/png")  # never cached (guard): a deleted face must not linger
+
+
+def search_photos(wb: Workbench, uploads: list[Upload]) -> dict[str, Any]:
+    """The search page's context for the uploaded photos (PhotoTooLarge when one is over the pixel cap)."""
+    from nodes.search import photo_embeddings, search
+
+    unreadable = check_sizes(uploads)
+    readable = len(uploads) - len(unreadable)
+    with wb.models_lock:
+        embeddings, no_face = photo_embeddings(decoded(uploads, unreadable), *wb.detector_and_embedder()) \
+            if readable else (None, [])
+    matches = search(wb.store, embeddings, wb.settings, top=8) if embeddings is not None else []
+    people = {p.id: p for p in wb.store.identities([m.cluster_id for m in matches])} if matches else {}
+    return {"matches": matches, "people": people, "photos": readable - len(no_face), "no_face": no_face,
+            "unreadable": [uploads[i].name for i in sorted(unreadable)]}
 
 
 async def search_page(request: Request) -> Response:
     if request.method == "GET":
         return page(request, "search.html", matches=None)
-    import cv2
-
-    from nodes.search import photo_embeddings, search
-
-    wb = bench(request)
-    form = await request.form()
-    uploads = [f for f in form.getlist("photos") if getattr(f, "filename", "")][:MAX_UPLOAD_PHOTOS]
-    images, unreadable = [], []
-    for upload in uploads:
-        image = cv2.imdecode(np.frombuffer(await upload.read(), np.uint8), cv2.IMREAD_COLOR)
-        (unreadable.append(upload.filename) if image is None else images.append((upload.filename, image)))
-    if wb.models is None:
-        wb.models = wb.load_models()
-    embeddings, no_face = photo_embeddings(images, *wb.models)
-    matches = search(wb.store, embeddings, wb.settings, top=8)
-    people = {p.id: p for p in wb.store.identities([m.cluster_id for m in matches])}
-    return page(request, "search.html", matches=matches, people=people, photos=len(images) - len(no_face),
-                no_face=no_face, unreadable=unreadable)
+    form = await request.form(max_files=MAX_UPLOAD_PHOTOS, max_fields=10)
+    check_csrf(request, form)
+    uploads = [Upload(str(f.filename)[:200], await f.read()) for f in form.getlist("photos")
+               if isinstance(f, UploadFile) and f.filename]
+    if not any(u.data for u in uploads):
+        return page(request, "search.html", 400, matches=None, refused="no photo was uploaded (or only empty files)")
+    try:
+        found = await run_in_threadpool(search_photos, bench(request), uploads)
+    except PhotoTooLarge as exc:
+        return page(request, "search.html", 413, matches=None, refused=str(exc))
+    return page(request, "search.html", **found)
 
 
-async def watch(request: Request) -> Response:
+def watch(request: Request) -> Response:
     source = request.path_params["source"]
     path = bench(request).videos_dir / f"{source}_annotated.mp4"
+    try:
+        start = float(request.query_params.get("t") or 0)
+    except ValueError:
+        start = math.nan
+    if not math.isfinite(start) or start < 0:
+        return PlainTextResponse("zdg ui: t must be a time in seconds (e.g. ?t=12.5)", status_code=400)
     if not path.is_file():
         return page(request, "missing.html", 404, what=f"annotated video of {source} (under {bench(request).videos_dir})")
-    return page(request, "watch.html", source=source, start=float(request.query_params.get("t", 0) or 0))
+    return page(request, "watch.html", source=source, start=start)
 
 
-async def video(request: Request) -> Response:
+def video(request: Request) -> Response:
     source = request.path_params["source"]
     path = bench(request).videos_dir / f"{source}_annotated.mp4"
     if "/" in source or not path.is_file():
@@ -200,7 +280,7 @@ async def video(request: Request) -> Response:
     return FileResponse(path, media_type="video/mp4")  # answers Range requests: the player can seek
 
 
-async def live(request: Request) -> Response:
+def live(request: Request) -> Response:
     return page(request, "live.html", feed=bench(request).feed)
 
 
@@ -211,21 +291,23 @@ def decision_view(fields: dict) -> dict:
 
 
 async def events(request: Request) -> Response:
-    """Server-sent events: each decision published on the `reid` topic, as JSON."""
+    """Server-sent events: each decision published on the `reid` topic, as JSON; malformed messages are counted
+    and skipped, and one over FEED_MAX_MESSAGE_MB drops the connection before it is read."""
     import zmq
     import zmq.asyncio
 
     from zdg.message import DecodeError, decode
 
-    feed = bench(request).feed
-    if not feed:
+    wb = bench(request)
+    if not wb.feed:
         return PlainTextResponse("no feed: start `zdg ui --feed ENDPOINT`", status_code=404)
 
     async def stream():
         sock = zmq.asyncio.Context.instance().socket(zmq.SUB)
         sock.linger = 0
+        sock.setsockopt(zmq.MAXMSGSIZE, FEED_MAX_MESSAGE_MB * 1024 * 1024)
         sock.setsockopt(zmq.SUBSCRIBE, b"reid")
-        sock.connect(feed)
+        sock.connect(wb.feed)
         try:
             yield ": subscribed\n\n"
             while not await request.is_disconnected():
@@ -235,30 +317,14 @@ async def events(request: Request) -> Response:
                 try:
                     _, msg = decode(await sock.recv_multipart())
                 except DecodeError:
+                    wb.feed_malformed += 1
                     continue
                 if not msg.eos:
                     yield f"data: {json.dumps(decision_view(msg.fields), default=str)}\n\n"
         finally:
             sock.close()
 
-    return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
-
-
-class TokenGate(BaseHTTPMiddleware):
-    """With a token set, a request needs it: once as ?token=... (then kept in a cookie) or as a Bearer header."""
-
-    async def dispatch(self, request: Request, call_next: Any) -> Response:
-        token = request.app.state.bench.token
-        if token is None:
-            return await call_next(request)
-        offered = (request.query_params.get("token") or request.cookies.get(TOKEN_COOKIE)
-                   or request.headers.get("authorization", "").removeprefix("Bearer "))
-        if not secrets.compare_digest(offered or "", token):
-            return PlainTextResponse("zdg ui: this address needs the token printed at start (?token=...)", status_code=401)
-        response = await call_next(request)
-        if request.query_params.get("token"):
-            response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="strict")
-        return response
+    return StreamingResponse(stream(), media_type="text/event-stream")
 
 
 async def empty_store(request: Request, exc: Exception) -> Response:
@@ -266,20 +332,26 @@ async def empty_store(request: Request, exc: Exception) -> Response:
     return page(request, "identities.html", people=[])
 
 
-def make_app(wb: Workbench) -> Starlette:
+async def plain_error(request: Request, exc: HTTPException) -> Response:
+    return PlainTextResponse(f"{exc.detail}\n", status_code=exc.status_code)
+
+
+def make_app(wb: Workbench, guard: GuardSettings | None = None) -> Starlette:
+    """The workbench; `guard`: who may reach it (default: served on 127.0.0.1, no token)."""
     from psycopg.errors import UndefinedTable
 
-    app = Starlette(exception_handlers={UndefinedTable: empty_store}, routes=[
+    app = Starlette(exception_handlers={UndefinedTable: empty_store, HTTPException: plain_error}, routes=[
         Route("/", identities),
-        Route("/identity/{id:int}", identity),
-        Route("/identity/{id:int}/face.png", identity_face),
-        Route("/identity/{id:int}/{action:str}", correct, methods=["POST"]),
-        Route("/crop/{sequence:int}/{frame:int}.png", sequence_crop),
+        Route("/identity/{id:id}", identity),
+        Route("/identity/{id:id}/face.png", identity_face),
+        Route("/identity/{id:id}/{action:str}", correct, methods=["POST"]),
+        Route("/crop/{sequence:id}/{frame:id}.png", sequence_crop),
         Route("/search", search_page, methods=["GET", "POST"]),
         Route("/watch/{source:str}", watch),
         Route("/video/{source:str}", video),
         Route("/live", live),
         Route("/events", events),
-    ], middleware=[Middleware(TokenGate)])
+        Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+    ], middleware=[Middleware(Guard, settings=guard or GuardSettings.listening_on("127.0.0.1"))])
     app.state.bench = wb
     return app

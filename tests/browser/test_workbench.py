@@ -10,7 +10,6 @@ import shutil
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import psycopg
@@ -18,7 +17,7 @@ import pytest
 
 from nodes.store.evaluation import people_by_cluster, visit_rows
 from nodes.truth import load_truth
-from tests.conftest import REPO, free_port, fresh_database, shared_path
+from tests.conftest import REPO, free_port, fresh_database, shared_path, wait_until_serving
 from zdg.config import load_graph
 from zdg.wiring import Transport, compile_plan
 
@@ -66,14 +65,7 @@ def ui(env, workdir):
     proc = subprocess.Popen([sys.executable, "-m", "zdg", "ui", "--port", str(port), "--feed", feed, "--videos",
                              str(workdir / "videos"), "--graph", str(GRAPH)], env=env, cwd=REPO)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(base, timeout=2)
-            break
-        except OSError:
-            assert proc.poll() is None and time.monotonic() < deadline, "zdg ui did not start"
-            time.sleep(0.3)
+    wait_until_serving(base, proc)
     yield base
     proc.terminate()
     proc.wait(timeout=10)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -113,6 +114,7 @@ class TwoNodeSwarm:
         self.veth = (f"zsw{tag}a", f"zsw{tag}b")
         self.engines = {name: Engine(name, f"{SUBNET}.{i + 1}", self.dir / name, f"zdgsw-{tag}-{name}")
                         for i, name in enumerate(("central", "edge"))}
+        self.db_password = secrets.token_urlsafe(16)  # a stack's store has no default password
 
     @property
     def manager(self) -> Engine:
@@ -217,8 +219,9 @@ class TwoNodeSwarm:
     def deploy(self, folder: Path, stack: str, env: dict[str, str]) -> float:
         """`docker stack deploy` from the folder (its files are relative to it); returns when it was issued."""
         started = time.monotonic()
+        password = {"ZDG_DB_PASSWORD": self.db_password}
         subprocess.run(["docker", "stack", "deploy", "--resolve-image", "never", "-c", "stack.yml", stack], cwd=folder,
-                       env={**self.env(self.manager), **env}, check=True, capture_output=True, timeout=120)
+                       env={**self.env(self.manager), **password, **env}, check=True, capture_output=True, timeout=120)
         return started
 
     def tasks(self, stack: str) -> list[dict[str, str]]:

@@ -83,8 +83,10 @@ def test_face_graph_on_a_real_clip_stores_and_publishes(box):
         wait_exited("zdgt-reid", box, ["reid", "gallery"], 300, env)
         decisions = [json.loads(line) for line in sub.communicate(timeout=60)[0].splitlines()][:-1]
         assert len(decisions) == 2 and {d["status"] for d in decisions} <= {"new", "recognised"}
-        count = compose("zdgt-reid", box, "exec", "-T", "-e", "PGPASSWORD=zdg", "postgres", "psql", "-h", "127.0.0.1",
-                        "-U", "zdg", "-d", "zdg", "-tAc", "SELECT count(*), count(DISTINCT sequence_id) FROM faces", env=env)
+        password = (box / ".env").read_text().strip()  # ZDG_DB_PASSWORD=...: zdg compose made it, there is no default
+        count = compose("zdgt-reid", box, "exec", "-T", "-e", password.replace("ZDG_DB_PASSWORD", "PGPASSWORD", 1), "postgres",
+                        "psql", "-h", "127.0.0.1", "-U", "zdg", "-d", "zdg", "-tAc",
+                        "SELECT count(*), count(DISTINCT sequence_id) FROM faces", env=env)
         faces, sequences = map(int, count.strip().split("|"))
         assert faces > 50 and sequences == 2
         assert (box / "out" / "reid" / "friends_poker_annotated.mp4").stat().st_size > 0

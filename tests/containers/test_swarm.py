@@ -69,8 +69,8 @@ def test_demo_across_two_nodes_delivers_everything_and_refuses_a_foreign_key(swa
 def stored(swarm: TwoNodeSwarm, stack: str) -> tuple[int, int, int]:
     """Faces, sequences, and sequences decided (a cluster, or junk) in the stack's store."""
     store = swarm.docker(swarm.manager, "ps", "-q", "--filter", f"label=com.docker.swarm.service.name={stack}_postgres")
-    count = swarm.docker(swarm.manager, "exec", "-e", "PGPASSWORD=zdg", store.split()[0], "psql", "-h", "127.0.0.1",
-                         "-U", "zdg", "-d", "zdg", "-tAc",
+    count = swarm.docker(swarm.manager, "exec", "-e", f"PGPASSWORD={swarm.db_password}", store.split()[0], "psql",
+                         "-h", "127.0.0.1", "-U", "zdg", "-d", "zdg", "-tAc",
                          "SELECT (SELECT count(*) FROM faces), count(*), count(*) FILTER (WHERE cluster_id IS NOT NULL "
                          "OR junk IS NOT NULL) FROM sequences")
     faces, sequences, decided = map(int, count.strip().split("|"))
