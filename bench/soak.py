@@ -202,7 +202,7 @@ def plot(samples: list[dict], path: Path, minutes: float) -> None:
 def run(args: argparse.Namespace, work: Path) -> tuple[int, str, list[dict], list[tuple[float, dict]], dict]:
     """Serve the cameras, run the graph on them for the minutes asked (one stream cut half way), then drain it;
     (exit code, store DSN, memory samples, decisions heard, the run's metrics)."""
-    from nodes.store.db import embedded_dsn
+    from nodes.store.embedded import embedded_dsn
     from zdg.config import load_graph
     from zdg.wiring import Transport, compile_plan
 

@@ -37,13 +37,23 @@ def reid_settings(graph: Graph) -> ReidSettings:
     return for_model(node_of_type(graph, "reid").params, embedding_model(graph))
 
 
-def open_store(graph: Graph, dim: int | None = None) -> PgFaceStore:
-    """The store the graph's reid node uses (with `dim`: created or checked for that embedding dimension)."""
-    from nodes.store.db import resolve_dsn
+class EmptyStore(LookupError):
+    """The store holds nothing yet (no graph has written to it, nothing was enrolled)."""
+
+
+def open_store(graph: Graph, dim: int | None = None, empty_ok: bool = False) -> PgFaceStore:
+    """The store the graph's reid node uses (with `dim`: created or checked for that embedding dimension); an
+    empty one raises EmptyStore unless `empty_ok`."""
+    from nodes.store.db import describe, resolve_dsn
     from nodes.store.pg import PgFaceStore
 
     params = node_of_type(graph, "reid").params
-    return PgFaceStore.open(resolve_dsn(params.dsn, params.store_dir, FaceEnvironment.of(zdg_environment())), dim)
+    dsn = resolve_dsn(params.dsn, params.store_dir, FaceEnvironment.of(zdg_environment()))
+    store = PgFaceStore.open(dsn, dim)
+    if not store.dim and not empty_ok:
+        store.close()
+        raise EmptyStore(f"the store ({describe(dsn)}) holds nothing yet: run a graph on a clip, or `zdg enroll` photos")
+    return store
 
 
 def load_models(graph: Graph) -> tuple[DetectorNode, EmbedderNode]:
@@ -132,6 +142,20 @@ def identity_change(store: PgFaceStore, action: str, values: list, videos_dir: P
     except (LookupError, ValueError) as exc:
         print(f"zdg identities {action}: {exc}", file=sys.stderr)
         return 1
+    return 0
+
+
+def cmd_store(args: argparse.Namespace) -> int:
+    from nodes.store import embedded
+
+    params = node_of_type(load_graph(args.graph, args.overrides), "reid").params
+    env = FaceEnvironment.of(zdg_environment())
+    if params.dsn or env.dsn:
+        raise LookupError("the graph's store is a server of its own (ZDG_DSN or the reid node's dsn); "
+                          "zdg store starts and stops only the embedded one")
+    folder = params.store_dir or env.store_dir
+    action = {"start": embedded.start, "stop": lambda d: embedded.stop(d, args.force), "status": embedded.status}
+    print("\n".join(action[args.action](folder).lines()))
     return 0
 
 
@@ -322,7 +346,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
         feed = args.feed or local_topic_endpoint(graph, "reid")
     except LookupError:
         feed = None
-    wb = Workbench(open_store(graph), reid_settings(graph), args.videos or annotated_videos_dir(graph), feed,
+    wb = Workbench(open_store(graph, empty_ok=True), reid_settings(graph), args.videos or annotated_videos_dir(graph), feed,
                    lambda: load_models(graph), Path("out/report"))
     scheme = "https" if tls else "http"
     shown = f"[{args.host}]" if ":" in args.host else args.host
@@ -379,6 +403,15 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-upload-mb", type=float, default=64, help="largest request body taken (default %(default)s)")
     graph_arg(p)
     p.set_defaults(func=cmd_ui)
+
+    p = sub.add_parser("store", help="the embedded store's server: start (kept running until stop), stop, status",
+                       description="Every command starts the embedded PostgreSQL it needs and stops it when it ends, "
+                       "unless a server was started with `zdg store start`: then commands reuse it and leave it running "
+                       "(zdg ui and long sessions skip the start-up), until `zdg store stop`.")
+    p.add_argument("action", choices=("start", "stop", "status"))
+    p.add_argument("--force", action="store_true", help="stop: even while other zdg processes use it")
+    graph_arg(p)
+    p.set_defaults(func=cmd_store)
 
     p = sub.add_parser("summary", help="what the store holds: sequences, clusters, re-appearances")
     p.add_argument("--json", action="store_true")

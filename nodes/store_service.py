@@ -18,6 +18,6 @@ def prepare_store(graph: Graph, env: Mapping[str, str]) -> dict[str, str]:
     embedded = {getattr(n.params, "store_dir", None) for n in users if not getattr(n.params, "dsn", None)}
     if not embedded or env.get("ZDG_DSN") or len(embedded) > 1:
         return {}
-    from nodes.store.db import embedded_dsn
+    from nodes.store.embedded import embedded_dsn
 
     return {"ZDG_DSN": embedded_dsn(embedded.pop() or FaceEnvironment.of(env).store_dir)}

