@@ -73,16 +73,17 @@ def shared_path(*parts: str) -> Path:
     return path
 
 
-def wait_until_serving(base: str, proc: subprocess.Popen, timeout: float = 60) -> None:
-    """Return once the web server `proc` started answers at `base`; fail if it exits or takes over `timeout` s."""
+def wait_until_serving(base: str, proc: subprocess.Popen, timeout: float = 60, context: object = None) -> None:
+    """Return once the web server `proc` started answers at `base` (`context`: an ssl context for https); fail if it
+    exits or takes over `timeout` s."""
     import time
     import urllib.request
 
     deadline = time.monotonic() + timeout
     while True:
         try:
-            urllib.request.urlopen(base, timeout=2)
-            return
+            with urllib.request.urlopen(base, timeout=2, context=context):
+                return
         except OSError:
             assert proc.poll() is None and time.monotonic() < deadline, f"{base} did not start"
             time.sleep(0.3)

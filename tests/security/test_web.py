@@ -156,6 +156,8 @@ class Browser:
                 return answer.status, answer.read().decode(errors="replace")
         except urllib.error.HTTPError as error:
             return error.code, error.read().decode(errors="replace")
+        except urllib.error.URLError as error:  # nothing answered (not started yet, or gone)
+            return 0, str(error.reason)
 
     def upload(self, files: list[tuple[str, str, bytes]]) -> tuple[int, str]:
         token = re.search(r'name="csrf" value="([^"]+)"', self.get("/search")[1]).group(1)
@@ -252,3 +254,44 @@ def test_a_host_name_that_does_not_resolve_is_a_clear_error(store_dsn):
     done = subprocess.run([sys.executable, "-m", "zdg", "ui", "--host", "no-such-host.invalid"], cwd=REPO,
                           env={**os.environ, "ZDG_DSN": store_dsn}, capture_output=True, text=True, timeout=60)
     assert done.returncode != 0 and "cannot resolve" in done.stderr and "Traceback" not in done.stderr
+
+
+def start_ui(store_dsn: str, *args: str) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "zdg", "ui", "--port", str(port), *args], cwd=REPO,
+                            env={**os.environ, "ZDG_DSN": store_dsn, "ZDG_UI_TOKEN": "s3cret"},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return proc, port
+
+
+def test_https_with_a_certificate_and_secure_cookies(store_dsn, tmp_path):
+    import ssl
+
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-keyout", str(tmp_path / "key.pem"), "-out", str(tmp_path / "cert.pem")], check=True,
+                   capture_output=True, timeout=60)
+    proc, port = start_ui(store_dsn, "--certfile", str(tmp_path / "cert.pem"), "--keyfile", str(tmp_path / "key.pem"))
+    trust = ssl.create_default_context(cafile=str(tmp_path / "cert.pem"))
+    trust.check_hostname = False
+    try:
+        wait_until_serving(f"https://127.0.0.1:{port}/?token=s3cret", proc, context=trust)
+        with urllib.request.urlopen(f"https://127.0.0.1:{port}/?token=s3cret", timeout=10, context=trust) as answer:
+            assert answer.status == 200 and all("Secure" in c for c in answer.headers.get_all("set-cookie"))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_beyond_loopback_without_tls_the_token_is_required_and_its_exposure_said(store_dsn):
+    proc, port = start_ui(store_dsn, "--host", "0.0.0.0")
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while (status := Browser(base).get("/")[0]) != 401:
+            assert status == 0 and proc.poll() is None and time.monotonic() < deadline, status
+            time.sleep(0.3)
+        assert Browser(base).get("/?token=s3cret")[0] == 200
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=10)
+    assert "travels in plain HTTP" in err
