@@ -24,12 +24,19 @@ GRAPH_IN_CONTAINER = "/etc/zdg/graph.yaml"
 STORE_SERVICE = "postgres"
 # No default password: compose reads it from .env beside the file (`zdg compose -o` writes a random one there)
 DB_PASSWORD = "${ZDG_DB_PASSWORD:?no password: zdg compose -o FILE writes one to .env}"
-STORE_DSN = f"postgresql://zdg:{DB_PASSWORD}@postgres:5432/zdg"
 BASE_IMAGE = f"zdg:{__version__}"
 FACES_IMAGE = f"zdg-faces:{__version__}"
 MAX_RESTARTS = 5
 STORE_IMAGE = "pgvector/pgvector:pg17"  # `zdg build --store` makes a local stand-in for boxes without a registry
-STORE_ENVIRONMENT = {"POSTGRES_USER": "zdg", "POSTGRES_PASSWORD": DB_PASSWORD, "POSTGRES_DB": "zdg"}
+
+
+def store_dsn(password: str = DB_PASSWORD) -> str:
+    """The store service's address as the nodes get it, with the password as a variable reference."""
+    return f"postgresql://zdg:{password}@{STORE_SERVICE}:5432/zdg"
+
+
+def store_environment(password: str = DB_PASSWORD) -> dict[str, str]:
+    return {"POSTGRES_USER": "zdg", "POSTGRES_PASSWORD": password, "POSTGRES_DB": "zdg"}
 STORE_DATA = "/var/lib/postgresql/data"
 STORE_INIT = "/docker-entrypoint-initdb.d/10-zdg.sql"
 STORE_HEALTHCHECK = {"test": ["CMD-SHELL", "pg_isready -h 127.0.0.1 -U zdg -d zdg"], "interval": "5s", "timeout": "5s",
@@ -129,7 +136,7 @@ def _node_service(plan: Plan, ndef: NodeDef, files: ComposeFiles, overrides: lis
         env |= {"ZDG_MODEL_ROOT": "/models", "ZDG_DATA_ROOT": "/data"}
         volumes += ["${ZDG_MODEL_ROOT:-./models}:/models:ro", "${ZDG_DATA_ROOT:-./data}:/data:ro"]
     if deploy.store:
-        env["ZDG_DSN"] = STORE_DSN
+        env["ZDG_DSN"] = store_dsn()
     if needs_keys(plan, ndef.name):
         env["ZDG_KEYS"] = "/keys"
         volumes.append(f"${{ZDG_KEYS:-./keys/{host or LOCAL_BOX}}}:/keys:ro")
@@ -163,7 +170,7 @@ def _node_service(plan: Plan, ndef: NodeDef, files: ComposeFiles, overrides: lis
 def _store_service(files: ComposeFiles, store_image: str) -> dict[str, Any]:
     return {
         "image": f"${{ZDG_STORE_IMAGE:-{store_image}}}",
-        "environment": STORE_ENVIRONMENT,
+        "environment": store_environment(),
         "volumes": [f"zdg-store:{STORE_DATA}", f"{files.rel(files.db_init)}:{STORE_INIT}:ro"],
         "restart": "unless-stopped",
         "healthcheck": STORE_HEALTHCHECK,

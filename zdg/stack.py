@@ -20,8 +20,6 @@ from zdg.compose import (
     MAX_RESTARTS,
     NODE_HEALTHCHECK,
     STORE_DATA,
-    STORE_DSN,
-    STORE_ENVIRONMENT,
     STORE_HEALTHCHECK,
     STORE_IMAGE,
     STORE_INIT,
@@ -36,6 +34,8 @@ from zdg.compose import (
     needs_keys,
     node_command,
     outside_links,
+    store_dsn,
+    store_environment,
     tagged,
     uses_store,
 )
@@ -48,6 +48,7 @@ NETWORK = "zdg"
 SECRETS_IN_CONTAINER = "/run/secrets"
 HOST_ROOT = "/opt/zdg"  # default folders on every Swarm node: models/, data/, out/
 KEY_PAIRS = "${ZDG_KEY_PAIRS:-./keys/pairs}"  # `zdg keys -o keys` beside the stack file: the secrets' files
+DB_PASSWORD = "${ZDG_DB_PASSWORD}"  # required: `docker stack deploy` (20.10) passes ${VAR:?message} on unread
 EXTERNAL_DSN = "${ZDG_DSN:?set ZDG_DSN to the store's postgresql:// address}"
 
 
@@ -80,7 +81,7 @@ def _node_service(plan: Plan, ndef: NodeDef, overrides: list[str], options: Stac
         volumes += [f"${{ZDG_MODEL_ROOT:-{HOST_ROOT}/models}}:/models:ro",
                     f"${{ZDG_DATA_ROOT:-{HOST_ROOT}/data}}:/data:ro"]
     if deploy.store:
-        env["ZDG_DSN"] = EXTERNAL_DSN if options.external_store else STORE_DSN
+        env["ZDG_DSN"] = EXTERNAL_DSN if options.external_store else store_dsn(DB_PASSWORD)
     keyed = needs_keys(plan, ndef.name)
     if keyed:
         env["ZDG_KEYS"] = SECRETS_IN_CONTAINER
@@ -124,7 +125,7 @@ def _store_service(nodes: list[NodeDef], store_image: str) -> dict[str, Any]:
     constraints = _placement(box) or ["node.role == manager"]  # its volume is local: keep it on one node
     return {
         "image": f"${{ZDG_STORE_IMAGE:-{store_image}}}",
-        "environment": STORE_ENVIRONMENT,
+        "environment": store_environment(DB_PASSWORD),
         "volumes": [f"zdg-store:{STORE_DATA}"],
         "configs": [{"source": "db-init", "target": STORE_INIT}],
         "networks": [NETWORK],
@@ -177,6 +178,7 @@ def render_stack(doc: dict[str, Any], graph: Graph, command: str) -> str:
             if "secrets" in doc else "")
     return (generated_header(graph, command) +
             f"# Deploy on a Swarm (docker swarm init; images on every node: zdg bundle / docker load):\n{labels}{keys}"
-            f"#   ZDG_MODEL_ROOT=... ZDG_DATA_ROOT=... ZDG_OUT=... docker stack deploy -c THIS_FILE {graph.name}\n"
+            f"#   {'ZDG_DB_PASSWORD=(yours: there is no default) ' if STORE_SERVICE in doc['services'] else ''}"
+            f"ZDG_MODEL_ROOT=... ZDG_DATA_ROOT=... ZDG_OUT=... docker stack deploy -c THIS_FILE {graph.name}\n"
             f"# (each folder must exist on every node that runs a service mounting it; default {HOST_ROOT}/...)\n"
             f"# Topics for `zdg sub`: {topics}\n" + dump_yaml(doc))
