@@ -7,6 +7,7 @@ connection is used by one thread at a time. Every request passes nodes.ui.guard 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import threading
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 
 HERE = Path(__file__).parent
 TEMPLATES = Jinja2Templates(directory=str(HERE / "templates"))
+log = logging.getLogger("zdg.ui")
 FEED_MAX_MESSAGE_MB = 16  # a decision is a few KB: a larger message on the feed drops its connection
 
 
@@ -316,8 +318,10 @@ async def events(request: Request) -> Response:
                     continue
                 try:
                     _, msg = decode(await sock.recv_multipart())
-                except DecodeError:
+                except DecodeError as exc:
                     wb.feed_malformed += 1
+                    if wb.feed_malformed % 100 == 1:  # the first, then every 100th: a flood does not flood the log
+                        log.warning("live feed: skipped a malformed message (%d so far): %s", wb.feed_malformed, exc)
                     continue
                 if not msg.eos:
                     yield f"data: {json.dumps(decision_view(msg.fields), default=str)}\n\n"
