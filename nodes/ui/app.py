@@ -6,8 +6,6 @@ connection is used by one thread at a time. Every request passes nodes.ui.guard 
 
 from __future__ import annotations
 
-import json
-import logging
 import math
 import threading
 from dataclasses import dataclass, field
@@ -22,13 +20,13 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, PlainTextResponse, RedirectResponse, Response, StreamingResponse
+from starlette.responses import FileResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from nodes.forget import remove_files_of
-from nodes.store.clusters import KeptApart
+from nodes.ui.corrections import apply_correction
+from nodes.ui.feed import events
 from nodes.ui.guard import Guard, GuardSettings, check_csrf
 from nodes.ui.uploads import MAX_UPLOAD_PHOTOS, PhotoTooLarge, Upload, check_sizes, decoded
 
@@ -38,8 +36,6 @@ if TYPE_CHECKING:
 
 HERE = Path(__file__).parent
 TEMPLATES = Jinja2Templates(directory=str(HERE / "templates"))
-log = logging.getLogger("zdg.ui")
-FEED_MAX_MESSAGE_MB = 16  # a decision is a few KB: a larger message on the feed drops its connection
 
 
 class IdConvertor(Convertor):
@@ -133,10 +129,6 @@ def page(request: Request, name: str, status: int = 200, **context: Any) -> Resp
                                                       "csrf": request.state.csrf_token, **context}, status_code=status)
 
 
-def back_to(path: str, message: str) -> RedirectResponse:
-    return RedirectResponse(f"{path}?msg={quote(message)}", status_code=303)
-
-
 def identities(request: Request) -> Response:
     people = bench(request).store.identities()
     return page(request, "identities.html", people=people)
@@ -154,55 +146,6 @@ def identity(request: Request) -> Response:
     videos = {p.name.removesuffix("_annotated.mp4") for p in wb.videos_dir.glob("*_annotated.mp4")}
     return page(request, "identity.html", person=found[0], sequences=wb.store.sequences(current),
                 events=wb.store.events(current, 30), videos=videos, others=wb.store.identities())
-
-
-def form_ids(form: Any, name: str) -> list[int]:
-    """The ids a form field holds (ValueError naming the field when one is not a number)."""
-    values = form.getlist(name)
-    if not all(isinstance(v, str) and v.isdigit() and len(v) <= 18 for v in values):
-        raise ValueError(f"{name}: expected identity or sequence numbers")
-    return [int(v) for v in values]
-
-
-def form_id(form: Any, name: str) -> int:
-    """The one id a form field holds (ValueError naming the field when it is missing or not a number)."""
-    found = form_ids(form, name)
-    if len(found) != 1:
-        raise ValueError(f"{name}: expected one number")
-    return found[0]
-
-
-def apply_correction(wb: Workbench, action: str, cluster_id: int, form: Any, who: str) -> RedirectResponse | None:
-    """One correction from a form, in a worker thread; where to go next with what happened (None: no such action)."""
-    try:
-        if action == "rename":
-            name = str(form.get("name") or "").strip()
-            if not name:
-                raise ValueError("a name must not be empty")
-            wb.store.rename(cluster_id, name, who)
-            return back_to(f"/identity/{cluster_id}", f"renamed to {name}")
-        if action == "merge":
-            target = form_id(form, "into")
-            wb.store.merge(cluster_id, target, who)
-            return back_to(f"/identity/{wb.store.resolve(target)}", f"identity {cluster_id} merged into this one")
-        if action == "different":
-            other = form_id(form, "other")
-            wb.store.mark_different(cluster_id, other, who)
-            return back_to(f"/identity/{cluster_id}", f"marked as a different person than identity {other}")
-        if action == "delete":
-            gone = wb.store.delete(cluster_id, who)
-            strips, _ = remove_files_of(gone, wb.videos_dir, wb.report_dir)
-            return back_to("/", f"identity {cluster_id} deleted with its {gone.faces} faces and {strips} crop strips")
-        if action == "split":
-            new_id = wb.store.split(cluster_id, form_ids(form, "sequence"), who)
-            return back_to(f"/identity/{new_id}", f"split from identity {cluster_id}: marked as a different person")
-        if action == "move":
-            sequence_id, target = form_id(form, "sequence"), form_id(form, "into")
-            target = wb.store.move_sequence(sequence_id, target, who)
-            return back_to(f"/identity/{target}", f"sequence {sequence_id} moved here from identity {cluster_id}")
-    except (LookupError, ValueError, KeptApart) as exc:
-        return back_to(f"/identity/{cluster_id}", f"not done: {exc}")
-    return None
 
 
 async def correct(request: Request) -> Response:
@@ -284,51 +227,6 @@ def video(request: Request) -> Response:
 
 def live(request: Request) -> Response:
     return page(request, "live.html", feed=bench(request).feed)
-
-
-def decision_view(fields: dict) -> dict:
-    """What the live feed shows of a `reid` decision."""
-    keys = ("status", "cluster_id", "name", "distance", "sequence_id", "video", "first_frame", "last_frame", "merged_from")
-    return {k: fields.get(k) for k in keys if k in fields}
-
-
-async def events(request: Request) -> Response:
-    """Server-sent events: each decision published on the `reid` topic, as JSON; malformed messages are counted
-    and skipped, and one over FEED_MAX_MESSAGE_MB drops the connection before it is read."""
-    import zmq
-    import zmq.asyncio
-
-    from zdg.message import DecodeError, decode
-
-    wb = bench(request)
-    if not wb.feed:
-        return PlainTextResponse("no feed: start `zdg ui --feed ENDPOINT`", status_code=404)
-
-    async def stream():
-        sock = zmq.asyncio.Context.instance().socket(zmq.SUB)
-        sock.linger = 0
-        sock.setsockopt(zmq.MAXMSGSIZE, FEED_MAX_MESSAGE_MB * 1024 * 1024)
-        sock.setsockopt(zmq.SUBSCRIBE, b"reid")
-        sock.connect(wb.feed)
-        try:
-            yield ": subscribed\n\n"
-            while not await request.is_disconnected():
-                if not await sock.poll(1000):
-                    yield ": idle\n\n"
-                    continue
-                try:
-                    _, msg = decode(await sock.recv_multipart())
-                except DecodeError as exc:
-                    wb.feed_malformed += 1
-                    if wb.feed_malformed % 100 == 1:  # the first, then every 100th: a flood does not flood the log
-                        log.warning("live feed: skipped a malformed message (%d so far): %s", wb.feed_malformed, exc)
-                    continue
-                if not msg.eos:
-                    yield f"data: {json.dumps(decision_view(msg.fields), default=str)}\n\n"
-        finally:
-            sock.close()
-
-    return StreamingResponse(stream(), media_type="text/event-stream")
 
 
 async def empty_store(request: Request, exc: Exception) -> Response:
