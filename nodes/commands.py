@@ -131,7 +131,7 @@ def identity_change(store: PgFaceStore, action: str, values: list, videos_dir: P
             print(f"deleted identity {values[0]}: {gone.faces} faces, {len(gone.sequences)} sequences, {strips} crop strips"
                   + (f"; removed the report in {report_dir} (it showed them; `zdg report` writes it again)" if report else ""))
             if erase:
-                print(f"erased from the data files: {', '.join(store.erase())} rewritten")
+                print_erased(store)
         elif action == "split":
             print(f"identity {store.split(values[0], values[1:], actor)}: sequences {values[1:]}, "
                   f"marked as another person than identity {values[0]}")
@@ -143,6 +143,11 @@ def identity_change(store: PgFaceStore, action: str, values: list, videos_dir: P
         print(f"zdg identities {action}: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def print_erased(store: PgFaceStore) -> None:
+    """--erase: rewrite the tables so deleted rows leave the data files, and say which."""
+    print(f"erased from the data files: {', '.join(store.erase())} rewritten")
 
 
 def cmd_store(args: argparse.Namespace) -> int:
@@ -178,7 +183,7 @@ def cmd_maintain(args: argparse.Namespace) -> int:
         print(f"purged (older than {settings.retention_hours:g} h, unnamed): {len(report.purged.sequences)} sequences, "
               f"{report.purged.faces} faces, {strips} crop strips")
     if args.erase:
-        print(f"erased from the data files: {', '.join(store.erase())} rewritten")
+        print_erased(store)
     return 0
 
 

