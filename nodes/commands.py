@@ -265,6 +265,10 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from nodes.truth import load_truth
 
     graph = load_graph(args.graph, args.overrides)
+    if args.store:
+        return store_thresholds(graph)
+    if not args.video and not args.photos:
+        raise SystemExit("zdg calibrate: give --video and/or --photos to calibrate, or --store to report the store's")
     model = embedding_model(graph)
     clips = []
     for spec in args.video:
@@ -290,6 +294,19 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     print(f"{model}: join {found.join}, named_join {found.named_join}, link_cosine {found.link_cosine}, "
           f"split_cosine {found.split_cosine} -> {out}")
     print(json.dumps(found.figures, indent=1))
+    return 0
+
+
+def store_thresholds(graph: Graph) -> int:
+    """`zdg calibrate --store`: each source's own different-person distances and the threshold they give it."""
+    settings = reid_settings(graph)
+    rows = open_store(graph).source_thresholds(settings)
+    print(f"calibrated join {settings.threshold:.4f} (margin {settings.margin}, adapt_rate {settings.adapt_rate})")
+    print(f"{'source':<24} {'pairs':>6} {'min':>7} {'1 %':>7} {'5 %':>7} {'median':>7} {'join':>7}")
+    for r in rows:
+        q1, q5, median = r["quantiles_1_5_50"]
+        print(f"{r['source']:<24} {r['different_pairs']:>6} {r['min']:>7.4f} {q1:>7.4f} {q5:>7.4f} {median:>7.4f} "
+              f"{r['join']:>7.4f}")
     return 0
 
 
@@ -452,6 +469,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--false-merge-rate", type=float, default=0.01, help="share of different-person pairs allowed to join")
     p.add_argument("--distance", default="mean_min", choices=("mean_min", "hausdorff", "modified_hausdorff", "centroid"))
     p.add_argument("-o", "--output", type=Path, help="default: the file shipped for the model (nodes/calibrated/)")
+    p.add_argument("--store", action="store_true", help="report instead what the store learnt: each source's "
+                   "different-person distances (people on screen together) and the join threshold they give it")
     graph_arg(p)
     p.set_defaults(func=cmd_calibrate)
 

@@ -21,6 +21,12 @@ class ReidSettings(BaseModel):
     named_threshold: float | None = Field(None, gt=0, le=2, description="tolerance for named (enrolled) clusters "
                                           "(default: the model's calibrated `named_join`)")
     calibration: str | None = Field(None, description="calibration file (default: the one shipped for the model)")
+    margin: float = Field(0.1, ge=0, lt=1, description="a join needs its cluster nearer than (1 - margin) x the "
+                          "distance to anyone known to be someone else (on screen with the sequence or with that "
+                          "cluster, or marked different); maintenance merges likewise (0: off)")
+    adapt_rate: float = Field(0.01, ge=0, lt=0.5, description="each source tightens its join thresholds to this "
+                              "quantile of its own different-person distances (sequences to the people on screen "
+                              "with them) when that is below the calibrated join (0: the calibration alone)")
     junk_score: float = Field(0.6, ge=0, le=1, description="a sequence whose median detector score is below this is junk")
     junk_edge: float = Field(0.5, gt=0, le=1, description="a sequence with at least this share of faces cut off by "
                              "the frame edge is junk")
@@ -49,13 +55,15 @@ def for_model(s: ReidSettings, model: str) -> ReidSettings:
 
 @dataclass(frozen=True)
 class Candidate:
-    """A stored cluster as the rule sees it: some of its embeddings, its name (enrolled) or None, and
-    whether it holds a sequence on screen at the same time as the one deciding (then it is someone else)."""
+    """A stored cluster as the rule sees it: some of its embeddings, its name (enrolled) or None, whether it
+    holds a sequence on screen at the same time as the one deciding (then it is someone else), and the other
+    candidates known to be other people than it (on screen with it, or marked different)."""
 
     cluster_id: int
     embeddings: np.ndarray
     name: str | None = None
     co_occurs: bool = False
+    apart: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -79,11 +87,20 @@ def limit_for(candidate: Candidate, s: ReidSettings) -> float:
     return s.named_threshold if candidate.name else s.threshold
 
 
+def contested(distance: float, best: Candidate, scored: list[tuple[float, Candidate]], margin: float) -> bool:
+    """Is someone known to be another person than the sequence or than `best` nearly as near as `best`? Then the
+    sequence sits among lookalikes (a family, a team), and a join could make two people one. Margin 0: never."""
+    return margin > 0 and any(distance >= (1 - margin) * d for d, c in scored
+               if c is not best and (c.co_occurs or c.cluster_id in best.apart or best.cluster_id in c.apart))
+
+
 def choose(embeddings: np.ndarray, candidates: list[Candidate], s: ReidSettings,
            weights: np.ndarray | None = None) -> Choice:
     """Join the nearest cluster that holds nobody on screen at the same time (that would make two people one),
-    when it is within its threshold. `silhouette` is the sequence's own: (runner-up - nearest) / runner-up
-    over the other candidates, reported with the decision."""
+    when it is clearly within its threshold (by the margin: a closer call waits for maintenance, which knows
+    more by then) and no one known to be someone else is within the margin (`contested`).
+    `silhouette` is the sequence's own: (runner-up - nearest) / runner-up over the other candidates, reported
+    with the decision."""
     scored = ranked(embeddings, candidates, s, weights)
     joinable = [(d, c) for d, c in scored if not c.co_occurs]
     if not joinable:
@@ -91,7 +108,7 @@ def choose(embeddings: np.ndarray, candidates: list[Candidate], s: ReidSettings,
     distance, best = joinable[0]
     others = [d for d, c in scored if c is not best]
     silhouette = (others[0] - distance) / max(others[0], 1e-12) if others else None
-    if distance >= limit_for(best, s):
+    if distance >= (1 - s.margin) * limit_for(best, s) or contested(distance, best, scored, s.margin):
         return Choice(None, distance, silhouette)
     return Choice(best.cluster_id, distance, silhouette)
 

@@ -90,12 +90,13 @@ class ReidNode(Node):
             self.context.count("provisional_junk_skipped")
             return []
 
-        def ask(store: FaceStore) -> list[Candidate]:
+        def ask(store: FaceStore) -> tuple[list[Candidate], ReidSettings]:
             apart = store.clusters_on_screen(seq.video, seq.first_frame, seq.last_frame)
-            return [replace(c, co_occurs=c.cluster_id in apart) for c in store.candidates(seq.embeddings, settings, None)]
+            found = [replace(c, co_occurs=c.cluster_id in apart) for c in store.candidates(seq.embeddings, settings, None)]
+            return found, store.for_source(seq.video, settings)
 
-        found = self.client.call(seq.embeddings.shape[1], ask)
-        choice = choose(seq.embeddings, found, settings, seq.quality)
+        found, local = self.client.call(seq.embeddings.shape[1], ask)
+        choice = choose(seq.embeddings, found, local, seq.quality)
         self.context.count("provisional")
         return [ReidDecision(
             sequence_id=seq.sequence_id, sequence_db_id=None, video=seq.video, video_path=seq.video_path,

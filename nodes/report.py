@@ -12,8 +12,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from nodes.clustering import by_cluster, silhouettes  # noqa: E402
 from nodes.store.face_store import FaceStore  # noqa: E402
-from nodes.store.maintain import by_cluster, silhouettes  # noqa: E402
 
 MAX_CROPS = 6
 

@@ -62,8 +62,29 @@ def test_a_cluster_on_screen_at_the_same_time_is_never_joined_however_close():
     twin = person(0)
     stored = [Candidate(10, person(0), co_occurs=True), Candidate(11, person(1))]
     assert choose(twin, stored, S).cluster_id is None
-    both = [Candidate(10, person(0), co_occurs=True), Candidate(12, person(0))]
-    assert choose(twin, both, S).cluster_id == 12, "the same person's other cluster is still joined"
+    looks = person(0)
+    both = [Candidate(10, looks, co_occurs=True), Candidate(12, looks.copy())]
+    assert choose(twin, both, S.model_copy(update={"margin": 0})).cluster_id == 12, \
+        "without a margin, the same person's other cluster is still joined"
+    assert choose(twin, both, S).cluster_id is None, "with one, a sequence as near to someone else joins no one"
+
+
+def test_a_sequence_as_near_to_someone_known_to_be_another_person_as_to_its_best_cluster_joins_no_one():
+    seq, looks = person(0), person(0)  # two relatives the embedding cannot tell apart
+    siblings = [Candidate(10, looks, apart=frozenset({11})), Candidate(11, looks.copy(), apart=frozenset({10}))]
+    assert choose(seq, siblings, S).cluster_id is None, "10 and 11 are two people: the sequence could be either"
+    split = [Candidate(10, looks), Candidate(11, looks.copy())]
+    assert choose(seq, split, S).cluster_id in (10, 11), "not known to be two people: maybe one person in two clusters"
+    apart_and_far = [Candidate(10, person(0), apart=frozenset({11})), Candidate(11, person(1), apart=frozenset({10}))]
+    assert choose(seq, apart_and_far, S).cluster_id == 10, "someone else far away contests nothing"
+
+
+def test_a_close_call_under_the_threshold_waits_for_maintenance_and_a_clear_one_joins_now():
+    seq, stored = person(0), [Candidate(10, person(0))]
+    distance = choose(seq, stored, S).distance
+    assert choose(seq, stored, S.model_copy(update={"threshold": distance / 0.95})).cluster_id is None
+    assert choose(seq, stored, S.model_copy(update={"threshold": distance / 0.8})).cluster_id == 10
+    assert choose(seq, stored, S.model_copy(update={"threshold": distance / 0.95, "margin": 0})).cluster_id == 10
 
 
 def test_low_quality_faces_weigh_less_in_the_distance():

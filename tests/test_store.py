@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from nodes.clustering import CandidatePairs
 from nodes.decision import ReidSettings
 from nodes.messages import Sequence
 from nodes.setdist import set_distance
@@ -152,6 +153,17 @@ def test_silhouettes_are_sklearns_with_every_cluster_as_a_neighbour_and_close_wi
     assert silhouettes({0: sets[0]}) is None
 
 
+def test_two_clusters_are_a_clear_match_only_when_each_is_the_others_nearest_by_the_margin():
+    pairs = CandidatePairs()
+    pairs.add(1, 2, 0.40)
+    pairs.add(1, 3, 0.50)
+    pairs.measure(2, 4, 0.60)
+    assert pairs.clear_match(1, 2, 0.40, 0.1), "every other cluster is over 0.40 / 0.9 from both"
+    pairs.measure(2, 5, 0.43)
+    assert not pairs.clear_match(1, 2, 0.40, 0.1), "5 is nearly as near to 2"
+    assert pairs.clear_match(1, 2, 0.40, 0.0)
+
+
 def test_junk_is_stored_but_never_in_a_cluster(faces, conn):
     vectors = person(0)
     junk_id = store(faces, sequence("junk", vectors))
@@ -180,7 +192,8 @@ def test_a_store_keeps_one_embedding_model(faces, conn):
 
 
 def test_people_on_screen_together_are_never_one_cluster(faces, conn):
-    a_vectors, b_vectors = person(0), person(0)  # look-alikes: as close as one person's sequences
+    a_vectors = person(0)
+    b_vectors = a_vectors.copy()  # look-alikes the embedding cannot tell apart
     a = sequence("a", a_vectors)
     b = Sequence(**{**sequence("b", b_vectors).__dict__, "frames": a.frames.copy(), "face_index": np.ones(12, np.int32)})
     first = decide(faces, store(faces, a), a_vectors, S)
@@ -188,8 +201,45 @@ def test_people_on_screen_together_are_never_one_cluster(faces, conn):
     assert first.cluster_id != second.cluster_id and second.status == "new"
     report = faces.maintain(ReidSettings(threshold=1.5, named_threshold=1.5))  # anything close enough to merge
     assert report.merges == []
-    later = sequence("later", person(0))  # the same person on another frame range joins one of them
-    assert decide(faces, store(faces, later), later.embeddings, S).status == "recognised"
+    later = sequence("later", person(0))  # as near to either of two people: it could be both, so it joins neither
+    assert decide(faces, store(faces, later), later.embeddings, S).status == "new"
+    again = sequence("again", person(0))
+    calibrated_only = S.model_copy(update={"margin": 0, "adapt_rate": 0})
+    assert decide(faces, store(faces, again), again.embeddings, calibrated_only).status == "recognised"
+
+
+def at_cosine(cosine: float, towards: int, n: int = 12) -> np.ndarray:
+    """n near-copies of the unit vector at `cosine` from axis 0, turned towards axis `towards`."""
+    v = np.zeros(DIM, np.float32)
+    v[0], v[towards] = cosine, np.sqrt(1 - cosine**2)
+    jitter = np.random.default_rng(towards).normal(scale=0.002, size=(n, DIM))
+    return ((v + jitter) / np.linalg.norm(v + jitter, axis=1, keepdims=True)).astype(np.float32)
+
+
+def together(first: Sequence, key: str, vectors: np.ndarray) -> Sequence:
+    """A sequence on screen with `first` (same frames, another face)."""
+    return Sequence(**{**sequence(key, vectors, first.video).__dict__, "frames": first.frames.copy(),
+                       "face_index": np.ones(len(vectors), np.int32)})
+
+
+def test_a_source_whose_people_look_alike_tightens_its_own_threshold_and_no_other(faces, conn):
+    mother = sequence("mother", at_cosine(1.0, 1), "family")
+    son = together(mother, "son", at_cosine(0.70, 1))  # on screen with her, at distance 0.30: relatives
+    decide(faces, store(faces, mother), mother.embeddings, S)
+    assert decide(faces, store(faces, son), son.embeddings, S).status == "new"
+    assert conn.execute("SELECT count(*), min(distance) FROM apart_distances").fetchone()[0] == 1
+    daughter = sequence("daughter", at_cosine(0.64, 2), "family")  # alone, at 0.36 from the mother, under 0.45
+    assert decide(faces, store(faces, daughter), daughter.embeddings, S).status == "new", "not made the mother"
+    assert faces.maintain(S).merges == [], "nor merged into her later"
+    elsewhere = sequence("elsewhere", at_cosine(0.64, 3), "street")  # the same distance where no one looks alike
+    assert decide(faces, store(faces, elsewhere), elsewhere.embeddings, S).status == "recognised"
+    (family,) = faces.source_thresholds(S)  # what `zdg calibrate --store` prints; the street learnt nothing
+    assert family["source"] == "family" and family["different_pairs"] == 1
+    assert family["join"] == pytest.approx(0.9 * 0.30, abs=0.01)
+    calibrated_only = S.model_copy(update={"margin": 0, "adapt_rate": 0})
+    cousin = sequence("cousin", at_cosine(0.64, 4), "family")
+    assert decide(faces, store(faces, cousin), cousin.embeddings, calibrated_only).status == "recognised", \
+        "the calibration alone makes her the mother"
 
 
 def test_forgetting_caps_vectors_and_drops_the_least_cohesive(faces, conn):

@@ -155,7 +155,8 @@ def delete_cluster(conn: psycopg.Connection, cluster_id: int, actor: str | None 
     return Deleted(faces, sorted(sequences), ids)
 
 
-PEOPLE_TABLES = ("faces", "sequences", "crops", "clusters", "cluster_events", "cluster_aliases", "cannot_links", "sources")
+PEOPLE_TABLES = ("faces", "sequences", "crops", "clusters", "cluster_events", "cluster_aliases", "cannot_links",
+                 "apart_distances", "sources")
 
 
 def rewrite_tables(conn: psycopg.Connection) -> list[str]:

@@ -6,6 +6,9 @@ For a visit (the `video_id` the clip was stored under), from the store as it is 
   false merges          clusters holding two different people
   junk in a person      sequences matching no one that sit in a cluster holding a person
   named right / wrong   person-sequences whose cluster carries their name / another name
+  separation            how well the stored embeddings tell the person-sequences apart, before any decision: the
+                        set distances of same-person and different-person pairs (median, closest different pair)
+                        and the pair AUC (1: every same pair nearer than every different pair)
 With a first visit (another video_id of the same people), also the second visit's person-sequences whose
 cluster holds the same person from the first visit (recall) or someone else (errors), and the decisions as
 they were published (status, and the name they carried).
@@ -15,10 +18,13 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from itertools import combinations
+from itertools import combinations, product
 
+import numpy as np
 import psycopg
 
+from nodes.setdist import l2_normalise, nearer_side_distance
+from nodes.store.db import to_numpy
 from nodes.truth import Truth
 
 
@@ -109,13 +115,37 @@ def score_second_visit(first: list[Row], second: list[Row], decisions: dict[int,
     }
 
 
+def separation(conn: psycopg.Connection, rows: list[Row], later: list[Row] | None = None) -> dict:
+    """Same-person against different-person set distances (mean_min, from the nearer side) over the
+    person-sequences' stored faces: pairs within `rows`, or with `later`, pairs of one from each."""
+    people = [r for r in rows if r.person]
+    others = [r for r in later or [] if r.person]
+    vectors = {r.sequence_db_id: l2_normalise(np.stack([to_numpy(e) for (e,) in conn.execute(
+        "SELECT embedding FROM faces WHERE sequence_id = %s ORDER BY frame, face_index", (r.sequence_db_id,))]))
+        for r in people + others}
+    same, different = [], []
+    for a, b in product(people, others) if later is not None else combinations(people, 2):
+        d = nearer_side_distance(vectors[a.sequence_db_id], vectors[b.sequence_db_id], "mean_min")
+        (same if a.person == b.person else different).append(d)
+    if not same or not different:
+        return {"same_pairs": len(same), "different_pairs": len(different)}
+    nearer = np.array(same)[:, None] < np.array(different)[None, :]
+    ties = np.array(same)[:, None] == np.array(different)[None, :]
+    return {"same_pairs": len(same), "different_pairs": len(different),
+            "same_median": round(float(np.median(same)), 4), "different_median": round(float(np.median(different)), 4),
+            "closest_different": round(min(different), 4), "farthest_same": round(max(same), 4),
+            "pair_auc": round(float(nearer.mean() + ties.mean() / 2), 4)}
+
+
 def evaluate_video(conn: psycopg.Connection, truth: Truth, video: str, first_visit: str | None = None) -> dict:
     rows = visit_rows(conn, video, truth)
     decisions = published(conn, rows)
     report = {video: score_visit(rows)}
     report[video]["person_decisions_published_with_their_name"] = named_when_published(rows, decisions)
+    report[video]["separation"] = separation(conn, rows)
     if first_visit:
         first = visit_rows(conn, first_visit, truth)
         report[first_visit] = score_visit(first)
         report["second_visit"] = score_second_visit(first, rows, decisions)
+        report["second_visit"]["separation"] = separation(conn, first, rows)
     return report

@@ -28,6 +28,13 @@ class FaceStore(Protocol):
     def clusters_on_screen(self, source: str, first_frame: int, last_frame: int) -> set[int]:
         """Clusters with a stored sequence of the source in that frame range: not who a sequence then is."""
 
+    def for_source(self, source: str, settings: ReidSettings) -> ReidSettings:
+        """The settings a decision on this source uses: its thresholds tightened by its own different-person
+        distances (nodes/store/apart.py)."""
+
+    def source_thresholds(self, settings: ReidSettings) -> list[dict]:
+        """Per source: its different-person distances and the join threshold its decisions use."""
+
     def decide(self, query: Query, settings: ReidSettings, checkpoint: tuple[str, int] | None = None) -> Decision:
         """Put a stored sequence into its cluster (the rule in nodes.decision; junk: none) and record why; with
         (source, resume frame), advance that source's checkpoint in the same transaction."""

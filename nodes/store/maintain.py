@@ -3,15 +3,24 @@ refresh silhouettes."""
 
 from __future__ import annotations
 
-import heapq
 from dataclasses import dataclass, field
 
 import numpy as np
 import psycopg
 
+from nodes.clustering import (
+    NEIGHBOURS,
+    CandidatePairs,
+    by_cluster,
+    cluster_silhouettes,
+    contested_merge,
+    nearest_clusters,
+    silhouettes,
+)
 from nodes.decision import ReidSettings
 from nodes.setdist import l2_normalise, nearer_side_distance
 from nodes.store import links
+from nodes.store.apart import apart_of, cluster_factors, cluster_sources
 from nodes.store.clusters import (
     Deleted,
     delete_cluster,
@@ -27,7 +36,6 @@ from nodes.store.db import to_numpy
 from nodes.store.reid import lock_decisions
 
 SAMPLE_PER_CLUSTER = 50
-NEIGHBOURS = 10  # clusters a pass compares each cluster with: its nearest by centroid
 
 
 @dataclass
@@ -65,102 +73,6 @@ def sampled(conn: psycopg.Connection, ids: list[int] | None = None) -> tuple[np.
 def sampled_vectors(conn: psycopg.Connection) -> tuple[np.ndarray, np.ndarray, dict[int, str | None]]:
     """`sampled` of every cluster, and the clusters' names."""
     return *sampled(conn), names_of(conn)
-
-
-def by_cluster(vectors: np.ndarray, labels: np.ndarray) -> dict[int, np.ndarray]:
-    """The rows of each cluster, for labels in runs (as `sampled` orders them)."""
-    if not len(labels):
-        return {}
-    starts = np.flatnonzero(np.r_[True, labels[1:] != labels[:-1]])
-    ends = np.r_[starts[1:], len(labels)]
-    return {int(labels[a]): vectors[a:b] for a, b in zip(starts, ends, strict=True)}
-
-
-def nearest_clusters(sets: dict[int, np.ndarray], k: int, chunk: int = 1024) -> dict[int, list[int]]:
-    """Each cluster's `k` nearest other clusters by centroid (cosine), in chunks of rows: O(clusters^2) dot
-    products but O(chunk x clusters) memory."""
-    ids = list(sets)
-    k = min(k, len(ids) - 1)
-    if k < 1:
-        return {c: [] for c in ids}
-    centroids = l2_normalise(np.stack([v.mean(axis=0) for v in sets.values()]))
-    out: dict[int, list[int]] = {}
-    for start in range(0, len(ids), chunk):
-        similar = centroids[start:start + chunk] @ centroids.T
-        rows = np.arange(len(similar))
-        similar[rows, rows + start] = -np.inf  # not itself
-        for row, nearest in enumerate(np.argpartition(-similar, k - 1, axis=1)[:, :k]):
-            out[ids[start + row]] = [ids[j] for j in nearest]
-    return out
-
-
-def silhouettes(sets: dict[int, np.ndarray], k: int = NEIGHBOURS) -> dict[int, np.ndarray] | None:
-    """Per-vector cosine silhouette of each cluster's (unit) vectors in O(clusters x k) instead of O(vectors^2):
-    b is taken over the cluster's `k` nearest clusters by centroid, so it is never below sklearn's
-    silhouette_samples' and equal to it when the nearest cluster by mean distance is among them (always when k
-    covers every other cluster). None with fewer than two clusters or no more vectors than clusters (undefined)."""
-    if len(sets) < 2 or sum(len(v) for v in sets.values()) <= len(sets):
-        return None
-    return cluster_silhouettes(sets, nearest_clusters(sets, k))
-
-
-def cluster_silhouettes(sets: dict[int, np.ndarray], near: dict[int, list[int]]) -> dict[int, np.ndarray]:
-    """Per-vector silhouettes of the clusters that `near` maps to their neighbours, b over those neighbours."""
-    out = {}
-    for c, others in near.items():
-        vectors = sets[c]
-        if len(vectors) == 1 or not others:
-            out[c] = np.zeros(len(vectors))  # sklearn's convention for a cluster of one
-            continue
-        within = 1 - vectors @ vectors.T
-        a = (within.sum(axis=1) - np.diag(within)) / (len(vectors) - 1)
-        b = np.min([(1 - vectors @ sets[other].T).mean(axis=1) for other in others], axis=0)
-        out[c] = (b - a) / np.maximum(np.maximum(a, b), 1e-12)
-    return out
-
-
-@dataclass
-class CandidatePairs:
-    """Set distances of the cluster pairs a pass may merge, closest first (a heap; entries of pairs that were
-    dropped or re-measured are skipped when they come up)."""
-
-    distance: dict[tuple[int, int], float] = field(default_factory=dict)
-    of_cluster: dict[int, set[tuple[int, int]]] = field(default_factory=dict)
-    heap: list[tuple[float, tuple[int, int]]] = field(default_factory=list)
-
-    def add(self, a: int, b: int, distance: float) -> None:
-        pair = (min(a, b), max(a, b))
-        self.distance[pair] = distance
-        for c in pair:
-            self.of_cluster.setdefault(c, set()).add(pair)
-        heapq.heappush(self.heap, (distance, pair))
-
-    def __contains__(self, pair: tuple[int, int]) -> bool:
-        return (min(pair), max(pair)) in self.distance
-
-    def pop(self) -> tuple[tuple[int, int], float] | None:
-        """The closest pair left (removed), or None."""
-        while self.heap:
-            distance, pair = heapq.heappop(self.heap)
-            if self.distance.get(pair) == distance:
-                self.remove(pair)
-                return pair, distance
-        return None
-
-    def remove(self, pair: tuple[int, int]) -> None:
-        del self.distance[pair]
-        for c in pair:
-            self.of_cluster[c].discard(pair)
-
-    def drop(self, cluster: int) -> set[int]:
-        """Remove every pair of `cluster`; the clusters it was paired with."""
-        others = set()
-        for a, b in self.of_cluster.pop(cluster, set()):
-            other = a if b == cluster else b
-            del self.distance[(a, b)]
-            self.of_cluster[other].discard((a, b))
-            others.add(other)
-        return others
 
 
 def changed_since(conn: psycopg.Connection, since: str) -> list[int]:
@@ -202,14 +114,20 @@ class Neighbourhood:
 def merge_close(conn: psycopg.Connection, s: ReidSettings, report: MaintenanceReport,
                 changed: list[int] | None = None) -> None:
     """Constrained agglomerative clustering over the clusters: the closest pair within the join threshold
-    (named: its own) merges first, unless the two were on screen together (cannot-link) or carry two names;
-    repeated until no pair qualifies. Pairs a person marked as different people never merge (cannot-link), and
-    sequences of one cluster stay together (must-link). Each cluster is compared with its NEIGHBOURS nearest
-    clusters by centroid (a merged cluster with both sides' neighbours), so a pass grows with the clusters, not
-    with their square; with `changed`, only those clusters and their neighbours (pairs of two clusters that did
-    not change were looked at by an earlier pass)."""
+    (named: its own; both tightened by their sources, nodes/store/apart.py) merges first, unless the two were on
+    screen together or marked different (cannot-link), carry two names, or someone known to be another person is
+    within the margin of either (`contested_merge`); repeated until no pair qualifies. Across sources (another
+    scene, other light) a pair over its sources' tightened threshold but under the calibrated one still merges
+    when the two are each other's nearest by the margin (`CandidatePairs.clear_match`). Sequences of one cluster
+    stay together (must-link). Each cluster is compared with its NEIGHBOURS nearest clusters by centroid (a merged
+    cluster with both sides' neighbours), so a pass grows with the clusters, not with their square; with
+    `changed`, only those clusters and their neighbours (pairs of two clusters that did not change were looked at
+    by an earlier pass)."""
     hood = Neighbourhood.load(conn, changed)
     sets, names = hood.sets, hood.names
+    apart = apart_of(conn, list(sets)) if s.margin else {}
+    sources = cluster_sources(conn, list(sets))
+    factors = cluster_factors(conn, sources, s)
     pairs = CandidatePairs()
     for a, near in hood.near.items():
         for b in near:
@@ -220,9 +138,15 @@ def merge_close(conn: psycopg.Connection, s: ReidSettings, report: MaintenanceRe
         (a, b), distance = closest
         if distance >= widest:
             return
-        if distance >= (s.named_threshold if names.get(a) or names.get(b) else s.threshold):
+        limit = s.named_threshold if names.get(a) or names.get(b) else s.threshold
+        if distance >= limit:
+            continue
+        if distance >= limit * min(factors.get(a, 1.0), factors.get(b, 1.0)) and not (
+                s.margin and not sources.get(a, set()) & sources.get(b, set()) and pairs.clear_match(a, b, distance, s.margin)):
             continue
         if (names.get(a) and names.get(b)) or co_occur(conn, a, b) or links.linked(conn, a, b):
+            continue
+        if s.margin and contested_merge(a, b, distance, sets, apart, s):
             continue
         weak, target = (a, b) if names.get(b) or (not names.get(a) and a > b) else (b, a)
         report.moved += [MovedSequence(*row, target, weak, names.get(weak) or names.get(target))
@@ -231,8 +155,15 @@ def merge_close(conn: psycopg.Connection, s: ReidSettings, report: MaintenanceRe
         report.merges.append((weak, target))
         sets[target] = np.concatenate([sets[target], sets.pop(weak)])
         names[target] = names.get(target) or names.get(weak)
-        for other in (pairs.drop(weak) | pairs.drop(target)) - {weak, target}:
-            pairs.add(target, other, nearer_side_distance(sets[target], sets[other], s.distance))
+        factors[target] = min(factors.pop(weak, 1.0), factors.get(target, 1.0))
+        sources[target] = sources.get(target, set()) | sources.pop(weak, set())
+        for other in apart.pop(weak, set()):
+            apart[other] = (apart[other] - {weak}) | {target}
+            apart.setdefault(target, set()).add(other)
+        queued = (pairs.drop(weak) | pairs.drop(target)) - {weak, target}
+        for other in (pairs.forget(weak) | pairs.forget(target)) - {weak, target}:
+            measure = pairs.add if other in queued else pairs.measure
+            measure(target, other, nearer_side_distance(sets[target], sets[other], s.distance))
 
 
 def co_occur(conn: psycopg.Connection, a: int, b: int) -> bool:

@@ -7,7 +7,7 @@ import psycopg
 
 from nodes.decision import Candidate, ReidSettings
 from nodes.messages import Sequence
-from nodes.store import browse, checkpoints, clusters, corrections, evaluation, export, maintain, reid, writes
+from nodes.store import apart, browse, checkpoints, clusters, corrections, evaluation, export, maintain, reid, writes
 from nodes.store.db import connect
 from nodes.store.schema import check_model, migrate, store_dim
 from nodes.truth import Truth
@@ -43,7 +43,13 @@ class PgFaceStore:
             return reid.candidates(self.conn, embeddings, settings, exclude_sequence)
 
     def clusters_on_screen(self, source: str, first_frame: int, last_frame: int) -> set[int]:
-        return reid.clusters_on_screen(self.conn, source, first_frame, last_frame)
+        return apart.clusters_on_screen(self.conn, source, first_frame, last_frame)
+
+    def for_source(self, source: str, settings: ReidSettings) -> ReidSettings:
+        return apart.for_source(self.conn, source, settings)
+
+    def source_thresholds(self, settings: ReidSettings) -> list[dict]:
+        return apart.source_thresholds(self.conn, settings)
 
     def decide(self, query: reid.Query, settings: ReidSettings, checkpoint: tuple[str, int] | None = None) -> reid.Decision:
         return reid.decide(self.conn, query, settings, checkpoint)

@@ -11,6 +11,7 @@ from pgvector import Vector
 
 from nodes.decision import Candidate, Choice, ReidSettings, choose, sample
 from nodes.setdist import set_distance, unit
+from nodes.store.apart import apart_of, co_occurring_clusters, for_source, record
 from nodes.store.checkpoints import advance
 from nodes.store.clusters import names_of, new_cluster, record_event, refresh_cluster, vectors_by_cluster
 
@@ -57,37 +58,19 @@ def candidate_ids(conn: psycopg.Connection, embeddings: np.ndarray, s: ReidSetti
     return ranked
 
 
-def co_occurring_clusters(conn: psycopg.Connection, sequence_db_id: int) -> set[int]:
-    """Clusters holding a sequence of the same source on screen in an overlapping frame range: other people."""
-    row = conn.execute("SELECT source_id, first_frame, last_frame FROM sequences WHERE id = %s", (sequence_db_id,)).fetchone()
-    return on_screen(conn, *row) if row else set()  # the sequence itself has no cluster yet
-
-
-def clusters_on_screen(conn: psycopg.Connection, source: str, first_frame: int, last_frame: int) -> set[int]:
-    """Clusters holding a stored sequence of this source in an overlapping frame range (someone else than a
-    sequence on screen then)."""
-    row = conn.execute("SELECT id FROM sources WHERE name = %s", (source,)).fetchone()
-    return on_screen(conn, row[0], first_frame, last_frame) if row else set()
-
-
-def on_screen(conn: psycopg.Connection, source_id: int, first_frame: int, last_frame: int) -> set[int]:
-    # the source id as a value lets the planner see how few sequences of it end after first_frame
-    rows = conn.execute("SELECT DISTINCT cluster_id FROM sequences WHERE source_id = %s AND last_frame >= %s "
-                        "AND first_frame <= %s AND cluster_id IS NOT NULL", (source_id, first_frame, last_frame)).fetchall()
-    return {r[0] for r in rows}
-
-
 def candidates(conn: psycopg.Connection, embeddings: np.ndarray, s: ReidSettings,
                exclude_sequence: int | None) -> list[Candidate]:
-    """The candidate clusters with the stored embeddings the rule scores them on, their names, and whether
-    they hold someone on screen with the sequence (`exclude_sequence`, the one deciding)."""
+    """The candidate clusters with the stored embeddings the rule scores them on, their names, whether they
+    hold someone on screen with the sequence (`exclude_sequence`, the one deciding), and which of them are
+    known to be other people than each other."""
     ids = candidate_ids(conn, embeddings, s, exclude_sequence)
     if not ids:
         return []
     stored = vectors_by_cluster(conn, ids, s.vectors_per_cluster)
     names = names_of(conn, list(stored))
     others = co_occurring_clusters(conn, exclude_sequence) if exclude_sequence is not None else set()
-    return [Candidate(c, vecs, names.get(c), c in others) for c, vecs in stored.items()]
+    apart = apart_of(conn, list(stored)) if s.margin else {}
+    return [Candidate(c, vecs, names.get(c), c in others, frozenset(apart.get(c, ()))) for c, vecs in stored.items()]
 
 
 @dataclass(frozen=True)
@@ -128,8 +111,9 @@ def continued(conn: psycopg.Connection, query: Query, s: ReidSettings) -> Choice
 def _assign(conn: psycopg.Connection, query: Query, s: ReidSettings) -> Decision:
     """The decision for one stored sequence (inside the caller's transaction, under the decision lock)."""
     sequence_db_id, embeddings = query.sequence_db_id, query.embeddings
-    row = conn.execute("SELECT s.cluster_id, s.distance, c.silhouette, c.name, s.junk FROM sequences s "
-                       "LEFT JOIN clusters c ON c.id = s.cluster_id WHERE s.id = %s", (sequence_db_id,)).fetchone()
+    row = conn.execute("SELECT s.cluster_id, s.distance, c.silhouette, c.name, s.junk, so.name FROM sequences s "
+                       "JOIN sources so ON so.id = s.source_id LEFT JOIN clusters c ON c.id = s.cluster_id "
+                       "WHERE s.id = %s", (sequence_db_id,)).fetchone()
     if row and row[0] is not None:
         return Decision(row[0], "already_assigned", row[1], row[2], row[3])
     stored_junk = row[4] if row else None
@@ -140,7 +124,9 @@ def _assign(conn: psycopg.Connection, query: Query, s: ReidSettings) -> Decision
         return Decision(None, "junk", None, None, None)
     choice = continued(conn, query, s)
     if choice is None:
-        choice = choose(embeddings, candidates(conn, embeddings, s, sequence_db_id), s, query.weights)
+        found = candidates(conn, embeddings, s, sequence_db_id)
+        record(conn, sequence_db_id, embeddings, query.weights, s)
+        choice = choose(embeddings, found, for_source(conn, row[5], s) if row else s, query.weights)
     status = "recognised" if choice.cluster_id is not None else "new"
     cluster_id = choice.cluster_id if choice.cluster_id is not None else new_cluster(conn)
     conn.execute("UPDATE faces SET cluster_id = %s WHERE sequence_id = %s", (cluster_id, sequence_db_id))

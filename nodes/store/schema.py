@@ -114,6 +114,21 @@ MIGRATIONS: list[str] = [
     ALTER TABLE faces ADD COLUMN forgotten_from bigint;
     CREATE INDEX faces_forgotten_from ON faces (forgotten_from) WHERE forgotten_from IS NOT NULL;
     """,
+    # 8: a decision asks which of its candidate clusters were on screen together (two people), by cluster, and
+    # each source keeps the distances of its sequences to the people on screen with them (nodes/store/apart.py)
+    """
+    CREATE INDEX sequences_cluster ON sequences (cluster_id);
+    CREATE TABLE apart_distances (
+        id bigserial PRIMARY KEY,
+        source_id bigint NOT NULL REFERENCES sources ON DELETE CASCADE,
+        a bigint NOT NULL REFERENCES sequences ON DELETE CASCADE,
+        b bigint NOT NULL REFERENCES sequences ON DELETE CASCADE,
+        distance real NOT NULL,
+        UNIQUE (a, b)
+    );
+    CREATE INDEX apart_distances_source ON apart_distances (source_id, id);
+    CREATE INDEX apart_distances_b ON apart_distances (b);
+    """,
 ]
 
 
