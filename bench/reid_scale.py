@@ -15,7 +15,8 @@ database it measures:
             many joined their own identity, and faces/s stored and decided one after the other in one process
   maintain - with --maintain, last: maintenance on the full store: the first pass (every cluster), then twice 50
             fresh sequences decided and the reid node's pass (every `maintain_every` decisions: the clusters changed
-            since the last pass and their neighbours), then a full pass (`zdg maintain`): seconds, merges, silhouette
+            since the last pass and their neighbours), then a full pass (`zdg maintain`): seconds, merges, silhouette;
+            over FULL_PASS_UP_TO clusters only the reid node's passes (a pass over every cluster is O(clusters^2))
     python bench/reid_scale.py --n 100000 [--dim 128] [--ef 40 100] [--maintain] [--shared-buffers 3GB | --dsn DSN]
 """
 
@@ -38,6 +39,7 @@ from nodes.store.pg import PgFaceStore
 from nodes.store.reid import Query
 
 BULK_SOURCE = "bench"
+FULL_PASS_UP_TO = 100_000  # clusters: beyond, --maintain times only the reid node's passes (what changed)
 WRITER_SOURCE = "bench-writer"
 FRAMES = itertools.count(0, 1000)  # each written sequence starts at a frame of its own (at most 1,000 faces)
 
@@ -50,7 +52,10 @@ def make_data(n: int, dim: int, per_identity: int, rng: np.random.Generator) -> 
     identities = max(1, n // per_identity)
     centres = unit(rng.normal(size=(identities, dim)))
     labels = np.repeat(np.arange(identities), per_identity)[:n]
-    vectors = unit(centres[labels] + rng.normal(scale=noise(dim), size=(n, dim)))
+    vectors = np.empty((n, dim), np.float32)  # in chunks: 10 M vectors are 5 GB as float32, four times that on the way
+    for start in range(0, n, 1_000_000):
+        end = min(start + 1_000_000, n)
+        vectors[start:end] = unit(centres[labels[start:end]] + rng.normal(scale=noise(dim), size=(end - start, dim)))
     return centres, labels, vectors
 
 
@@ -128,14 +133,23 @@ def maintenance(store: PgFaceStore, args: argparse.Namespace, rng: np.random.Gen
         print(f"maintenance, {what}: {time.perf_counter() - started:.2f} s, {len(report.merges)} merges, "
               f"{clusters} clusters after, silhouette {report.silhouette:.3f}")
 
-    timed_pass("first pass (every cluster)", full=False)
+    clusters = store.conn.execute("SELECT count(*) FROM clusters").fetchone()[0]
+    whole = clusters <= FULL_PASS_UP_TO
+    if whole:
+        timed_pass("first pass (every cluster)", full=False)
+    else:  # a pass over every cluster compares each with every other's centroid: O(clusters^2)
+        print(f"maintenance: no pass over every cluster at {clusters} clusters (over {FULL_PASS_UP_TO}); the reid "
+              "node's passes below look at what changed since now")
+        store.conn.execute("INSERT INTO zdg_meta VALUES ('maintained_at', now()::text) "
+                           "ON CONFLICT (key) DO UPDATE SET value = excluded.value")
     for round_ in (1, 2):  # the first also looks again at what the first pass merged
         _, fresh = fresh_sequences(rng, centres, 50, 20)
         stored = store.write_sequences([sequence(f"maintain{round_}:{i}", v) for i, v in enumerate(fresh)])
         for (sequence_id, _), vectors in zip(stored, fresh, strict=True):
             store.decide(Query(sequence_id, vectors), settings)
         timed_pass(f"50 decisions, then the reid node's pass ({round_})", full=False)
-    timed_pass("zdg maintain (every cluster)", full=True)
+    if whole:
+        timed_pass("zdg maintain (every cluster)", full=True)
 
 
 def copy_rows(conn: psycopg.Connection, table: str, columns: list[tuple[str, str]], rows) -> None:
@@ -223,9 +237,10 @@ def query(store: PgFaceStore, args: argparse.Namespace, rng: np.random.Generator
     exhaustive numpy search; also recall@1 of single probes (ANN top-1 sequence against the exact nearest)."""
     conn = store.conn
     cluster = stored_clusters(conn, len(vectors))
-    order = np.argsort(cluster, kind="stable")
-    ids, starts = np.unique(cluster[order], return_index=True)
-    by_cluster = vectors[order]
+    in_order = bool(np.all(cluster[1:] >= cluster[:-1]))  # as bulk_load stores them: no 5 GB copy at 10 M
+    order = None if in_order else np.argsort(cluster, kind="stable")
+    ids, starts = np.unique(cluster if in_order else cluster[order], return_index=True)
+    by_cluster = vectors if in_order else vectors[order]
     sequence_centroids = unit(np.add.reduceat(vectors, np.searchsorted(labels, np.arange(len(centres)))))
     prewarm(conn)
     wanted, probes_for = fresh_sequences(rng, centres, args.queries, args.seq_len[0])

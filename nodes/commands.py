@@ -188,11 +188,17 @@ def cmd_maintain(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from nodes.store.export import render_rows
-    from zdg.cli import write_or_print
+    """The store's sequences to a file or stdout, written as they are read."""
+    from nodes.store.export import write_rows
 
     rows = open_store(load_graph(args.graph, args.overrides)).export()
-    return write_or_print(render_rows(rows, args.format), args.output, f"{len(rows)} sequences")
+    if not args.output:
+        write_rows(rows, args.format, sys.stdout)
+        return 0
+    with args.output.open("w", newline="") as out:
+        count = write_rows(rows, args.format, out)
+    print(f"wrote {args.output} ({count} sequences)", file=sys.stderr)
+    return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:

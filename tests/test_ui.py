@@ -87,3 +87,22 @@ def test_forms_split_mark_refuse_and_delete_with_who_did_it(faces, conn, tmp_pat
     with psycopg.connect(faces.conn.info.dsn) as other:
         assert other.execute("SELECT count(*) FROM sequences WHERE id = %s", (b1,)).fetchone()[0] == 0
     assert web.get(f"/identity/{b}").status_code == 404
+
+
+def test_the_identities_list_pages_by_id_and_the_merge_choices_are_the_nearest_and_the_named(faces, tmp_path,
+                                                                                               monkeypatch):
+    import nodes.ui.app as app
+
+    monkeypatch.setattr(app, "PAGE_SIZE", 2)
+    web = client(faces, tmp_path)
+    ids = sorted({cluster for _, cluster in people(faces, 0, 1, 2, 3, 4)})
+    assert len(ids) == 5
+    first = web.get("/").text
+    assert "5 identities" in first and all(f'data-id="{i}"' in first for i in ids[:2])
+    assert f'data-id="{ids[2]}"' not in first and f'href="/?after={ids[1]}"' in first
+    last = web.get(f"/?after={ids[3]}").text
+    assert f'data-id="{ids[4]}"' in last and f'data-id="{ids[3]}"' not in last and 'id="next"' not in last
+    assert faces.likely_targets(ids[0], k=2) == sorted(faces.likely_targets(ids[0], k=2))
+    assert len(faces.likely_targets(ids[0], k=2)) == 2 and ids[0] not in faces.likely_targets(ids[0], k=2)
+    faces.rename(ids[4], "Zoe")
+    assert ids[4] in faces.likely_targets(ids[0], k=1), "named identities are always offered"

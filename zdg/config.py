@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from zdg.node import Node, Params, SourceNode
 from zdg.rules import (
+    unknown_types,
     verify_acyclic,
     verify_connected,
     verify_edge_types,
@@ -103,7 +104,7 @@ def build_graph(source: YamlSource, overrides: list[str] | None = None) -> Graph
     try:
         spec = GraphSpec.model_validate(source.data)
     except ValidationError as exc:
-        raise GraphError(source, issues + pydantic_issues(exc)) from None
+        raise GraphError(source, issues + pydantic_issues(exc) + unknown_types(source.data)) from None
     classes: dict[str, type[Node]] = {}
     issues += verify_unique_names(spec)
     issues += verify_hosts(spec)

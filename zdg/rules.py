@@ -52,6 +52,19 @@ def verify_node_types(spec: GraphSpec, classes: dict[str, type[Node]]) -> list[I
     return issues
 
 
+def unknown_types(data: dict) -> list[Issue]:
+    """The node types of raw graph data that resolve to no node class: checked even when the rest of the file is
+    malformed, so every problem is reported at once."""
+    issues = []
+    for i, node in enumerate(data.get("nodes") or []):
+        if isinstance(node, dict) and isinstance(node.get("type"), str):
+            try:
+                resolve(node["type"])
+            except UnknownNodeType as exc:
+                issues.append(Issue(("nodes", i, "type"), str(exc)))
+    return issues
+
+
 def _edge_end_issue(i: int, key: str, ref: str, names: set[str], classes: dict[str, type[Node]]) -> Issue | None:
     """An edge's `from` or `to` must name a node and one of its output (from) or input (to) ports."""
     node, port = split_ref(ref, "out" if key == "from" else "in")

@@ -186,16 +186,32 @@ def rename_cluster(conn: psycopg.Connection, cluster_id: int, name: str, actor: 
     record_event(conn, "rename", cluster_id, detail={"name": name}, actor=actor)
 
 
-def list_identities(conn: psycopg.Connection, ids: list[int] | None = None) -> list[Identity]:
-    """Every identity (or those of `ids`), with where and when it was seen."""
+def list_identities(conn: psycopg.Connection, ids: list[int] | None = None, after: int = 0,
+                    limit: int | None = None) -> list[Identity]:
+    """The identities of `ids`, or every one after id `after` (up to `limit`, by id: a page by key), with where and
+    when each was seen."""
     rows = conn.execute(
+        "WITH page AS (SELECT id FROM clusters WHERE (%s::bigint[] IS NULL OR id = ANY(%s)) AND id > %s "
+        "ORDER BY id LIMIT %s) "
         "SELECT c.id, c.name, c.size, count(s.id), count(DISTINCT s.source_id), c.silhouette, "
         "min(coalesce(s.seen_at, s.created_at)), max(coalesce(s.seen_at, s.created_at)), "
         "coalesce(array_agg(DISTINCT so.name) FILTER (WHERE so.name IS NOT NULL), '{}'), "
         "coalesce(array_agg(DISTINCT so.camera) FILTER (WHERE so.camera IS NOT NULL), '{}') "
-        "FROM clusters c LEFT JOIN sequences s ON s.cluster_id = c.id LEFT JOIN sources so ON so.id = s.source_id "
-        "WHERE %s::bigint[] IS NULL OR c.id = ANY(%s) GROUP BY c.id ORDER BY c.id", (ids, ids)).fetchall()
+        "FROM page JOIN clusters c ON c.id = page.id LEFT JOIN sequences s ON s.cluster_id = c.id "
+        "LEFT JOIN sources so ON so.id = s.source_id GROUP BY c.id ORDER BY c.id", (ids, ids, after, limit)).fetchall()
     return [Identity(*row) for row in rows]
+
+
+def likely_targets(conn: psycopg.Connection, cluster_id: int, k: int) -> list[int]:
+    """The clusters a person would merge this one into or tell apart from it: its `k` nearest by centroid, and up
+    to `k` named ones."""
+    centroid = conn.execute("SELECT centroid FROM clusters WHERE id = %s", (cluster_id,)).fetchone()
+    near = [] if centroid is None or centroid[0] is None else [r[0] for r in conn.execute(
+        "SELECT id FROM clusters WHERE id <> %s AND size > 0 ORDER BY centroid <=> %s LIMIT %s",
+        (cluster_id, centroid[0], k))]
+    named = [r[0] for r in conn.execute("SELECT id FROM clusters WHERE name IS NOT NULL AND id <> %s ORDER BY name "
+                                        "LIMIT %s", (cluster_id, k))]
+    return sorted(set(near) | set(named))
 
 
 def clusters_for_report(conn: psycopg.Connection) -> list[tuple]:

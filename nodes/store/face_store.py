@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
@@ -78,7 +79,13 @@ class FaceStore(Protocol):
     def mark_different(self, a: int, b: int, actor: str | None = None) -> None:
         """A cannot-link: no merge, by maintenance or by hand, joins the two."""
 
-    def identities(self, ids: list[int] | None = None) -> list[Identity]: ...
+    def identities(self, ids: list[int] | None = None, after: int = 0, limit: int | None = None) -> list[Identity]:
+        """The identities of `ids`, or a page of every one: those after id `after`, up to `limit`, by id."""
+
+    def identity_count(self) -> int: ...
+
+    def likely_targets(self, cluster_id: int, k: int = 30) -> list[int]:
+        """The identities nearest this one, and named ones: what a merge or a 'not the same' picks from."""
 
     def sequences(self, cluster_id: int) -> list[SequenceRow]:
         """An identity's sequences with source, frames, times and their crops' frames."""
@@ -99,8 +106,8 @@ class FaceStore(Protocol):
 
     def crops(self, cluster_id: int, limit: int) -> list[tuple[bytes, int]]: ...
 
-    def export(self) -> list[dict]:
-        """One row per sequence: source, key, frames, times, faces, cluster id and name, distance."""
+    def export(self) -> Iterator[dict]:
+        """One row per sequence, as they are read: source, key, frames, times, faces, cluster id and name, distance."""
 
     def evaluate_video(self, truth: Truth, video: str, first_visit: str | None = None) -> dict:
         """A visit's clusters scored against positional truth (nodes.store.evaluation)."""

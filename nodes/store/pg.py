@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import psycopg
 
@@ -106,8 +108,14 @@ class PgFaceStore:
     def mark_different(self, a: int, b: int, actor: str | None = None) -> None:
         corrections.mark_different(self.conn, a, b, actor)
 
-    def identities(self, ids: list[int] | None = None) -> list[clusters.Identity]:
-        return clusters.list_identities(self.conn, ids)
+    def identities(self, ids: list[int] | None = None, after: int = 0, limit: int | None = None) -> list[clusters.Identity]:
+        return clusters.list_identities(self.conn, ids, after, limit)
+
+    def identity_count(self) -> int:
+        return self.conn.execute("SELECT count(*) FROM clusters").fetchone()[0]
+
+    def likely_targets(self, cluster_id: int, k: int = 30) -> list[int]:
+        return clusters.likely_targets(self.conn, cluster_id, k)
 
     def sequences(self, cluster_id: int) -> list[browse.SequenceRow]:
         return browse.sequences_of(self.conn, self.resolve(cluster_id))
@@ -133,7 +141,7 @@ class PgFaceStore:
     def crops(self, cluster_id: int, limit: int) -> list[tuple[bytes, int]]:
         return clusters.crops_of(self.conn, cluster_id, limit)
 
-    def export(self) -> list[dict]:
+    def export(self) -> Iterator[dict]:
         return export.sequence_rows(self.conn)
 
     def evaluate_video(self, truth: Truth, video: str, first_visit: str | None = None) -> dict:

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 HERE = Path(__file__).parent
 TEMPLATES = Jinja2Templates(directory=str(HERE / "templates"))
+PAGE_SIZE = 60  # identities on a page of the list
 
 
 class IdConvertor(Convertor):
@@ -130,8 +131,13 @@ def page(request: Request, name: str, status: int = 200, **context: Any) -> Resp
 
 
 def identities(request: Request) -> Response:
-    people = bench(request).store.identities()
-    return page(request, "identities.html", people=people)
+    """A page of identities by id (`?after=ID`), PAGE_SIZE at a time."""
+    store = bench(request).store
+    after = request.query_params.get("after", "0")
+    after_id = int(after) if after.isdigit() and len(after) <= 18 else 0
+    people = store.identities(after=after_id, limit=PAGE_SIZE + 1)
+    return page(request, "identities.html", people=people[:PAGE_SIZE], total=store.identity_count(),
+                after=after_id, next_after=people[PAGE_SIZE - 1].id if len(people) > PAGE_SIZE else None)
 
 
 def identity(request: Request) -> Response:
@@ -145,7 +151,8 @@ def identity(request: Request) -> Response:
         return page(request, "missing.html", 404, what=f"identity {asked}")
     videos = {p.name.removesuffix("_annotated.mp4") for p in wb.videos_dir.glob("*_annotated.mp4")}
     return page(request, "identity.html", person=found[0], sequences=wb.store.sequences(current),
-                events=wb.store.events(current, 30), videos=videos, others=wb.store.identities())
+                events=wb.store.events(current, 30), videos=videos,
+                others=wb.store.identities(wb.store.likely_targets(current)))
 
 
 async def correct(request: Request) -> Response:
@@ -231,7 +238,7 @@ def live(request: Request) -> Response:
 
 async def empty_store(request: Request, exc: Exception) -> Response:
     """A database no graph has written to yet has no tables: say so instead of failing."""
-    return page(request, "identities.html", people=[])
+    return page(request, "identities.html", people=[], total=0)
 
 
 async def plain_error(request: Request, exc: HTTPException) -> Response:
