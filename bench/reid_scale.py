@@ -188,6 +188,12 @@ def bulk_load(conn: psycopg.Connection, centres: np.ndarray, labels: np.ndarray,
         started = time.perf_counter()
         conn.execute(f"CREATE INDEX {index} ON {table} USING hnsw (centroid vector_cosine_ops)")
         print(f"HNSW build, {identities} {table} (m=16, ef_construction=64): {time.perf_counter() - started:.1f} s")
+    sizes = dict(conn.execute(
+        "SELECT 'database', pg_database_size(current_database()) UNION ALL SELECT relname::text, "
+        "pg_total_relation_size(oid) FROM pg_class WHERE relname IN ('faces', 'sequences', 'clusters')").fetchall())
+    print(f"disk: {sizes['database'] / len(vectors):.0f} bytes per stored face in all (faces table with its indexes "
+          f"{sizes['faces'] / len(vectors):.0f}, sequences {sizes['sequences'] / len(vectors):.0f}, clusters "
+          f"{sizes['clusters'] / len(vectors):.0f}); {sizes['database'] / 2**30:.1f} GiB")
 
 
 VARIANTS: dict[str, dict] = {

@@ -102,8 +102,6 @@ def everything_about(conn, cluster_id: int, sequence_ids: list[int]) -> dict[str
 
 
 def test_retention_purges_unnamed_identities_and_old_junk_keeps_named_ones_and_leaves_nothing_behind(faces, conn, tmp_path):
-    import time
-
     import numpy as np
 
     from nodes.annotate import remove_strips
@@ -117,9 +115,10 @@ def test_retention_purges_unnamed_identities_and_old_junk_keeps_named_ones_and_l
     for key in ("v_old", "v_junk"):
         (tmp_path / "v").mkdir(exist_ok=True)
         (tmp_path / "v" / f"{key}.png").write_bytes(b"png")
-    time.sleep(1.2)
+    conn.execute("UPDATE sequences SET created_at = created_at - interval '2 hours'")  # all so far: 2 hours old
+    conn.execute("UPDATE clusters SET updated_at = updated_at - interval '2 hours'")
     recent_seq, recent = stored(faces, "recent", 3)
-    report = faces.maintain(ReidSettings(threshold=0.45, named_threshold=0.6, retention_hours=1 / 3600))
+    report = faces.maintain(ReidSettings(threshold=0.45, named_threshold=0.6, retention_hours=1))
     assert sorted(report.purged.sequences) == [("v", "v:junk"), ("v", "v:old")]
     assert remove_strips(tmp_path, report.purged.sequences) == 2 and not list((tmp_path / "v").iterdir())
     assert {i.id for i in faces.identities()} == {ann, recent}, "named Ann and the recent identity are kept"

@@ -102,7 +102,10 @@ def filled(ui, browser, env, workdir) -> int:
     from selenium.webdriver.common.by import By
 
     browser.get(f"{ui}/live")
-    time.sleep(1)  # the page's EventSource subscribes before the graph publishes
+    deadline = time.monotonic() + 10  # the page's EventSource is open (subscribed) before the graph publishes
+    while not browser.execute_script("return document.querySelector('[data-feed=open]') !== null"):
+        assert time.monotonic() < deadline, "the live feed never opened"
+        time.sleep(0.1)
     run_clip(env, workdir, "friends_poker")
     deadline = time.monotonic() + 20
     while len(browser.find_elements(By.CSS_SELECTOR, "tr.decision")) < 16 and time.monotonic() < deadline:
@@ -180,7 +183,9 @@ def test_the_annotated_video_plays_in_the_browser(ui, browser, filled):
     assert found[1] is None and found[0] >= 2, f"the player refused the video: {found}"
     assert browser.execute_async_script("const done = arguments[0]; document.getElementById('video').play()"
                                         ".then(() => done('playing'), e => done(String(e)))") == "playing"
-    time.sleep(1.5)
+    deadline = time.monotonic() + 10
+    while browser.execute_script(state)[2] <= 2.5 and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert browser.execute_script(state)[2] > 2.5, "playback started at the sequence's time and moves on"
 
 

@@ -12,7 +12,9 @@ function confirmBeforeSubmit(form) {
 }
 
 function followDecisions(table) {
-  new EventSource("/events").onmessage = (event) => {
+  const feed = new EventSource("/events");
+  feed.onopen = () => { table.dataset.feed = "open"; };
+  feed.onmessage = (event) => {
     const d = JSON.parse(event.data);
     const row = table.insertRow(1);
     row.className = "decision";
