@@ -90,11 +90,13 @@ def cmd_identities(args: argparse.Namespace) -> int:
     graph = load_graph(args.graph, args.overrides)
     store = open_store(graph)
     if args.action == "list":
-        rows = store.identities()
         print(f"{'id':>5}  {'name':<16} {'vectors':>7} {'sequences':>9} {'sources':>7} {'silhouette':>10}")
-        for r in rows:
-            sil = "-" if r.silhouette is None else f"{r.silhouette:.2f}"
-            print(f"{r.id:>5}  {(r.name or '-'):<16} {r.size:>7} {r.sequences:>9} {r.sources:>7} {sil:>10}")
+        after = 0
+        while page := store.identities(after=after, limit=1000):  # by key, a page at a time: flat at any size
+            for r in page:
+                sil = "-" if r.silhouette is None else f"{r.silhouette:.2f}"
+                print(f"{r.id:>5}  {(r.name or '-'):<16} {r.size:>7} {r.sequences:>9} {r.sources:>7} {sil:>10}")
+            after = page[-1].id
     elif args.action == "show":
         for row in store.sequences(int(args.args[0])):
             print(f"sequence {row.id:>5}  {row.source}  frames {row.first_frame}-{row.last_frame}  {row.faces} faces")
