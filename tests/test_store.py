@@ -216,10 +216,10 @@ def at_cosine(cosine: float, towards: int, n: int = 12) -> np.ndarray:
     return ((v + jitter) / np.linalg.norm(v + jitter, axis=1, keepdims=True)).astype(np.float32)
 
 
-def together(first: Sequence, key: str, vectors: np.ndarray) -> Sequence:
-    """A sequence on screen with `first` (same frames, another face)."""
+def together(first: Sequence, key: str, vectors: np.ndarray, face: int = 1) -> Sequence:
+    """A sequence on screen with `first` (same frames, the `face`-th face of them)."""
     return Sequence(**{**sequence(key, vectors, first.video).__dict__, "frames": first.frames.copy(),
-                       "face_index": np.ones(len(vectors), np.int32)})
+                       "face_index": np.full(len(vectors), face, np.int32)})
 
 
 def test_a_source_whose_people_look_alike_tightens_its_own_threshold_and_no_other(faces, conn):
@@ -316,3 +316,29 @@ def test_maintenance_joins_a_cluster_to_a_named_identity_within_the_named_tolera
     clusters = dict(conn.execute("SELECT seq_key, cluster_id FROM sequences").fetchall())
     assert clusters["v:ann_seen"] == named and clusters["v:stranger"] != named != clusters["v:stranger_again"]
     assert [m.name for m in report.moved] == ["Ann"]
+
+
+def test_clusters_on_screen_together_or_marked_different_are_known_apart_and_no_others(faces, conn):
+    from nodes.store.apart import apart_pairs
+
+    first = sequence("first", person(0), "hall")
+    beside = together(first, "beside", person(1))
+    later = sequence("later", person(2), "hall")  # on frames of its own: with nobody
+    elsewhere = Sequence(**{**sequence("elsewhere", person(3), "door").__dict__, "frames": first.frames.copy()})
+    ids = [decide(faces, store(faces, s), s.embeddings, S).cluster_id for s in (first, beside, later, elsewhere)]
+    assert len(set(ids)) == 4
+    assert apart_pairs(conn, ids) == {(min(ids[0], ids[1]), max(ids[0], ids[1]))}, \
+        "same frames of another source are not on screen together"
+    faces.mark_different(ids[2], ids[3])
+    assert apart_pairs(conn, ids) == {(min(ids[0], ids[1]), max(ids[0], ids[1])), (min(ids[2], ids[3]), max(ids[2], ids[3]))}
+    assert apart_pairs(conn, ids[1:3]) == set(), "only pairs among the clusters asked about"
+
+
+def test_one_face_tracked_twice_at_once_teaches_the_source_nothing(faces, conn):
+    face = sequence("face", at_cosine(1.0, 1), "mirror")
+    double = together(face, "double", at_cosine(0.99, 1))  # a double detection, a reflection: distance 0.01
+    cousin = together(face, "cousin", at_cosine(0.70, 2), face=2)
+    for seq in (face, double, cousin):
+        decide(faces, store(faces, seq), seq.embeddings, S)
+    recorded = [round(d, 2) for (d,) in conn.execute("SELECT distance FROM apart_distances ORDER BY distance")]
+    assert recorded == [0.30, 0.31], "the cousin's two distances; the double's 0.01 would make every join impossible"

@@ -2,11 +2,13 @@
 own different-person distances, which tighten its join threshold where lookalikes are dense (a family, a team).
 
 People on screen together are different people, so every decision measures how near the sequence is to the
-clusters of the people beside it. A source's join threshold is the calibrated one (the prior) or, when lower,
+sequences of the people beside it. A source's join threshold is the calibrated one (the prior) or, when lower,
 the margin under the `adapt_rate` quantile of the latest `WINDOW` such distances in that source.
 """
 
 from __future__ import annotations
+
+import heapq
 
 import numpy as np
 import psycopg
@@ -16,17 +18,28 @@ from nodes.setdist import l2_normalise, set_distance
 from nodes.store.db import to_numpy
 
 WINDOW = 2000  # the latest different-person distances of a source that set its threshold
+DUPLICATE = 0.5  # two tracks at once nearer than this share of the join are one face seen twice (a double
+# detection, a reflection, their photo on the wall), not two people: not recorded
 
 
 def apart_pairs(conn: psycopg.Connection, ids: list[int]) -> set[tuple[int, int]]:
-    """The pairs (a < b) of these clusters known to be two people: on screen together in one source, or marked
-    as different people."""
-    rows = conn.execute(
-        "WITH s AS (SELECT cluster_id, source_id, first_frame, last_frame FROM sequences WHERE cluster_id = ANY(%s)) "
-        "SELECT x.cluster_id, y.cluster_id FROM s x JOIN s y ON y.source_id = x.source_id "
-        "AND y.last_frame >= x.first_frame AND y.first_frame <= x.last_frame AND x.cluster_id < y.cluster_id "
-        "UNION SELECT a, b FROM cannot_links WHERE a = ANY(%s) AND b = ANY(%s)", (ids, ids, ids)).fetchall()
-    return {(a, b) for a, b in rows}
+    """The pairs (a < b) of these clusters known to be two people: on screen together in one source (a sweep over
+    their sequences in time order, so a pass over every cluster is not a join of every sequence with every
+    other), or marked as different people."""
+    pairs: set[tuple[int, int]] = set()
+    active: list[tuple[int, int]] = []  # (last frame, cluster) of the current source's sequences still on screen
+    source = None
+    for cluster, source_id, first, last in conn.execute(
+            "SELECT cluster_id, source_id, first_frame, last_frame FROM sequences WHERE cluster_id = ANY(%s) "
+            "ORDER BY source_id, first_frame", (ids,)):
+        if source_id != source:
+            active, source = [], source_id
+        while active and active[0][0] < first:
+            heapq.heappop(active)
+        pairs |= {(min(cluster, other), max(cluster, other)) for _, other in active if other != cluster}
+        heapq.heappush(active, (last, cluster))
+    marked = conn.execute("SELECT a, b FROM cannot_links WHERE a = ANY(%s) AND b = ANY(%s)", (ids, ids)).fetchall()
+    return pairs | {(a, b) for a, b in marked}
 
 
 def apart_of(conn: psycopg.Connection, ids: list[int]) -> dict[int, set[int]]:
@@ -61,8 +74,9 @@ def on_screen(conn: psycopg.Connection, source_id: int, first_frame: int, last_f
 def record(conn: psycopg.Connection, sequence_db_id: int, embeddings: np.ndarray, weights: np.ndarray | None,
            s: ReidSettings) -> None:
     """Store the sequence's set distances to the sequences decided before it that were on screen with it (two
-    tracks at once are two people; junk is no one): its source's different-person distances, each pair once, at
-    the later decision of the two, so a rerun records the same whatever the writer had stored by then."""
+    tracks at once are two people; junk is no one; nearer than DUPLICATE is one face twice): its source's
+    different-person distances, each pair once, at the later decision of the two, so a rerun records the same
+    whatever the writer had stored by then."""
     row = conn.execute("SELECT source_id, first_frame, last_frame FROM sequences WHERE id = %s",
                        (sequence_db_id,)).fetchone()
     ids = [] if row is None else [r[0] for r in conn.execute(  # values, as in on_screen
@@ -76,9 +90,10 @@ def record(conn: psycopg.Connection, sequence_db_id: int, embeddings: np.ndarray
             "sequence_id ORDER BY quality DESC NULLS LAST, id) AS r FROM faces WHERE sequence_id = ANY(%s)) f "
             "WHERE r <= %s", (ids, s.vectors_per_cluster), binary=True):
         faces.setdefault(sequence_id, []).append(to_numpy(embedding))
-    rows = [(min(sequence_db_id, other), max(sequence_db_id, other),
-             set_distance(embeddings, l2_normalise(np.stack(vectors)), s.distance, weights), sequence_db_id)
-            for other, vectors in faces.items()]
+    distances = {other: set_distance(embeddings, l2_normalise(np.stack(vectors)), s.distance, weights)
+                 for other, vectors in faces.items()}
+    rows = [(min(sequence_db_id, other), max(sequence_db_id, other), d, sequence_db_id)
+            for other, d in distances.items() if d >= DUPLICATE * s.threshold]
     with conn.cursor() as cur:
         cur.executemany("INSERT INTO apart_distances (source_id, a, b, distance) SELECT source_id, %s, %s, %s "
                         "FROM sequences WHERE id = %s ON CONFLICT (a, b) DO NOTHING", rows)
@@ -94,8 +109,8 @@ def source_limit(conn: psycopg.Connection, source: str, rate: float) -> float | 
 
 
 def for_source(conn: psycopg.Connection, source: str, s: ReidSettings) -> ReidSettings:
-    """The settings a merge on this source uses: both join thresholds scaled down by the same factor when the
-    margin under the source's own different-person distances is below the calibrated join."""
+    """The settings a decision or merge on this source uses: both join thresholds scaled down by the same factor
+    when the margin under the source's own different-person distances is below the calibrated join."""
     if not s.adapt_rate:
         return s
     apart = source_limit(conn, source, s.adapt_rate)
