@@ -18,7 +18,7 @@ class Store:
     """
 
     def __init__(self, graph: str | Path = "graphs/video_reid.yaml", overrides: list[str] | None = None) -> None:
-        from nodes.commands import open_store, reid_settings
+        from nodes.service import open_store, reid_settings
         from zdg.config import load_graph
 
         self.graph = load_graph(Path(graph), overrides or [])
@@ -45,8 +45,8 @@ class Store:
         """The identities nearest to the faces of these photos (files or BGR arrays), taken as one person."""
         import cv2
 
-        from nodes.commands import load_models
         from nodes.search import photo_embeddings, search
+        from nodes.service import load_models
 
         if self._models is None:
             self._models = load_models(self.graph)

@@ -59,7 +59,7 @@ def test_the_shipped_calibration_is_what_zdg_calibrate_gives(tmp_path):
 
 
 def test_the_recorded_command_says_what_was_calibrated_from_not_where_it_was_written():
-    from nodes.commands import recipe_args
+    from nodes.tool_commands import recipe_args
 
     argv = ["--video", "a.mp4", "-o", "/tmp/x.json", "--disjoint", "--output=/tmp/y.json", "--output", "z.json"]
     assert recipe_args(argv) == ["--video", "a.mp4", "--disjoint"]
