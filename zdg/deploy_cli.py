@@ -1,0 +1,145 @@
+"""The `zdg` commands that deploy a graph: compose, stack, k8s, keys, build, bundle."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from zdg.cli_common import add_graph_args, write_or_print
+from zdg.compose import STORE_IMAGE, ComposeFiles
+from zdg.config import load_graph
+from zdg.stack import HOST_ROOT
+
+
+def cmd_compose(args: argparse.Namespace) -> int:
+    from zdg.compose import STORE_SERVICE, build_compose, ensure_db_password, render
+    from zdg.images import DB_INIT
+
+    graph = load_graph(args.graph, args.overrides)
+    out_dir = (args.output.parent if args.output else Path.cwd())
+    doc = build_compose(graph, ComposeFiles(out_dir, args.graph, DB_INIT), args.overrides, args.host, args.store_image)
+    text = render(doc, graph, "zdg compose" + (f" --host {args.host}" if args.host else ""), args.host)
+    if args.output and STORE_SERVICE in doc["services"] and (env := ensure_db_password(out_dir)):
+        print(f"wrote a random database password into {env} (compose reads it from there)", file=sys.stderr)
+    return write_or_print(text, args.output, f"{len(doc['services'])} services")
+
+
+def cmd_stack(args: argparse.Namespace) -> int:
+    from zdg.images import DB_INIT
+    from zdg.stack import StackOptions, build_stack, render_stack
+
+    graph = load_graph(args.graph, args.overrides)
+    out_dir = (args.output.parent if args.output else Path.cwd())
+    options = StackOptions(args.store_image, args.external_store, tuple(args.client))
+    doc = build_stack(graph, ComposeFiles(out_dir, args.graph, DB_INIT), args.overrides, options)
+    return write_or_print(render_stack(doc, graph, "zdg stack"), args.output, f"{len(doc['services'])} services")
+
+
+def cmd_k8s(args: argparse.Namespace) -> int:
+    from zdg.images import DB_INIT
+    from zdg.k8s import K8sOptions, build_manifests, write_manifests
+
+    graph = load_graph(args.graph, args.overrides)
+    options = K8sOptions(args.store_image, args.external_store, args.host_root, tuple(args.client))
+    files = build_manifests(graph, DB_INIT, args.overrides, options)
+    written = write_manifests(files, graph, args.output, "zdg k8s")
+    print(f"wrote {len(written)} files to {args.output}/ (kubectl apply -k {args.output})", file=sys.stderr)
+    return 0
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    from zdg.compose import boxes
+    from zdg.curve import LOCAL_BOX, generate_keys
+    from zdg.wiring import compile_plan
+
+    graph = load_graph(args.graph)
+    plan = compile_plan(graph)
+    secure = [link for link in plan.external_topics() if link.secure]
+    hosts = sorted(set(boxes(graph)) | {link.src_host or LOCAL_BOX for link in secure})
+    if not hosts:
+        raise LookupError(f"{args.graph}: no node has host: and no topic is secure, so no keys are needed")
+    if args.client and not secure:
+        raise LookupError(f"{args.graph}: no topic is secure (`secure: true` on an edge without `to:`): clients need no keys")
+    from zdg.images import CONTAINER_UID
+
+    # root gives the boxes' folders to the images' user, the only one (besides root) that may read them in a container
+    box_owner = CONTAINER_UID if os.geteuid() == 0 else None
+    for folder in generate_keys(hosts, args.output, args.client, box_owner):
+        what = "a subscriber's: zdg sub --keys" if folder.name in args.client else f"mount on box {folder.name}"
+        print(f"{folder}  ({what}; holds its secret key)")
+    return 0
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from zdg.images import build_images
+
+    for tag in build_images(args.base_image, args.store, args.gpu, args.ca_file):
+        print(f"built {tag}")
+    return 0
+
+
+def cmd_bundle(args: argparse.Namespace) -> int:
+    from zdg.images import bundle
+
+    graph = load_graph(args.graph, args.overrides)
+    images = bundle(graph, args.overrides, args.host, args.output, args.store_image, args.keys)
+    print(f"wrote {args.output} ({', '.join(images)}); on the box: tar -xf {args.output.name} && "
+          f"./{args.output.name.split('.')[0]}/load.sh")
+    return 0
+
+
+def add_orchestrator_args(p: argparse.ArgumentParser, external_store_help: str) -> None:
+    """What `zdg stack` and `zdg k8s` share: the store image, or an external store, and secure topics' clients."""
+    p.add_argument("--store-image", default=STORE_IMAGE, help="Postgres + pgvector image (default %(default)s)")
+    p.add_argument("--external-store", action="store_true", help=external_store_help)
+    p.add_argument("--client", action="append", default=[], metavar="NAME",
+                   help="a subscriber of the graph's secure topics (as given to `zdg keys --client`); repeatable")
+
+
+def add_deploy_commands(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("compose", help="write a Compose file for a graph (one service per node)")
+    add_graph_args(p)
+    p.add_argument("-o", "--output", type=Path, help="file to write (default: stdout); mounts are relative to it")
+    p.add_argument("--host", help="only the services of this box (nodes with host: NAME)")
+    p.add_argument("--store-image", default=STORE_IMAGE, help="Postgres + pgvector image (default %(default)s)")
+    p.set_defaults(func=cmd_compose)
+
+    p = sub.add_parser("stack", help="write a Docker Swarm stack for every box of a graph (docker stack deploy -c)")
+    add_graph_args(p)
+    p.add_argument("-o", "--output", type=Path, help="file to write (default: stdout); the configs' and secrets' files "
+                   "are relative to it")
+    add_orchestrator_args(p, "no store service: nodes use $ZDG_DSN, set when deploying")
+    p.set_defaults(func=cmd_stack)
+
+    p = sub.add_parser("k8s", help="write Kubernetes manifests for a graph into a folder (kubectl apply -k DIR)")
+    add_graph_args(p)
+    p.add_argument("-o", "--output", type=Path, required=True, help="folder to write (one file per node)")
+    add_orchestrator_args(p, "no store StatefulSet: nodes read ZDG_DSN from the Secret zdg-dsn (key dsn)")
+    p.add_argument("--host-root", default=HOST_ROOT,
+                   help="folder on every Kubernetes node holding models/, data/ and out/ (default %(default)s)")
+    p.set_defaults(func=cmd_k8s)
+
+    p = sub.add_parser("keys", help="make CURVE key pairs for the boxes of a graph and the subscribers of its secure "
+                       "topics (one folder each)")
+    p.add_argument("graph", type=Path)
+    p.add_argument("-o", "--output", type=Path, default=Path("keys"), help="default %(default)s/")
+    p.add_argument("--client", action="append", default=[], metavar="NAME",
+                   help="a subscriber of the graph's secure topics (repeatable); boxes without host: are 'local'")
+    p.set_defaults(func=cmd_keys)
+
+    p = sub.add_parser("build", help="build the container images (docker CLI; DOCKER_HOST picks the engine)")
+    p.add_argument("--base-image", help="FROM image for all (default: the Dockerfiles' python:3.11-slim-bookworm)")
+    p.add_argument("--store", action="store_true", help="also build zdg-store, a local Postgres + pgvector image")
+    p.add_argument("--gpu", action="store_true", help="faces image with onnxruntime-gpu on a CUDA base")
+    p.add_argument("--ca-file", type=Path, help="CA bundle pip needs behind a proxy (used while building only)")
+    p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("bundle", help="one tar for an offline box: images, compose file, graph, load.sh")
+    add_graph_args(p)
+    p.add_argument("-o", "--output", type=Path, required=True, help="e.g. box.tar")
+    p.add_argument("--host", help="the box to bundle (nodes with host: NAME)")
+    p.add_argument("--keys", type=Path, help="key folder from `zdg keys`; the box's own folder goes in the bundle")
+    p.add_argument("--store-image", default=STORE_IMAGE, help="Postgres + pgvector image (default %(default)s)")
+    p.set_defaults(func=cmd_bundle)
