@@ -13,14 +13,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
-
-from tqdm import tqdm
+from typing import Any
 
 from zdg.config import Graph
 from zdg.metrics import format_table, read_all
 from zdg.node import zdg_environment
 from zdg.private import private_dir
+from zdg.progress import GraphProgress, write_above_bar
 from zdg.registry import prepare_plugins
 from zdg.retry import Backoff
 from zdg.wiring import RUN_ROOT, Plan, Transport, compile_plan
@@ -30,13 +29,6 @@ from zdg.zygote import ForkedProcess, Zygote
 log = logging.getLogger("zdg.runner")
 MAX_IPC_PATH = 100
 STABLE_AFTER_S = 30.0
-
-
-def _write_above_bar(stream: IO[bytes]) -> None:
-    """Copy a worker's stderr line by line to ours without breaking into the progress bar."""
-    for line in iter(stream.readline, b""):
-        tqdm.write(line.decode(errors="replace").rstrip("\n"), file=sys.stderr)
-    stream.close()
 
 
 @dataclass
@@ -100,7 +92,7 @@ class Runner:
         read_end, write_end = os.pipe()
         zygote = Zygote(modules, write_end)
         os.close(write_end)
-        threading.Thread(target=_write_above_bar, args=(os.fdopen(read_end, "rb"),), daemon=True).start()
+        threading.Thread(target=write_above_bar, args=(os.fdopen(read_end, "rb"),), daemon=True).start()
         return zygote
 
     def _start(self, rep: Replica) -> None:
@@ -206,7 +198,8 @@ class Runner:
                      self.transport.bind_address(link), link.topic)
         self._serve_metrics()
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-        bars: dict[str, tqdm] = {}
+        progress = GraphProgress(self.graph.name, list(self.graph.nodes), {r.node for r in self.replicas if r.source},
+                                 self.shows_bar)
         try:
             for rep in sorted(self.replicas, key=lambda r: r.source):
                 self._start(rep)
@@ -223,14 +216,13 @@ class Runner:
                             self._start(rep)
                     elif rep.proc and rep.proc.poll() is not None:
                         self._reap(rep)
-                self._update_progress(bars)
+                progress.update(read_all(self.metrics_dir))
                 if self.draining_since and now - self.draining_since > self.grace_s:
                     self._terminate()
                 if self.terminated_since and now - self.terminated_since > 3:
                     self._signal(lambda r: True, signal.SIGKILL)
         finally:
-            for bar in bars.values():
-                bar.close()
+            progress.close()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         self._report()
@@ -252,28 +244,6 @@ class Runner:
     @property
     def transport(self) -> Transport:
         return Transport("ipc", self.run_dir)
-
-    def _update_progress(self, bars: dict[str, tqdm]) -> None:
-        """One bar for the whole graph: what its sources read (of their total), then every other node's messages
-        in, in graph order, so the run shows progress until the last node is done, not only the reading."""
-        snaps = read_all(self.metrics_dir)
-        reading = [snap["progress"] for snap in snaps if "done" in (snap.get("progress") or {})]
-        if not reading:
-            return
-        if "graph" not in bars:
-            bars["graph"] = tqdm(desc=f"{self.graph.name}: read", unit="frame", disable=not self.shows_bar,
-                                 dynamic_ncols=True)
-        bar = bars["graph"]
-        totals = [p.get("total") for p in reading]
-        bar.total = None if None in totals else sum(totals)
-        bar.n = sum(p["done"] for p in reading)
-        sources = {r.node for r in self.replicas if r.source}
-        flow = {name: 0 for name in self.graph.nodes if name not in sources}
-        for snap in snaps:
-            if snap["node"] in flow:
-                flow[snap["node"]] += snap.get("in", 0)
-        bar.set_postfix_str(" ".join(f"{name} {count}" for name, count in flow.items()), refresh=False)
-        bar.refresh()
 
     def snapshots(self) -> list[dict]:
         restarts = {r.label: r.restarts for r in self.replicas}
