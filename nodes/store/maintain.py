@@ -19,7 +19,6 @@ from nodes.clustering import (
 )
 from nodes.decision import ReidSettings
 from nodes.setdist import l2_normalise, nearer_side_distance
-from nodes.store import links
 from nodes.store.apart import apart_of, cluster_factors, cluster_sources
 from nodes.store.clusters import (
     Deleted,
@@ -125,7 +124,7 @@ def merge_close(conn: psycopg.Connection, s: ReidSettings, report: MaintenanceRe
     by an earlier pass)."""
     hood = Neighbourhood.load(conn, changed)
     sets, names = hood.sets, hood.names
-    apart = apart_of(conn, list(sets)) if s.margin else {}
+    apart = apart_of(conn, list(sets))  # on screen together or marked different: never merged, and rivals
     sources = cluster_sources(conn, list(sets))
     factors = cluster_factors(conn, sources, s)
     pairs = CandidatePairs()
@@ -144,7 +143,7 @@ def merge_close(conn: psycopg.Connection, s: ReidSettings, report: MaintenanceRe
         if distance >= limit * min(factors.get(a, 1.0), factors.get(b, 1.0)) and not (
                 s.margin and not sources.get(a, set()) & sources.get(b, set()) and pairs.clear_match(a, b, distance, s.margin)):
             continue
-        if (names.get(a) and names.get(b)) or co_occur(conn, a, b) or links.linked(conn, a, b):
+        if (names.get(a) and names.get(b)) or b in apart.get(a, ()):
             continue
         if s.margin and contested_merge(a, b, distance, sets, apart, s):
             continue
@@ -164,14 +163,6 @@ def merge_close(conn: psycopg.Connection, s: ReidSettings, report: MaintenanceRe
         for other in (pairs.forget(weak) | pairs.forget(target)) - {weak, target}:
             measure = pairs.add if other in queued else pairs.measure
             measure(target, other, nearer_side_distance(sets[target], sets[other], s.distance))
-
-
-def co_occur(conn: psycopg.Connection, a: int, b: int) -> bool:
-    """Do clusters a and b hold sequences of one source in overlapping frame ranges?"""
-    return conn.execute(
-        "SELECT EXISTS (SELECT 1 FROM sequences x JOIN sequences y ON x.source_id = y.source_id "
-        "AND x.first_frame <= y.last_frame AND y.first_frame <= x.last_frame "
-        "WHERE x.cluster_id = %s AND y.cluster_id = %s)", (a, b)).fetchone()[0]
 
 
 def forget(conn: psycopg.Connection, max_vectors: int, report: MaintenanceReport) -> None:
