@@ -1,7 +1,8 @@
-# zdg base image: a venv with the framework (pyzmq, msgpack, numpy, pydantic) running one node of a
-# graph: `docker run IMAGE GRAPH NODE` = `zdg node GRAPH NODE`. Face and store nodes use the faces
-# image (docker/faces.Dockerfile) built on top of this one. No models, stores or keys inside:
-# they are volumes. Build with `zdg build` (or: docker build -t zdg:0.1.0 .).
+# zdg base image: a venv with the framework (pyzmq, msgpack, numpy, pydantic; psycopg for graph recovery,
+# which keeps a graph's epoch in the store) running one node of a graph: `docker run IMAGE GRAPH NODE` =
+# `zdg node GRAPH NODE`. Face and store nodes use the faces image (docker/faces.Dockerfile) built on top
+# of this one. No models, stores or keys inside: they are volumes. Build with `zdg build` (or:
+# docker build -t zdg:0.1.0 .).
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 
 FROM ${BASE_IMAGE} AS build
@@ -12,6 +13,7 @@ COPY pyproject.toml README.md /src/
 RUN if [ -f /tmp/build-ca/ca.crt ]; then export PIP_CERT=/tmp/build-ca/ca.crt; fi \
  && python3 -m venv /opt/zdg \
  && python3 -c "import tomllib; print('\n'.join(tomllib.load(open('/src/pyproject.toml','rb'))['project']['dependencies']))" > /tmp/requirements.txt \
+ && echo 'psycopg[binary]>=3.1' >> /tmp/requirements.txt \
  && /opt/zdg/bin/pip install -r /tmp/requirements.txt
 COPY zdg /src/zdg
 COPY nodes /src/nodes

@@ -31,8 +31,8 @@ GRAPH = REPO / "graphs" / "cameras.yaml"
 CHUNK = 188 * 64  # MPEG-TS packets per write
 
 
-def encode_ts(clip: Path, out: Path, width: int) -> tuple[bytes, float]:
-    """The clip as H.264 in MPEG-TS at `width` (bytes) and its duration in seconds."""
+def encode_ts(clip: Path, out: Path, width: int, seconds: float | None = None) -> tuple[bytes, float]:
+    """The clip (its first `seconds`, or all of it) as H.264 in MPEG-TS at `width` (bytes) and its duration in seconds."""
     import av
     import cv2
 
@@ -42,6 +42,8 @@ def encode_ts(clip: Path, out: Path, width: int) -> tuple[bytes, float]:
         stream = target.add_stream("libx264", rate=rate)
         frames = 0
         for frame in source.decode(video):
+            if seconds is not None and frames >= seconds * rate:
+                break
             image = frame.to_ndarray(format="bgr24")
             height = int(image.shape[0] * width / image.shape[1]) // 2 * 2
             if frames == 0:

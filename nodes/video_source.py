@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from pydantic import Field
 
 from nodes.environment import FaceEnvironment, StoreParams
 from nodes.messages import Frame
+from nodes.replay_buffer import ReplayBuffer
 from zdg.node import Deploy, FatalNodeError, SourceNode
 
 
@@ -33,6 +35,9 @@ class VideoSourceParams(StoreParams):
     location: str | None = Field(None, description="where the camera is, stored with its sequences")
     start_time: datetime | None = Field(None, description="wall-clock time of a file's first frame (ISO 8601; default: "
                                         "the file's creation_time tag where it has one); streams use the time they start")
+    replay_s: float = Field(60, ge=0, description="a stream under graph recovery (on_crash: restart_graph) keeps the "
+                            "frames since the store's checkpoint, up to this many seconds, to replay after a crash")
+    replay_mb: int = Field(512, ge=0, description="and up to this many MiB of decoded frames")
 
 
 class VideoSourceNode(SourceNode):
@@ -47,6 +52,11 @@ class VideoSourceNode(SourceNode):
     @classmethod
     def deployment(cls, params: VideoSourceParams) -> Deploy:
         return Deploy(image="zdg-faces", models=True, store=params.checkpoint)
+
+    @property
+    def replays(self) -> bool:
+        """A live stream under graph recovery: frames since the checkpoint are kept to replay."""
+        return self.stream and self.context.graph_recovery and self.params.replay_s > 0
 
     def setup(self) -> None:
         from nodes import video_reader
@@ -73,17 +83,50 @@ class VideoSourceNode(SourceNode):
         self.last_hist: np.ndarray | None = None
         self.client = None
         self.resume_frame, self.finished = 0, False
-        if self.params.checkpoint and not self.stream:
+        self.live: Iterator[Frame] | None = None  # a stream, read on across rewinds
+        self.buffer: ReplayBuffer | None = None
+        self.replay_from: int | None = None
+        self.checkpoint_at, self.checkpoint_read = 0, 0.0
+        if (self.params.checkpoint and not self.stream) or self.replays:
             from nodes.store_client import StoreClient
 
             self.client = StoreClient(self.params, self.context.env, self.log, self.context.count)
-            self.resume_frame, end_frame = self.client.call(None, lambda store: store.checkpoint(self.video_id))
-            self.finished = end_frame is not None and self.resume_frame >= end_frame
-            if self.finished:
-                self.log.warning("%s: finished before (video_id %s is in the store up to its end): nothing to do; "
-                                 "a new video_id processes it as a new visit", self.path, self.video_id)
-            elif self.resume_frame:
-                self.log.info("%s: resuming at frame %d (the store's checkpoint)", self.path, self.resume_frame)
+        if self.replays:
+            self.buffer = ReplayBuffer(self.params.replay_s, self.params.replay_mb << 20, self.context.count)
+        elif self.client is not None:
+            self._resume()
+
+    def _resume(self) -> None:
+        """Where the store's checkpoint says this file's effects are durable (a finished file: nothing to do)."""
+        assert self.client is not None
+        self.resume_frame, end_frame = self.client.call(None, lambda store: store.checkpoint(self.video_id))
+        self.finished = end_frame is not None and self.resume_frame >= end_frame
+        if self.finished:
+            self.log.warning("%s: finished before (video_id %s is in the store up to its end): nothing to do; "
+                             "a new video_id processes it as a new visit", self.path, self.video_id)
+        elif self.resume_frame:
+            self.log.info("%s: resuming at frame %d (the store's checkpoint)", self.path, self.resume_frame)
+
+    def rewind(self) -> None:
+        """The graph restarted: a file resumes at its checkpoint; a stream replays its buffer from there."""
+        self.emitted = 0
+        self.last_hist = None
+        if self.buffer is not None:
+            self.replay_from = self._checkpoint(force=True)
+            self.log.warning("%s: replaying from frame %d (the store's checkpoint)", self.path, self.replay_from)
+        elif self.client is not None:
+            self._resume()
+
+    def _checkpoint(self, force: bool = False) -> int:
+        """The stream's checkpoint, read from the store at most once a second; the last one read while it is down."""
+        assert self.client is not None
+        if force or time.monotonic() - self.checkpoint_read > 1.0:
+            self.checkpoint_read = time.monotonic()
+            try:
+                self.checkpoint_at = self.client.connected(None).checkpoint(self.video_id)[0]
+            except self.client.unreachable:
+                self.client.lost()
+        return self.checkpoint_at
 
     def _similar_to_last(self, image: np.ndarray) -> bool:
         hist = self.reader.histogram(image)
@@ -97,15 +140,30 @@ class VideoSourceNode(SourceNode):
         if self.finished:
             return
         last = None
+        frames = self._stream_frames() if self.stream else self._frames()
         try:
-            for frame in self._frames():
-                yield frame
+            for frame in frames:
+                yield replace(frame, seq=self.emitted)
+                self.emitted += 1
                 last = frame.frame
         except self.reader.VideoEndedEarly as exc:
             self.context.fail_input(str(exc))
             return
-        if self.client is not None and last is not None:
+        if self.client is not None and not self.stream and last is not None:
             self.client.call(None, lambda store: store.mark_end(self.video_id, last + 1))
+
+    def _stream_frames(self) -> Iterator[Frame]:
+        """A stream's frames: first those replayed after a rewind, then live ones, read on across rewinds."""
+        if self.buffer is not None and self.replay_from is not None:
+            replay = self.buffer.since(self.replay_from)
+            self.context.count("frames_replayed", len(replay))
+            yield from replay
+        if self.live is None:
+            self.live = self._frames()
+        for frame in self.live:  # not `yield from`: closing this generator on a rewind leaves the stream open
+            if self.buffer is not None:
+                self.buffer.add(frame, self._checkpoint())
+            yield frame
 
     def _wanted(self, index: int) -> bool:
         """Whether frame `index` is emitted: every `stride`th, from the resume frame on."""
@@ -118,7 +176,7 @@ class VideoSourceNode(SourceNode):
         else:
             frames = self.reader.frames_from_video(self.path, p.start_s, p.end_s, p.reconnect_s, self.set_progress,
                                                    self.context.count, self.start_time, self._wanted)
-        started = time.monotonic()
+        started, paced = time.monotonic(), 0
         for index, ts, image in frames:
             if not self._wanted(index):
                 continue
@@ -126,11 +184,11 @@ class VideoSourceNode(SourceNode):
                 self.context.count("skipped_similar")
                 continue
             if p.max_fps:
-                delay = started + self.emitted / p.max_fps - time.monotonic()
+                delay = started + paced / p.max_fps - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)
-            yield Frame(self.video_id, self.path, index, self.emitted, float(ts), image, **self.camera)
-            self.emitted += 1
+                paced += 1
+            yield Frame(self.video_id, self.path, index, 0, float(ts), image, **self.camera)  # seq: generate() numbers
 
     def teardown(self) -> None:
         if self.client is not None:

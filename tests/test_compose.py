@@ -57,8 +57,14 @@ def test_compose_wires_services_by_the_graph(tmp_path):
     demo = yaml.safe_load(demo_text)["services"]
     assert "postgres" not in demo and demo["counter"]["image"].endswith("zdg:0.1.0}")
     assert "relay-e2" in demo  # both sides replicated: the same relay as local runs
-    # video_reid's on_crash: restart_graph has no container equivalent: the file says so; demo's default doesn't need to
-    assert "restarts alone" in (REPO / "docker-compose.yml").read_text() and "restarts alone" not in demo_text
+    # video_reid's on_crash: restart_graph: every node recovers the graph through the store's epoch; demo's doesn't
+    reid_text = (REPO / "docker-compose.yml").read_text()
+    assert "every node starts afresh" in reid_text and "every node starts afresh" not in demo_text
+    for name, service in yaml.safe_load(reid_text)["services"].items():
+        if name != "postgres":
+            assert "--graph-recovery" in service["command"] and "@postgres:5432/zdg" in service["environment"]["ZDG_DSN"]
+            assert service["depends_on"] == {"postgres": {"condition": "service_healthy"}}
+    assert not any("--graph-recovery" in s["command"] for s in demo.values())
 
 
 def test_the_publisher_of_a_secure_topic_gets_its_box_keys_and_no_other_service_does(write_graph):

@@ -117,10 +117,15 @@ def test_a_new_node_type_is_one_file_outside_zdg(tmp_path):
     try:
         graph = load_graph(graph_path)
         doc = build_compose(graph, ComposeFiles(tmp_path, graph_path, DB_INIT), [])
+        single = tmp_path / "restart_node.yaml"  # without graph recovery, only the nodes that use the store wait for it
+        single.write_text(graph_path.read_text().replace("on_crash: restart_graph", "on_crash: restart_node"))
+        alone = build_compose(load_graph(single), ComposeFiles(tmp_path, single, DB_INIT), [])
     finally:
         sys.path.remove(str(tmp_path))
     assert doc["services"]["alert"]["image"] == "${ZDG_ALERTS_IMAGE:-registry.example/alerts:2}"
-    assert "depends_on" not in doc["services"]["alert"] and "depends_on" in doc["services"]["reid"]
+    assert "--graph-recovery" in doc["services"]["alert"]["command"] and "depends_on" in doc["services"]["alert"]
+    assert "depends_on" not in alone["services"]["alert"] and "depends_on" in alone["services"]["reid"]
+    assert not any("--graph-recovery" in service["command"] for service in alone["services"].values() if "command" in service)
     assert doc["services"]["sequencer"]["image"].endswith("zdg-faces:0.1.0}")
 
 

@@ -71,7 +71,12 @@ def cmd_node(args: argparse.Namespace) -> int:
         from zdg.prometheus import serve
 
         serve(graph.name, lambda: read_all(metrics_dir), graph.settings.metrics_port)
-    code = run_node(graph, args.node, args.replica, transport, metrics_dir)
+    recovery_dsn = None
+    if args.graph_recovery:
+        recovery_dsn = os.environ.get("ZDG_DSN")
+        if not recovery_dsn:
+            raise LookupError("--graph-recovery keeps the graph's epoch in the store: set ZDG_DSN")
+    code = run_node(graph, args.node, args.replica, transport, metrics_dir, recovery_dsn)
     if code == 0 and args.after_end == "wait":
         wait_after_end(metrics_dir)
     return code
@@ -163,6 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--after-end", choices=("exit", "wait"), default="exit",
                    help="after a complete stream: exit 0, or stay up and healthy until stopped (for orchestrators that "
                    "restart whatever exits, such as Kubernetes Deployments)")
+    p.add_argument("--graph-recovery", action="store_true",
+                   help="settings.on_crash: restart_graph without a supervisor: the graph's epoch in the store at "
+                   "$ZDG_DSN (what containers and `zdg run` pass)")
     p.set_defaults(func=cmd_node)
 
     p = sub.add_parser("health", help="container healthcheck: exit 0 while a node here is alive")

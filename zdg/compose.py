@@ -77,8 +77,14 @@ def image_variable(image: str) -> str:
     return "ZDG_IMAGE" if name == "ZDG" else f"ZDG_{name.removeprefix('ZDG_')}_IMAGE"
 
 
-def uses_store(ndef: NodeDef) -> bool:
-    return ndef.cls.deployment(ndef.params).store
+def recovers(graph: Graph) -> bool:
+    """settings.on_crash: restart_graph: every node takes part in graph recovery through the store (zdg.recovery)."""
+    return graph.settings.on_crash == "restart_graph"
+
+
+def uses_store(ndef: NodeDef, graph: Graph) -> bool:
+    """The node talks to the store: for its own work, or for the graph's epoch."""
+    return ndef.cls.deployment(ndef.params).store or recovers(graph)
 
 
 def boxes(graph: Graph) -> list[str]:
@@ -101,9 +107,10 @@ def _port(plan: Plan, link: Link) -> str:
     return f"{f'[{address}]' if address.version == 6 else address}:{port}:{port}"
 
 
-def node_command(ndef: NodeDef, overrides: list[str], *extra: str) -> list[str]:
+def node_command(graph: Graph, ndef: NodeDef, overrides: list[str], *extra: str) -> list[str]:
     """`zdg node` arguments of a node's container (the image's entrypoint is `zdg node`)."""
-    command = [GRAPH_IN_CONTAINER, ndef.name, "--transport", "tcp", *extra]
+    command = [GRAPH_IN_CONTAINER, ndef.name, "--transport", "tcp", *(["--graph-recovery"] if recovers(graph) else []),
+               *extra]
     for item in overrides:
         command += ["--set", item]
     return command
@@ -129,13 +136,13 @@ def _node_service(plan: Plan, ndef: NodeDef, files: ComposeFiles, overrides: lis
     deploy = ndef.cls.deployment(ndef.params)
     image = tagged(deploy.image)
     crossing = [link for link in plan.links if link.crosses_boxes and ndef.name in (link.src, link.dst)]
-    command = node_command(ndef, overrides)
+    command = node_command(plan.graph, ndef, overrides)
     env: dict[str, str] = {}
     volumes = [f"{files.rel(files.graph)}:{GRAPH_IN_CONTAINER}:ro", "${ZDG_OUT:-./out}:/work/out"]
     if deploy.models:
         env |= {"ZDG_MODEL_ROOT": "/models", "ZDG_DATA_ROOT": "/data"}
         volumes += ["${ZDG_MODEL_ROOT:-./models}:/models:ro", "${ZDG_DATA_ROOT:-./data}:/data:ro"]
-    if deploy.store:
+    if uses_store(ndef, plan.graph):
         env["ZDG_DSN"] = store_dsn()
     if needs_keys(plan, ndef.name):
         env["ZDG_KEYS"] = "/keys"
@@ -162,7 +169,7 @@ def _node_service(plan: Plan, ndef: NodeDef, files: ComposeFiles, overrides: lis
     ports = [_port(plan, link) for link in _published(plan, ndef.name, host)]
     if ports:
         service["ports"] = ports
-    if deploy.store:
+    if uses_store(ndef, plan.graph):
         service["depends_on"] = {STORE_SERVICE: {"condition": "service_healthy"}}
     return service
 
@@ -188,7 +195,7 @@ def build_compose(graph: Graph, files: ComposeFiles, overrides: list[str], host:
     plan = compile_plan(graph)
     mine = [n for n in plan.nodes.values() if host is None or n.host == host]
     services: dict[str, Any] = {}
-    if any(uses_store(n) for n in mine):
+    if any(uses_store(n, graph) for n in mine):
         services[STORE_SERVICE] = _store_service(files, store_image)
     for ndef in mine:
         if service_name(ndef.name) in services:
@@ -218,7 +225,7 @@ def ensure_db_password(folder: Path) -> Path | None:
 def images_of(graph: Graph, host: str | None = None, store_image: str = STORE_IMAGE) -> list[str]:
     """The images a graph's (or one box's) services run."""
     mine = [n for n in compile_plan(graph).nodes.values() if host is None or n.host == host]
-    return sorted({image_of(n) for n in mine} | ({store_image} if any(uses_store(n) for n in mine) else set()))
+    return sorted({image_of(n) for n in mine} | ({store_image} if any(uses_store(n, graph) for n in mine) else set()))
 
 
 def published_topics(graph: Graph, host: str | None = None) -> list[str]:
@@ -242,9 +249,11 @@ def dump_yaml(*docs: Any) -> str:
 def generated_header(graph: Graph, command: str) -> str:
     """The first lines of every generated file: where it came from, and what differs from `zdg run`."""
     header = f"# Generated from {graph.path.name} by `{command}`: regenerate, don't edit.\n"
-    if graph.settings.on_crash == "restart_graph":
-        header += ("# settings.on_crash: restart_graph applies to `zdg run`; here a crashed node restarts alone, and what\n"
-                   "# it held in memory (queued frames, open sequences) is lost.\n")
+    if recovers(graph):
+        header += ("# settings.on_crash: restart_graph, as under `zdg run`: the engine restarts a crashed node, which moves the\n"
+                   "# graph's epoch in the store; every node starts afresh and the source resumes at its checkpoint (a live\n"
+                   "# stream replays its buffer). What the others committed while the engine was restarting it stays as\n"
+                   "# it is (README, \"What survives what\").\n")
     return header
 
 

@@ -103,7 +103,7 @@ def _deployment(plan: Plan, ndef: NodeDef, overrides: list[str], options: K8sOpt
                    {"name": "data", "mountPath": "/data", "readOnly": True}]
         volumes += [_host_path("models", f"{options.host_root}/models", "Directory"),
                     _host_path("data", f"{options.host_root}/data", "Directory")]
-    if deploy.store:
+    if uses_store(ndef, plan.graph):
         env += _store_env(options)
     if needs_keys(plan, ndef.name):
         env.append({"name": "ZDG_KEYS", "value": KEYS_IN_CONTAINER})
@@ -116,7 +116,7 @@ def _deployment(plan: Plan, ndef: NodeDef, overrides: list[str], options: K8sOpt
         "name": "node",
         "image": tagged(deploy.image),
         "imagePullPolicy": "IfNotPresent",
-        "args": node_command(ndef, overrides, "--one-network", "--after-end", "wait"),
+        "args": node_command(plan.graph, ndef, overrides, "--one-network", "--after-end", "wait"),
         **({"env": env} if env else {}),
         "ports": [{"name": p["name"], "containerPort": p["port"]} for p in ports],
         "volumeMounts": mounts,
@@ -149,7 +149,7 @@ def _headless_service(graph: Graph, service: str, ports: list[dict[str, Any]]) -
 
 def _store(graph: Graph, nodes: list[NodeDef], options: K8sOptions) -> list[dict[str, Any]]:
     """The store's StatefulSet (its data on a PersistentVolumeClaim), its headless Service and init SQL."""
-    hosts = sorted({n.host for n in nodes if uses_store(n) and n.host})
+    hosts = sorted({n.host for n in nodes if uses_store(n, graph) and n.host})
     password = {"name": "POSTGRES_PASSWORD", "valueFrom": {"secretKeyRef": {"name": DB_SECRET, "key": "password"}}}
     container = {
         "name": "postgres",
@@ -192,7 +192,7 @@ def build_manifests(graph: Graph, db_init: Path, overrides: list[str], options: 
     nodes = list(plan.nodes.values())
     graph_config = _config_map(_graph_config(graph), Path(GRAPH_IN_CONTAINER).name, graph.path.read_text())
     files: dict[str, list[dict[str, Any]]] = {"graph.yaml": [graph_config]}
-    if any(uses_store(n) for n in nodes) and not options.external_store:
+    if any(uses_store(n, graph) for n in nodes) and not options.external_store:
         init = _config_map("zdg-db-init", Path(STORE_INIT).name, db_init.read_text())
         files["store.yaml"] = [*_store(graph, nodes, options), init]
     for ndef in nodes:

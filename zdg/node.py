@@ -51,6 +51,7 @@ class NodeContext:
     progress: dict = field(default_factory=dict)
     env: Mapping[str, str] = field(default_factory=dict)
     stream_complete: bool = True  # False at finish() when a source was stopped (Ctrl-C) before its end
+    graph_recovery: bool = False  # the graph restarts through its epoch in the store (zdg.recovery)
     input_error: str | None = None
 
     def fail_input(self, message: str) -> None:
@@ -130,6 +131,10 @@ class SourceNode(Node):
 
     def generate(self) -> Iterator[Output]:
         raise NotImplementedError
+
+    def rewind(self) -> None:
+        """The graph restarted (graph recovery): the next `generate()` starts where the graph's effects are durable
+        (a checkpoint, a replay buffer); by default from the beginning."""
 
     def set_progress(self, done: int, total: int | None) -> None:
         """Report progress shown in the runner's progress bar."""

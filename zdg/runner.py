@@ -66,6 +66,7 @@ class Runner:
         self.exit_code = EXIT_OK
         self.graph_restarts = 0
         self.node_env: dict[str, str] = {}
+        self.recovers = False  # restart_graph through the store's epoch (zdg.recovery): nodes restart alone
 
     @property
     def metrics_dir(self) -> Path:
@@ -76,7 +77,7 @@ class Runner:
         cmd = ["node", str(self.graph.path), rep.node, "--replica", str(rep.index), "--run-dir", str(self.run_dir)]
         for item in self.overrides:
             cmd += ["--set", item]
-        return cmd + (["--keys", str(self.keys)] if self.keys else [])
+        return cmd + (["--keys", str(self.keys)] if self.keys else []) + (["--graph-recovery"] if self.recovers else [])
 
     @property
     def shows_bar(self) -> bool:
@@ -162,10 +163,15 @@ class Runner:
         delay = rep.backoff.next()
         rep.streak += 1
         rep.restarts += 1
-        if self.graph.settings.on_crash == "restart_graph" and self.draining_since is None:
-            self._restart_graph(rep, why, delay)
-            return
         rep.restart_at = time.monotonic() + delay
+        if self.graph.settings.on_crash == "restart_graph" and self.draining_since is None:
+            self.graph_restarts += 1
+            if not self.recovers:
+                self._restart_graph(rep, why, delay)
+                return
+            log.warning("node %s %s; restarting it in %.1fs: the whole graph restarts from its checkpoints (restart %d)",
+                        rep.label, why, delay, rep.restarts)
+            return
         log.warning("node %s %s; restarting in %.1fs (restart %d)", rep.label, why, delay, rep.restarts)
 
     def _restart_graph(self, crashed: Replica, why: str, delay: float) -> None:
@@ -179,7 +185,6 @@ class Runner:
                 rep.proc.wait()
             rep.done = False
             rep.restart_at = time.monotonic() + delay
-        self.graph_restarts += 1
 
     def run(self) -> int:
         self.started_at = time.time()
@@ -193,6 +198,9 @@ class Runner:
     def _run(self) -> int:
         for prepare in prepare_plugins():  # services the nodes share, started once (e.g. the embedded store)
             self.node_env |= prepare(self.graph, {**zdg_environment(), **self.node_env})
+        if self.graph.settings.on_crash == "restart_graph" and {**os.environ, **self.node_env}.get("ZDG_DSN"):
+            self.recovers = True  # the nodes recover the graph themselves, as in containers
+            self.node_env["ZDG_RECOVERY_SCOPE"] = str(self.run_dir.resolve())
         for link in self.plan.external_topics():
             log.info("topic %r published at %s  (zdg sub %s %s)", link.topic, self.transport.bind_address(link),
                      self.transport.bind_address(link), link.topic)

@@ -29,7 +29,8 @@ class Settings(Strict):
     eos_timeout_s: float = Field(600, gt=0, description="how long a node waits for downstream to confirm end of stream")
     on_crash: Literal["restart_node", "restart_graph"] = Field(
         "restart_node", description="restart_node: restart the crashed replica; restart_graph: restart every node, "
-                                    "sources resume from their checkpoints (graphs whose effects are idempotent)")
+                                    "sources resume from their checkpoints (graphs whose effects are idempotent; with a "
+                                    "store, the nodes do it through its graph epoch, in containers too)")
     publish_address: IPvAnyAddress = Field(
         "127.0.0.1", description="where `zdg compose` publishes plaintext outside topics on the host: 127.0.0.1 "
                                  "(this box only), 0.0.0.0 for every interface (prefer `secure: true` on the edge)")

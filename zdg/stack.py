@@ -59,6 +59,9 @@ class StackOptions:
     clients: tuple[str, ...] = ()  # subscribers of secure topics (`zdg keys --client`): their public keys go in
 
 
+TASK_HOSTNAME = "{{.Service.Name}}.{{.Task.Slot}}"  # the same for a task and the one replacing it (graph recovery)
+
+
 def _placement(host: str | None) -> list[str]:
     return [f"node.labels.{BOX_LABEL} == {host}"] if host else []
 
@@ -80,14 +83,15 @@ def _node_service(plan: Plan, ndef: NodeDef, overrides: list[str], options: Stac
         env |= {"ZDG_MODEL_ROOT": "/models", "ZDG_DATA_ROOT": "/data"}
         volumes += [f"${{ZDG_MODEL_ROOT:-{HOST_ROOT}/models}}:/models:ro",
                     f"${{ZDG_DATA_ROOT:-{HOST_ROOT}/data}}:/data:ro"]
-    if deploy.store:
+    if uses_store(ndef, plan.graph):
         env["ZDG_DSN"] = EXTERNAL_DSN if options.external_store else store_dsn(DB_PASSWORD)
     keyed = needs_keys(plan, ndef.name)
     if keyed:
         env["ZDG_KEYS"] = SECRETS_IN_CONTAINER
     service: dict[str, Any] = {
         "image": f"${{{image_variable(image)}:-{image}}}",
-        "command": node_command(ndef, overrides, "--one-network"),
+        "command": node_command(plan.graph, ndef, overrides, "--one-network"),
+        "hostname": TASK_HOSTNAME,
         **({"environment": env} if env else {}),
         "volumes": volumes,
         "configs": [{"source": "graph", "target": GRAPH_IN_CONTAINER}],
@@ -116,7 +120,7 @@ def _node_service(plan: Plan, ndef: NodeDef, overrides: list[str], options: Stac
 
 def _store_box(nodes: list[NodeDef]) -> str | None:
     """The box holding most of the store's users (ties: the first by name): its volume stays on that node."""
-    users = Counter(n.host for n in nodes if uses_store(n) and n.host)
+    users = Counter(n.host for n in nodes if n.cls.deployment(n.params).store and n.host)
     return min(users, key=lambda box: (-users[box], box)) if users else None
 
 
@@ -147,7 +151,7 @@ def build_stack(graph: Graph, files: ComposeFiles, overrides: list[str], options
     boxes_with_keys = key_boxes(plan)
     public = boxes_with_keys + sorted(options.clients)
     services: dict[str, Any] = {}
-    store = any(uses_store(n) for n in nodes) and not options.external_store
+    store = any(uses_store(n, graph) for n in nodes) and not options.external_store
     if store:
         services[STORE_SERVICE] = _store_service(nodes, options.store_image)
     for ndef in nodes:

@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -20,23 +21,27 @@ from zdg.config import Graph
 from zdg.message import DecodeError, Message, decode, encode, now
 from zdg.metrics import Metrics
 from zdg.node import FatalNodeError, Node, NodeContext, Output, SourceNode, as_list, zdg_environment
+from zdg.recovery import PLANNED, EpochBoard, EpochWatcher, reexecute
 from zdg.typed import receive, to_wire
 from zdg.wiring import Plan, Transport, compile_plan
 
 EXIT_OK, EXIT_FATAL, EXIT_INPUT = 0, 3, 4  # any other exit (a crash) is restarted by the runner
 T = TypeVar("T")
 ERROR_LOG_EVERY = 100
+GRAPH_WAIT_S = 120  # a rewinding source waits this long for every node to join the new epoch, then goes on
 
 
 class Worker:
-    def __init__(self, plan: Plan, name: str, replica: int, transport: Transport, metrics_dir: Path | None) -> None:
+    def __init__(self, plan: Plan, name: str, replica: int, transport: Transport, metrics_dir: Path | None,
+                 recovery_dsn: str | None = None) -> None:
         self.plan = plan
         self.ndef = plan.nodes[name]
         self.replica = replica
         self.instance = f"{replica}@{socket.gethostname()}"  # containers of one service all have replica 0
         self.keys = transport.keys
         self.log = logging.getLogger(f"zdg.{name}.{replica}")
-        self.context = NodeContext(plan.graph.name, name, replica, self.ndef.replicas, self.log, env=zdg_environment())
+        self.context = NodeContext(plan.graph.name, name, replica, self.ndef.replicas, self.log, env=zdg_environment(),
+                                   graph_recovery=recovery_dsn is not None)
         path = metrics_dir / f"{name}.{replica}.json" if metrics_dir else None
         self.metrics = Metrics(name, replica, path)
         self.stop = False
@@ -50,6 +55,13 @@ class Worker:
                 OutChannel(self.zctx, link, transport, settings, self.metrics, lambda: self.stop, f"{name}.{self.instance}"))
         self.ins = [InChannel(self.zctx, link, transport, settings, f"{name}.{replica}") for link in plan.inputs(name)]
         self.node: Node = self.ndef.cls(self.ndef.params, self.context)
+        self.board = EpochBoard(recovery_dsn, graph_key(plan.graph.name), f"{name}.{self.instance}", name) \
+            if recovery_dsn else None
+        self.epoch: int | None = None  # the graph's epoch this process belongs to (with graph recovery)
+        self.watcher: EpochWatcher | None = None
+        self.phase = threading.Lock()
+        self.rewinds_in_place = False  # a source between frames: a newer epoch rewinds it instead of restarting it
+        self.rewind_epoch: int | None = None
 
     def _on_signal(self, signum: int, _frame: object) -> None:
         """First signal: finish (drain). A second one, or any once the runner that started us is gone: exit now,
@@ -75,6 +87,8 @@ class Worker:
             "created": (parent.meta.get("created") if parent else None) or msg.meta.get("created") or now(),
             "sent": now(),
         }
+        if self.board is not None:
+            msg.meta["epoch"] = self.epoch
         self.metrics.counts["out"] += 1
         if not channels:
             return
@@ -86,6 +100,8 @@ class Worker:
         """End of stream on every output link, offered on all of them before waiting for any acknowledgement:
         where two outputs meet again downstream (a diamond), waiting on one first would wait for ever."""
         meta = {"node": self.ndef.name, "replica": self.instance, "complete": self.context.stream_complete}
+        if self.board is not None:
+            meta["epoch"] = self.epoch
         sent = []
         for port, channels in self.outs.items():
             frames = encode(Message(port=port, eos=True, meta=meta))
@@ -105,6 +121,8 @@ class Worker:
             return EXIT_FATAL
         self.metrics.state = "running"
         self._write_metrics(force=True)
+        if self.board is not None:
+            self._join_graph()
         try:
             if isinstance(self.node, SourceNode):
                 self._run_source()
@@ -115,11 +133,13 @@ class Worker:
             self.send_eos()
             for channel in self.ins:  # only now: a replica that crashed before this is sent EOS again
                 channel.ack_eos()
+            self._leave_graph()
             if self.context.input_error:
                 self.log.error("%s", self.context.input_error)
                 return EXIT_INPUT
         except FatalNodeError as exc:
             self.log.error("%s", exc)
+            self._leave_graph()
             return EXIT_FATAL
         finally:
             self._guarded(self.node.teardown)
@@ -147,14 +167,70 @@ class Worker:
             self.log.exception("%s failed", fn.__name__)
             return None
 
+    def _join_graph(self) -> None:
+        """Join the graph's epoch (moving it on after a crash of ours), watch it, and as a source wait for the graph."""
+        assert self.board is not None
+        joined = self.board.join(planned=os.environ.pop(PLANNED, None) is not None)
+        self.epoch = joined.epoch
+        if joined.moved:
+            self.metrics.counts["graph_rewinds"] += 1
+            self.log.warning("restarted after a crash: graph epoch %d, every node starts afresh and sources rewind to "
+                             "their checkpoints", self.epoch)
+        self.watcher = EpochWatcher(self.board, self.epoch, self._on_newer_epoch)
+        self.watcher.start()
+        if isinstance(self.node, SourceNode):
+            self._wait_for_graph()
+
+    def _on_newer_epoch(self, epoch: int) -> None:
+        """In the watcher thread: a source between frames rewinds in place; anything else starts afresh."""
+        with self.phase:
+            if self.rewinds_in_place:
+                self.rewind_epoch = epoch
+                return
+        if not self.stop:
+            reexecute(epoch)
+
+    def _wait_for_graph(self) -> None:
+        assert self.board is not None and self.epoch is not None
+        expected = {name: ndef.replicas for name, ndef in self.plan.nodes.items()}
+        if not self.board.wait_for_members(self.epoch, expected, GRAPH_WAIT_S):
+            self.log.warning("not every node joined graph epoch %d within %ds; going on", self.epoch, GRAPH_WAIT_S)
+
+    def _leave_graph(self) -> None:
+        if self.board is not None:
+            if self.watcher is not None:
+                self.watcher.stopped.set()
+            self.board.done()
+
     def _run_source(self) -> None:
         assert isinstance(self.node, SourceNode)
-        for msg in self.node.generate():
-            self.emit(msg)
-            self._write_metrics()
-            if self.stop:
-                self.context.stream_complete = False
-                break
+        while True:
+            with self.phase:
+                self.rewinds_in_place = self.board is not None
+            for msg in self.node.generate():
+                if self.rewind_epoch is not None:
+                    break
+                self.emit(msg)
+                self._write_metrics()
+                if self.stop:
+                    self.context.stream_complete = False
+                    break
+            with self.phase:
+                self.rewinds_in_place = False
+                epoch, self.rewind_epoch = self.rewind_epoch, None
+            if epoch is None or self.stop:
+                return
+            self._rewind_source(epoch)
+
+    def _rewind_source(self, epoch: int) -> None:
+        """The graph moved to `epoch`: once every node joined it, generate again from the checkpoint."""
+        assert self.board is not None
+        self.log.warning("graph epoch %d: rewinding to the checkpoint once every node has joined", epoch)
+        self.epoch = epoch
+        self.board.rejoin(epoch)
+        self._wait_for_graph()
+        self.metrics.counts["graph_rewinds"] += 1
+        self.node.rewind()
 
     def _run_inputs(self) -> None:
         poller = zmq.Poller()
@@ -184,6 +260,10 @@ class Worker:
                         _, msg = decode(frames)
                     except DecodeError as exc:
                         self._drop_malformed(channel, exc)
+                        continue
+                    if self.board is not None and msg.meta.get("epoch") != self.epoch:
+                        self.metrics.counts["stale_epoch"] += 1  # made before the graph's last restart: redone
+                        channel.ack()
                         continue
                     if msg.eos:
                         if not _from_upstream(msg, channel.link.src, channel.link.src_replicas):
@@ -251,14 +331,22 @@ def _from_upstream(msg: Message, src: str, replicas: int) -> bool:
     return msg.meta.get("node") == src and index.isdigit() and int(index) < max(replicas, 1)
 
 
-def run_node(graph: Graph, name: str, replica: int, transport: Transport, metrics_dir: Path | None) -> int:
-    """Entry point shared by `zdg run` (one process per replica) and containers (`zdg node`)."""
+def graph_key(name: str) -> str:
+    """The graph's name in the epoch table, scoped by $ZDG_RECOVERY_SCOPE (`zdg run` sets its run directory)."""
+    scope = os.environ.get("ZDG_RECOVERY_SCOPE")
+    return f"{name}@{scope}" if scope else name
+
+
+def run_node(graph: Graph, name: str, replica: int, transport: Transport, metrics_dir: Path | None,
+             recovery_dsn: str | None = None) -> int:
+    """Entry point shared by `zdg run` (one process per replica) and containers (`zdg node`); with `recovery_dsn`
+    the node takes part in graph recovery through that store (zdg.recovery)."""
     plan = compile_plan(graph)
     if name not in plan.nodes:
         raise KeyError(f"graph {graph.name!r} has no node {name!r} (nodes: {', '.join(plan.nodes)})")
     if not 0 <= replica < plan.nodes[name].replicas:
         raise ValueError(f"node {name!r} has {plan.nodes[name].replicas} replica(s); replica {replica} does not exist")
-    return Worker(plan, name, replica, transport, metrics_dir).run()
+    return Worker(plan, name, replica, transport, metrics_dir, recovery_dsn).run()
 
 
 def wait_after_end(metrics_dir: Path, every_s: float = 1.0) -> None:

@@ -119,7 +119,10 @@ def test_a_node_killed_mid_video_leaves_the_store_of_a_clean_run(node, clean, tm
         time.sleep(0.05)
     os.kill(pid_of(run_dir, label), signal.SIGKILL)
     err = finish(proc)
-    assert f"node {label} killed by SIGKILL; restarting the whole graph" in err
+    assert f"node {label} killed by SIGKILL; restarting it" in err
+    assert "restarted after a crash: graph epoch 2, every node starts afresh" in err  # the restarted node moved it
+    assert "graph moved to epoch 2: starting afresh" in err  # every other node
+    assert node == "source" or "graph epoch 2: rewinding to the checkpoint" in err  # the source, in place
     assert json.loads((run_dir / "metrics.json").read_text())["graph_restarts"] >= 1
     assert_same_store(export(env), clean)
 
