@@ -75,13 +75,12 @@ def placed_face_graph(folder: Path) -> Path:
     return path
 
 
-def deploy_face_graph(swarm: TwoNodeSwarm, folder: Path, stack: str, end_s: float = 4) -> tuple[float, subprocess.Popen]:
-    """The face graph on `end_s` seconds of the shared clip, placed on both nodes, and a subscriber of its outside
-    topic on the central node (a host-mode port there). Returns when the deploy was issued, and the subscriber."""
+def deploy_face_graph(swarm: TwoNodeSwarm, folder: Path, stack: str) -> tuple[float, subprocess.Popen]:
+    """The face graph on 4 s of the shared clip, placed on both nodes, and a subscriber of its outside topic on the
+    central node (a host-mode port there). Returns when the deploy was issued, and the subscriber."""
     graph = placed_face_graph(folder)
     zdg("keys", str(graph), "-o", str(folder / "keys"))
-    zdg("stack", str(graph), "--set", f"source.end_s={end_s}", "--set", "gallery.annotate_video=false",
-        "--store-image", STORE_BUILD_IMAGE, "-o", str(folder / "stack.yml"))
+    zdg("stack", str(graph), "--set", "source.end_s=4", "--store-image", STORE_BUILD_IMAGE, "-o", str(folder / "stack.yml"))
     env = {"ZDG_OUT": str(out_folder(folder / "out")), "ZDG_MODEL_ROOT": str(SHARED / "models"),
            "ZDG_DATA_ROOT": str(SHARED / "data")}
     subscriber = [sys.executable, "-m", "zdg", "sub", "tcp://127.0.0.1:5606", "reid", "--until-eos", "--timeout", "400"]
