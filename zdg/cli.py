@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -58,7 +59,7 @@ def _addresses(items: list[str]) -> dict[str, str]:
 def cmd_node(args: argparse.Namespace) -> int:
     from zdg.curve import LOCAL_BOX, CurveKeys
     from zdg.wiring import Transport, compile_plan
-    from zdg.worker import run_node, wait_after_end
+    from zdg.worker import run_node
 
     graph = load_graph(args.graph, args.overrides)
     run_dir = args.run_dir or default_run_dir(graph)
@@ -82,10 +83,20 @@ def cmd_node(args: argparse.Namespace) -> int:
     return code
 
 
+def wait_after_end(metrics_dir: Path, every_s: float = 1.0) -> None:
+    """A finished node that stays up until SIGTERM/SIGINT, its metrics kept fresh so `zdg health` passes."""
+    stopped: list[int] = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda number, _frame: stopped.append(number))
+    logging.getLogger("zdg.worker").info("stream complete; staying up until stopped (--after-end wait)")
+    while not stopped:
+        for path in metrics_dir.glob("*.json"):
+            os.utime(path)
+        time.sleep(every_s)
+
+
 def cmd_health(args: argparse.Namespace) -> int:
     """Healthy while some node of this container wrote its metrics lately (the worker writes them twice a second)."""
-    import time
-
     fresh = [p for p in args.run_dir.glob("*/metrics/*.json") if time.time() - p.stat().st_mtime < args.max_age]
     return 0 if fresh else 1
 

@@ -7,7 +7,6 @@ import os
 import signal
 import socket
 import sys
-import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -18,17 +17,16 @@ import zmq
 
 from zdg.channels import InChannel, OutChannel
 from zdg.config import Graph
+from zdg.graph_member import GraphMember
 from zdg.message import DecodeError, Message, decode, encode, now
 from zdg.metrics import Metrics
 from zdg.node import FatalNodeError, Node, NodeContext, Output, SourceNode, as_list, zdg_environment
-from zdg.recovery import PLANNED, EpochBoard, EpochWatcher, reexecute
 from zdg.typed import receive, to_wire
 from zdg.wiring import Plan, Transport, compile_plan
 
 EXIT_OK, EXIT_FATAL, EXIT_INPUT = 0, 3, 4  # any other exit (a crash) is restarted by the runner
 T = TypeVar("T")
 ERROR_LOG_EVERY = 100
-GRAPH_WAIT_S = 120  # a rewinding source waits this long for every node to join the new epoch, then goes on
 
 
 class Worker:
@@ -55,13 +53,9 @@ class Worker:
                 OutChannel(self.zctx, link, transport, settings, self.metrics, lambda: self.stop, f"{name}.{self.instance}"))
         self.ins = [InChannel(self.zctx, link, transport, settings, f"{name}.{replica}") for link in plan.inputs(name)]
         self.node: Node = self.ndef.cls(self.ndef.params, self.context)
-        self.board = EpochBoard(recovery_dsn, graph_key(plan.graph.name), f"{name}.{self.instance}", name) \
-            if recovery_dsn else None
-        self.epoch: int | None = None  # the graph's epoch this process belongs to (with graph recovery)
-        self.watcher: EpochWatcher | None = None
-        self.phase = threading.Lock()
-        self.rewinds_in_place = False  # a source between frames: a newer epoch rewinds it instead of restarting it
-        self.rewind_epoch: int | None = None
+        self.member = GraphMember(recovery_dsn, plan.graph.name, f"{name}.{self.instance}", name,
+                                  {n: d.replicas for n, d in plan.nodes.items()}, self.log, self.metrics.counts,
+                                  lambda: self.stop) if recovery_dsn else None
 
     def _on_signal(self, signum: int, _frame: object) -> None:
         """First signal: finish (drain). A second one, or any once the runner that started us is gone: exit now,
@@ -87,8 +81,8 @@ class Worker:
             "created": (parent.meta.get("created") if parent else None) or msg.meta.get("created") or now(),
             "sent": now(),
         }
-        if self.board is not None:
-            msg.meta["epoch"] = self.epoch
+        if self.member is not None:
+            self.member.stamp(msg.meta)
         self.metrics.counts["out"] += 1
         if not channels:
             return
@@ -100,8 +94,8 @@ class Worker:
         """End of stream on every output link, offered on all of them before waiting for any acknowledgement:
         where two outputs meet again downstream (a diamond), waiting on one first would wait for ever."""
         meta = {"node": self.ndef.name, "replica": self.instance, "complete": self.context.stream_complete}
-        if self.board is not None:
-            meta["epoch"] = self.epoch
+        if self.member is not None:
+            self.member.stamp(meta)
         sent = []
         for port, channels in self.outs.items():
             frames = encode(Message(port=port, eos=True, meta=meta))
@@ -121,8 +115,8 @@ class Worker:
             return EXIT_FATAL
         self.metrics.state = "running"
         self._write_metrics(force=True)
-        if self.board is not None:
-            self._join_graph()
+        if self.member is not None:
+            self.member.join(isinstance(self.node, SourceNode))
         try:
             if isinstance(self.node, SourceNode):
                 self._run_source()
@@ -167,70 +161,28 @@ class Worker:
             self.log.exception("%s failed", fn.__name__)
             return None
 
-    def _join_graph(self) -> None:
-        """Join the graph's epoch (moving it on after a crash of ours), watch it, and as a source wait for the graph."""
-        assert self.board is not None
-        joined = self.board.join(planned=os.environ.pop(PLANNED, None) is not None)
-        self.epoch = joined.epoch
-        if joined.moved:
-            self.metrics.counts["graph_rewinds"] += 1
-            self.log.warning("restarted after a crash: graph epoch %d, every node starts afresh and sources rewind to "
-                             "their checkpoints", self.epoch)
-        self.watcher = EpochWatcher(self.board, self.epoch, self._on_newer_epoch)
-        self.watcher.start()
-        if isinstance(self.node, SourceNode):
-            self._wait_for_graph()
-
-    def _on_newer_epoch(self, epoch: int) -> None:
-        """In the watcher thread: a source between frames rewinds in place; anything else starts afresh."""
-        with self.phase:
-            if self.rewinds_in_place:
-                self.rewind_epoch = epoch
-                return
-        if not self.stop:
-            reexecute(epoch)
-
-    def _wait_for_graph(self) -> None:
-        assert self.board is not None and self.epoch is not None
-        expected = {name: ndef.replicas for name, ndef in self.plan.nodes.items()}
-        if not self.board.wait_for_members(self.epoch, expected, GRAPH_WAIT_S):
-            self.log.warning("not every node joined graph epoch %d within %ds; going on", self.epoch, GRAPH_WAIT_S)
-
     def _leave_graph(self) -> None:
-        if self.board is not None:
-            if self.watcher is not None:
-                self.watcher.stopped.set()
-            self.board.done()
+        if self.member is not None:
+            self.member.leave()
 
     def _run_source(self) -> None:
         assert isinstance(self.node, SourceNode)
         while True:
-            with self.phase:
-                self.rewinds_in_place = self.board is not None
+            if self.member is not None:
+                self.member.start_generating()
             for msg in self.node.generate():
-                if self.rewind_epoch is not None:
+                if self.member is not None and self.member.rewind_pending:
                     break
                 self.emit(msg)
                 self._write_metrics()
                 if self.stop:
                     self.context.stream_complete = False
                     break
-            with self.phase:
-                self.rewinds_in_place = False
-                epoch, self.rewind_epoch = self.rewind_epoch, None
+            epoch = self.member.stop_generating() if self.member is not None else None
             if epoch is None or self.stop:
                 return
-            self._rewind_source(epoch)
-
-    def _rewind_source(self, epoch: int) -> None:
-        """The graph moved to `epoch`: once every node joined it, generate again from the checkpoint."""
-        assert self.board is not None
-        self.log.warning("graph epoch %d: rewinding to the checkpoint once every node has joined", epoch)
-        self.epoch = epoch
-        self.board.rejoin(epoch)
-        self._wait_for_graph()
-        self.metrics.counts["graph_rewinds"] += 1
-        self.node.rewind()
+            self.member.rewind(epoch)
+            self.node.rewind()
 
     def _run_inputs(self) -> None:
         poller = zmq.Poller()
@@ -261,8 +213,7 @@ class Worker:
                     except DecodeError as exc:
                         self._drop_malformed(channel, exc)
                         continue
-                    if self.board is not None and msg.meta.get("epoch") != self.epoch:
-                        self.metrics.counts["stale_epoch"] += 1  # made before the graph's last restart: redone
+                    if self.member is not None and not self.member.accepts(msg.meta):
                         channel.ack()
                         continue
                     if msg.eos:
@@ -331,12 +282,6 @@ def _from_upstream(msg: Message, src: str, replicas: int) -> bool:
     return msg.meta.get("node") == src and index.isdigit() and int(index) < max(replicas, 1)
 
 
-def graph_key(name: str) -> str:
-    """The graph's name in the epoch table, scoped by $ZDG_RECOVERY_SCOPE (`zdg run` sets its run directory)."""
-    scope = os.environ.get("ZDG_RECOVERY_SCOPE")
-    return f"{name}@{scope}" if scope else name
-
-
 def run_node(graph: Graph, name: str, replica: int, transport: Transport, metrics_dir: Path | None,
              recovery_dsn: str | None = None) -> int:
     """Entry point shared by `zdg run` (one process per replica) and containers (`zdg node`); with `recovery_dsn`
@@ -347,15 +292,3 @@ def run_node(graph: Graph, name: str, replica: int, transport: Transport, metric
     if not 0 <= replica < plan.nodes[name].replicas:
         raise ValueError(f"node {name!r} has {plan.nodes[name].replicas} replica(s); replica {replica} does not exist")
     return Worker(plan, name, replica, transport, metrics_dir, recovery_dsn).run()
-
-
-def wait_after_end(metrics_dir: Path, every_s: float = 1.0) -> None:
-    """A finished node that stays up until SIGTERM/SIGINT, its metrics kept fresh so `zdg health` passes."""
-    stopped: list[int] = []
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda number, _frame: stopped.append(number))
-    logging.getLogger("zdg.worker").info("stream complete; staying up until stopped (--after-end wait)")
-    while not stopped:
-        for path in metrics_dir.glob("*.json"):
-            os.utime(path)
-        time.sleep(every_s)
