@@ -75,12 +75,13 @@ def placed_face_graph(folder: Path) -> Path:
     return path
 
 
-def deploy_face_graph(swarm: TwoNodeSwarm, folder: Path, stack: str) -> tuple[float, subprocess.Popen]:
-    """The face graph on 4 s of the shared clip, placed on both nodes, and a subscriber of its outside topic on the
-    central node (a host-mode port there). Returns when the deploy was issued, and the subscriber."""
+def deploy_face_graph(swarm: TwoNodeSwarm, folder: Path, stack: str, end_s: float = 4) -> tuple[float, subprocess.Popen]:
+    """The face graph on `end_s` seconds of the shared clip, placed on both nodes, and a subscriber of its outside
+    topic on the central node (a host-mode port there). Returns when the deploy was issued, and the subscriber."""
     graph = placed_face_graph(folder)
     zdg("keys", str(graph), "-o", str(folder / "keys"))
-    zdg("stack", str(graph), "--set", "source.end_s=4", "--store-image", STORE_BUILD_IMAGE, "-o", str(folder / "stack.yml"))
+    zdg("stack", str(graph), "--set", f"source.end_s={end_s}", "--set", "gallery.annotate_video=false",
+        "--store-image", STORE_BUILD_IMAGE, "-o", str(folder / "stack.yml"))
     env = {"ZDG_OUT": str(out_folder(folder / "out")), "ZDG_MODEL_ROOT": str(SHARED / "models"),
            "ZDG_DATA_ROOT": str(SHARED / "data")}
     subscriber = [sys.executable, "-m", "zdg", "sub", "tcp://127.0.0.1:5606", "reid", "--until-eos", "--timeout", "400"]
@@ -229,8 +230,13 @@ class TwoNodeSwarm:
         return [json.loads(line) for line in out.splitlines()]
 
     def latest_tasks(self, stack: str) -> dict[str, dict[str, str]]:
-        """Each task slot's current task (`stack ps` lists a slot's earlier tasks after it, as `\\_ NAME`)."""
-        return {t["Name"]: t for t in self.tasks(stack) if not t["Name"].startswith((" ", "\\_"))}
+        """Each task slot's current task: `stack ps` lists it first, a slot's earlier tasks after it (as `\\_ NAME`,
+        or under the same name in its JSON)."""
+        latest: dict[str, dict[str, str]] = {}
+        for task in self.tasks(stack):
+            if not task["Name"].startswith((" ", "\\_")):
+                latest.setdefault(task["Name"], task)
+        return latest
 
     def wait_state(self, stack: str, service: str, state: str, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout

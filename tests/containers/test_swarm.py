@@ -18,7 +18,8 @@ import zmq.auth
 
 from tests.conftest import REPO
 from tests.containers.conftest import zdg
-from tests.containers.swarm import EDGE_NODES, TwoNodeSwarm, deploy_face_graph, missing_support, out_folder
+from tests.containers.swarm import EDGE_NODES, Engine, TwoNodeSwarm, deploy_face_graph, missing_support, out_folder
+from tests.faults.test_faults import assert_same_store
 from zdg.compose import BASE_IMAGE, FACES_IMAGE
 from zdg.images import STORE_BUILD_IMAGE
 
@@ -79,6 +80,50 @@ def stored(swarm: TwoNodeSwarm, stack: str) -> tuple[int, int, int]:
     return faces, sequences, decided
 
 
+def exported(swarm: TwoNodeSwarm, stack: str) -> list[dict]:
+    """The stack's stored sequences as `zdg export` names them (what tests.faults compares)."""
+    store = swarm.docker(swarm.manager, "ps", "-q", "--filter", f"label=com.docker.swarm.service.name={stack}_postgres")
+    out = swarm.docker(swarm.manager, "exec", "-e", f"PGPASSWORD={swarm.db_password}", store.split()[0], "psql",
+                       "-h", "127.0.0.1", "-U", "zdg", "-d", "zdg", "-tAc",
+                       "SELECT s.seq_key, s.first_frame, s.last_frame, (SELECT count(*) FROM faces f WHERE "
+                       "f.sequence_id = s.id), s.cluster_id, s.junk FROM sequences s")
+    rows = [line.split("|") for line in out.splitlines() if line.strip()]
+    return [{"sequence_key": key, "first_frame": int(first), "last_frame": int(last), "faces": int(faces),
+             "cluster_id": int(cluster) if cluster else None, "junk": junk == "t"}
+            for key, first, last, faces, cluster, junk in rows]
+
+
+def container_of(swarm: TwoNodeSwarm, service: str) -> tuple[Engine, str]:
+    """The engine running the service's task, and its container."""
+    for engine in swarm.engines.values():
+        found = swarm.docker(engine, "ps", "-q", "--filter", f"label=com.docker.swarm.service.name={service}").split()
+        if found:
+            return engine, found[0]
+    raise AssertionError(f"no container of {service}")
+
+
+def source_frames(swarm: TwoNodeSwarm, stack: str) -> int:
+    try:
+        engine, container = container_of(swarm, f"{stack}_source")
+        text = swarm.docker(engine, "exec", container, "sh", "-c", "cat /tmp/zdg*/video_reid/metrics/source.0.json",
+                            check=False)
+        return int(json.loads(text)["out"])
+    except (AssertionError, ValueError, KeyError):
+        return 0
+
+
+def replaced_in_slot(swarm: TwoNodeSwarm, stack: str, service: str, timeout: float) -> None:
+    """Until the killed task of the service's slot 1 shows Failed and a new task there runs (or already finished)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        history = [t for t in swarm.tasks(stack) if f"{stack}_{service}.1" in t["Name"]]
+        if any(t["CurrentState"].startswith("Failed") for t in history[1:]) and \
+                history[0]["CurrentState"].startswith(("Running", "Complete")):
+            return
+        assert time.monotonic() < deadline, history
+        time.sleep(0.5)
+
+
 def decisions_of(sub: subprocess.Popen, first: str = "") -> list[dict]:
     lines = [first] + sub.communicate(timeout=60)[0].splitlines() if first else sub.communicate(timeout=60)[0].splitlines()
     return [d for d in map(json.loads, lines) if not d.get("eos")]
@@ -122,3 +167,33 @@ def test_the_store_killed_mid_run_is_rescheduled_and_nothing_is_lost(swarm, tmp_
     finally:
         sub.kill()
         swarm.remove("vk")
+
+
+def test_a_sequencer_killed_on_the_swarm_is_replaced_and_the_graph_recovers(swarm, tmp_path):
+    """The sequencer's task killed mid-video (SIGKILL): Swarm replaces it (same slot, same hostname), the graph
+    recovers through the store's epoch, and the store equals a clean deployment's."""
+    stored_by = {}
+    for run in ("clean", "killed"):
+        stack = f"vs{run[0]}"
+        (tmp_path / run).mkdir()
+        _, sub = deploy_face_graph(swarm, tmp_path / run, stack, end_s=10)
+        try:
+            if run == "killed":
+                deadline = time.monotonic() + 300
+                while source_frames(swarm, stack) < 60:
+                    assert time.monotonic() < deadline, swarm.logs(stack)
+                    time.sleep(0.2)
+                engine, container = container_of(swarm, f"{stack}_sequencer")
+                killed_at = time.monotonic()
+                swarm.docker(engine, "kill", container)
+                replaced_in_slot(swarm, stack, "sequencer", 120)
+            swarm.wait_complete(stack, 400)
+            if run == "killed":
+                print(f"sequencer killed -> stack complete: {time.monotonic() - killed_at:.1f} s")
+                assert "restarted after a crash: graph epoch" in swarm.service_logs(f"{stack}_sequencer")
+            stored_by[run] = exported(swarm, stack)
+        finally:
+            sub.kill()
+            swarm.remove(stack)
+    assert len(stored_by["clean"]) >= 3
+    assert_same_store(stored_by["killed"], stored_by["clean"])
