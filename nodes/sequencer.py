@@ -4,11 +4,15 @@ Assignment is by IoU and embedding cosine together (Hungarian, scipy). A sequenc
 `max_gap` frames without a match; sequences shorter than `min_length` are dropped (counted); a
 match whose embedding jumps below `split_cosine` starts a new sequence; both cosines come from the
 embedding model's calibration (`zdg calibrate`) unless the graph sets them. Frames may arrive out of
-order from replicated upstream nodes and are put back in order first.
+order from replicated upstream nodes and are put back in order first. When the graph recovers through
+its epoch (`on_crash: restart_graph`), a missing frame is waited for (`missing_wait_s`) rather than skipped
+once the reorder window is full: a node that died with it is restarted and the graph rewinds, so nothing
+lacking it is decided in the meantime.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -40,6 +44,8 @@ class SequencerParams(Params):
     update_after_s: float = Field(0, ge=0, description="and when it has been open this many seconds since its start or "
                                   "last update (0 = never): reid publishes a provisional decision for it")
     reorder_window: int = Field(64, ge=1, description="frames held while waiting for a missing one")
+    missing_wait_s: float = Field(120, ge=0, description="with graph recovery: seconds a missing frame is waited for "
+                                  "once the reorder window is full, while its node restarts (then it is skipped)")
 
 
 @dataclass
@@ -48,6 +54,7 @@ class VideoState:
     pending: dict[int, Faces] = field(default_factory=dict)
     tracks: list[Track] = field(default_factory=list)
     next_frame: int = 0  # the frame after the last one processed
+    missing_since: float | None = None  # when the reorder window filled while next_seq was missing
 
     def resume_frame(self) -> int:
         """Where a rerun must start to rebuild every open track: the first frame of the oldest one."""
@@ -103,14 +110,30 @@ class SequencerNode(Node):
         state = self.videos.setdefault(faces.video, VideoState())
         state.pending[faces.seq] = faces
         out: list[Sequence | Message] = []
-        if len(state.pending) > self.params.reorder_window and state.next_seq not in state.pending:
+        if len(state.pending) > self.params.reorder_window and state.next_seq not in state.pending \
+                and self._gave_up_waiting(state):
             skipped_to = min(state.pending)
             self.context.count("missing_frames", skipped_to - state.next_seq)
             state.next_seq = skipped_to
         while state.next_seq in state.pending:
             out += self._step(state, state.pending.pop(state.next_seq))
             state.next_seq += 1
+            state.missing_since = None
         return with_resume_frames(out, state.resume_frame())
+
+    def _gave_up_waiting(self, state: VideoState) -> bool:
+        """Whether to skip the missing frame now: at once, unless the graph recovers through its epoch; then
+        after `missing_wait_s` (the frame's node is being restarted and the graph will rewind to it)."""
+        if not self.context.graph_recovery:
+            return True
+        now = time.monotonic()
+        if state.missing_since is None:
+            state.missing_since = now
+            self.context.count("waits_for_missing_frames")
+        if now - state.missing_since < self.params.missing_wait_s:
+            return False
+        state.missing_since = None
+        return True
 
     def _close(self, track: Track) -> list[Sequence]:
         if not len(track):  # a part that never got a face: the sequence ended with the part before

@@ -131,3 +131,24 @@ def test_a_long_sequence_is_emitted_in_linked_parts_and_no_face_is_lost():
         assert [p.size for p in mine] == [25, 25, 10]
         assert [p.continues for p in mine] == [None, mine[0].sequence_id, mine[1].sequence_id], "each part names the one before"
         assert np.concatenate([p.frames for p in mine]).tolist() == [i * 2 for i in range(60)], "every face, once"
+
+
+def test_a_missing_frame_is_skipped_after_the_reorder_window_or_waited_for_while_the_graph_recovers():
+    frames = [frame(i, [(0, 100 + i)]) for i in range(30)]
+    without_5 = frames[:5] + frames[6:]
+    with NodeHarness(SequencerNode, reorder_window=8, max_gap=1) as node:
+        node.feed(*without_5)
+        assert node.context.counters["missing_frames"] == 1, "a lone graph does not stall on a lost frame"
+        assert [s.size for s in node.typed("out")] == [5], "the sequence was cut at the lost frame"
+        assert [s.size for s in node.typed("out", finish=True)] == [5, 24]
+    with NodeHarness(SequencerNode, reorder_window=8, max_gap=1) as node:
+        node.context.graph_recovery = True
+        node.feed(*without_5)
+        assert node.context.counters["missing_frames"] == 0 and node.context.counters["waits_for_missing_frames"] == 1
+        node.feed(frames[5])  # the graph rewound and it came after all
+        assert node.typed("out") == [], "nothing decided while it was missing"
+        assert [s.size for s in node.typed("out", finish=True)] == [30]
+    with NodeHarness(SequencerNode, reorder_window=8, max_gap=1, missing_wait_s=0) as node:
+        node.context.graph_recovery = True
+        node.feed(*without_5)
+        assert node.context.counters["missing_frames"] == 1, "the wait is bounded"

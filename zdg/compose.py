@@ -252,8 +252,8 @@ def generated_header(graph: Graph, command: str) -> str:
     if recovers(graph):
         header += ("# settings.on_crash: restart_graph, as under `zdg run`: the engine restarts a crashed node, which moves the\n"
                    "# graph's epoch in the store; every node starts afresh and the source resumes at its checkpoint (a live\n"
-                   "# stream replays its buffer). What the others committed while the engine was restarting it stays as\n"
-                   "# it is (README, \"What survives what\").\n")
+                   "# stream replays its buffer). Until it is back, work that lacks what it held waits rather than being\n"
+                   "# stored (README, \"What survives what\").\n")
     return header
 
 

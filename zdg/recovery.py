@@ -110,7 +110,9 @@ class EpochBoard:
         self.close()
 
     def current(self) -> int:
-        return self._connected().execute("SELECT epoch FROM zdg_graph_epochs WHERE graph = %s", (self.graph,)).fetchone()[0]
+        """The graph's epoch (0 once its record is gone: a store wiped under a running graph)."""
+        row = self._connected().execute("SELECT epoch FROM zdg_graph_epochs WHERE graph = %s", (self.graph,)).fetchone()
+        return row[0] if row else 0
 
     def wait_for_members(self, epoch: int, expected: Mapping[str, int], wait_s: float) -> bool:
         """Until every node has its replicas running in `epoch` (True), or `wait_s` passed (False)."""
