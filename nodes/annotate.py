@@ -36,6 +36,11 @@ def write_strip(crops: np.ndarray, path: Path) -> None:
     cv2.imwrite(str(path), np.concatenate(list(crops), axis=1))
 
 
+def crop_jpeg(crop: np.ndarray) -> bytes:
+    """One face crop (BGR, as detectors cut them) as JPEG bytes."""
+    return cv2.imencode(".jpg", crop)[1].tobytes()
+
+
 def label_style(height: int) -> tuple[float, int]:
     """(font scale, stroke) so labels stand about 3 % of the frame high (22 px at 720p), readable when scaled down."""
     return height / 720 * 0.9, max(1, round(height / 360))

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import cv2
 import numpy as np
@@ -27,6 +29,17 @@ Count = Callable[[str], None]
 
 def is_stream(path: str) -> bool:
     return path.isdigit() or "://" in path
+
+
+def redacted(path: str) -> str:
+    """A stream URL without its password (`rtsp://user:pass@host/x` → `rtsp://user@host/x`): what logs, video ids and
+    the store see; only the reader gets the URL itself."""
+    if "://" not in path:
+        return path
+    parts = urlsplit(path)
+    if parts.password is None:
+        return path
+    return urlunsplit(parts._replace(netloc=f"{parts.username}@{parts.netloc.rsplit('@', 1)[1]}"))
 
 
 def histogram(image: np.ndarray) -> np.ndarray:
@@ -52,7 +65,9 @@ def frames_from_folder(folder: str, progress: Progress, count: Count) -> Iterato
         yield index, float(index), image
 
 
-def _open(path: str, stream: bool) -> cv2.VideoCapture:
+def _open(path: str, stream: bool, rtsp_transport: str = "tcp") -> cv2.VideoCapture:
+    if path.lower().startswith("rtsp"):  # read by OpenCV's FFmpeg backend at each open
+        os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = f"rtsp_transport;{rtsp_transport}"
     cap = cv2.VideoCapture(int(path) if path.isdigit() else path)
     if not cap.isOpened():
         cap.release()
@@ -64,12 +79,13 @@ def _open(path: str, stream: bool) -> cv2.VideoCapture:
 
 def frames_from_video(path: str, start_s: float, end_s: float | None, reconnect_s: float, progress: Progress,
                       count: Count, origin: float = 0.0,
-                      wanted: Callable[[int], bool] = lambda index: True) -> Iterator[tuple[int, float, np.ndarray]]:
+                      wanted: Callable[[int], bool] = lambda index: True,
+                      rtsp_transport: str = "tcp") -> Iterator[tuple[int, float, np.ndarray]]:
     """(index, seconds, image) of a file from start_s to end_s, or of a stream for ever (reconnecting); a stream's
     seconds count from the wall-clock time `origin`. Frames not `wanted` are decoded (later ones need them) but not
     converted to images, and not yielded."""
     stream = is_stream(path)
-    cap = _open(path, stream)
+    cap = _open(path, stream, rtsp_transport)
     fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
     total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if not stream else None
     if start_s and not stream:
@@ -92,10 +108,10 @@ def frames_from_video(path: str, start_s: float, end_s: float | None, reconnect_
                 break
             count("reconnects")
             delay = backoff.next()
-            log.warning("stream %s dropped; reconnecting in %.1fs", path, delay)
+            log.warning("stream %s dropped; reconnecting in %.1fs", redacted(path), delay)
             cap.release()
             time.sleep(delay)
-            cap = _open(path, stream)
+            cap = _open(path, stream, rtsp_transport)
             continue
         decoded_any = True
         backoff.reset()

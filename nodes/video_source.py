@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from pydantic import Field
@@ -29,6 +30,8 @@ class VideoSourceParams(StoreParams):
     end_s: float | None = Field(None, gt=0, description="stop at this time")
     skip_similar: float = Field(0, ge=0, le=1, description="skip frames whose colour histogram differs less (0 = off)")
     reconnect_s: float = Field(2.0, gt=0, description="first backoff when a stream drops (doubles to 30 s)")
+    rtsp_transport: Literal["tcp", "udp"] = Field("tcp", description="how an rtsp:// camera sends: tcp (nothing lost "
+                                                  "while the graph is busy or restarting) or udp (late packets lost)")
     checkpoint: bool = Field(False, description="resume a file where the store's checkpoint says its effects are "
                                                 "durable, and do nothing for one finished before (needs the store)")
     camera: str | None = Field(None, description="the camera's name, stored with its sequences (default: the node's name)")
@@ -64,9 +67,10 @@ class VideoSourceNode(SourceNode):
         self.reader = video_reader
         self.path = self.params.path or FaceEnvironment.of(self.context.env).default_clip
         self.stream = video_reader.is_stream(self.path)
+        self.shown = video_reader.redacted(self.path)  # the path everywhere but the reader: no camera password
         if not self.stream and not Path(self.path).exists():
             raise FatalNodeError(f"video source: {self.path}: no such file or folder")
-        named = Path(self.path).stem if not self.stream else self.path.replace("/", "_")
+        named = Path(self.path).stem if not self.stream else self.shown.replace("/", "_")
         if self.params.camera:  # a named camera's stream is the camera; a file it plays is camera-<file>
             named = self.params.camera if self.stream else f"{self.params.camera}-{named}"
         self.video_id = self.params.video_id or named
@@ -105,7 +109,7 @@ class VideoSourceNode(SourceNode):
             self.log.warning("%s: finished before (video_id %s is in the store up to its end): nothing to do; "
                              "a new video_id processes it as a new visit", self.path, self.video_id)
         elif self.resume_frame:
-            self.log.info("%s: resuming at frame %d (the store's checkpoint)", self.path, self.resume_frame)
+            self.log.info("%s: resuming at frame %d (the store's checkpoint)", self.shown, self.resume_frame)
 
     def rewind(self) -> None:
         """The graph restarted: a file resumes at its checkpoint; a stream replays its buffer from there."""
@@ -113,7 +117,7 @@ class VideoSourceNode(SourceNode):
         self.last_hist = None
         if self.buffer is not None:
             self.replay_from = self._checkpoint(force=True)
-            self.log.warning("%s: replaying from frame %d (the store's checkpoint)", self.path, self.replay_from)
+            self.log.warning("%s: replaying from frame %d (the store's checkpoint)", self.shown, self.replay_from)
         elif self.client is not None:
             self._resume()
 
@@ -175,7 +179,7 @@ class VideoSourceNode(SourceNode):
             frames = self.reader.frames_from_folder(self.path, self.set_progress, self.context.count)
         else:
             frames = self.reader.frames_from_video(self.path, p.start_s, p.end_s, p.reconnect_s, self.set_progress,
-                                                   self.context.count, self.start_time, self._wanted)
+                                                   self.context.count, self.start_time, self._wanted, p.rtsp_transport)
         started, paced = time.monotonic(), 0
         for index, ts, image in frames:
             if not self._wanted(index):
@@ -188,7 +192,7 @@ class VideoSourceNode(SourceNode):
                 if delay > 0:
                     time.sleep(delay)
                 paced += 1
-            yield Frame(self.video_id, self.path, index, 0, float(ts), image, **self.camera)  # seq: generate() numbers
+            yield Frame(self.video_id, self.shown, index, 0, float(ts), image, **self.camera)  # seq: generate() numbers
 
     def teardown(self) -> None:
         if self.client is not None:

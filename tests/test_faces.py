@@ -317,3 +317,12 @@ def test_a_files_creation_time_tag_is_its_wall_clock_start_and_no_tag_is_unknown
     assert creation_time(str(tagged)) == 1795161600.0
     assert creation_time(str(shared_path("data/videos/friends_poker.mp4"))) == 0.0
     assert creation_time(str(tmp_path / "missing.mp4")) == 0.0
+
+
+def test_a_camera_password_is_kept_out_of_what_is_shown_and_stored():
+    from nodes.video_reader import redacted
+
+    assert redacted("rtsp://admin:hunter2@10.0.0.5:554/stream1") == "rtsp://admin@10.0.0.5:554/stream1"
+    assert redacted("rtsp://10.0.0.5/live?x=1") == "rtsp://10.0.0.5/live?x=1"
+    assert redacted("rtsp://u:p%40ss@[fe80::1]:8554/s") == "rtsp://u@[fe80::1]:8554/s"
+    assert redacted("/videos/door.mp4") == "/videos/door.mp4"

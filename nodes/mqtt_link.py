@@ -1,0 +1,162 @@
+"""A node's connection to an MQTT broker (paho-mqtt): login, TLS, reconnect with back-off, a bounded queue
+while the broker is away (what it cannot hold is dropped and counted), and an availability topic with a
+last will."""
+
+from __future__ import annotations
+
+import re
+import stat
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pydantic import Field
+
+from nodes.messages import ReidDecision
+from zdg.node import Deploy, FatalNodeError, NodeContext, Params, SinkNode
+
+if TYPE_CHECKING:
+    from paho.mqtt.client import Client
+
+PASSWORD_ENV = "ZDG_MQTT_PASSWORD"
+
+
+class MqttSettings(Params):
+    host: str = Field("127.0.0.1", description="MQTT broker host")
+    port: int = Field(1883, ge=1, le=65535, description="broker port (8883 is usual with tls)")
+    topic_prefix: str = Field("zdg", pattern=r"^[A-Za-z0-9_\-/]+$", description="topics are <prefix>/<graph>/...")
+    username: str | None = Field(None, description="login name, if the broker asks for one")
+    password_file: str | None = Field(None, description="file holding the password (not readable by group or others); "
+                                      f"else the {PASSWORD_ENV} variable")
+    tls: bool = Field(False, description="connect with TLS")
+    ca_file: str | None = Field(None, description="CA certificate to trust with tls (default: the system's)")
+    client_id: str = Field("", description="MQTT client id (default: <graph>-<node>-<replica>)")
+    qos: int = Field(1, ge=0, le=2, description="0: fire and forget (lost while the broker is away); 1 or 2: "
+                     "queued while it is away")
+    queue_max: int = Field(1000, ge=1, description="messages held while the broker is unreachable; more are dropped "
+                           "(counted as mqtt_dropped)")
+    keepalive_s: int = Field(30, ge=5, description="MQTT keepalive")
+
+
+def topic_part(text: str) -> str:
+    """`text` as one MQTT topic level: letters, digits, '_' and '-' only (no '/', '+', '#')."""
+    return re.sub(r"[^A-Za-z0-9_\-]", "_", text) or "_"
+
+
+def read_password(settings: MqttSettings, context: NodeContext) -> str | None:
+    """The broker password: from `password_file` (refused if others may read it), else the environment."""
+    if settings.password_file is None:
+        return context.env.get(PASSWORD_ENV)
+    path = Path(settings.password_file)
+    try:
+        mode = path.stat().st_mode
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise FatalNodeError(f"{path}: the MQTT password file is readable by others (chmod 600 {path})")
+        return path.read_text().strip()
+    except OSError as e:
+        raise FatalNodeError(f"password_file {path}: {e.strerror}") from e
+
+
+class MqttLink:
+    """A started paho client. `publish` never blocks: while the broker is away QoS 1/2 messages wait in a
+    queue of `queue_max`; `check` raises once the broker has refused the login (a restart cannot fix that)."""
+
+    def __init__(self, settings: MqttSettings, context: NodeContext, availability: str) -> None:
+        from paho.mqtt import client as mqtt
+
+        self.settings, self.context, self.availability = settings, context, availability
+        self.refused: str | None = None
+        self.connections = 0
+        self._lock = threading.Lock()
+        self._unacked: set[int] = set()
+        self._acked_early: set[int] = set()
+        client_id = settings.client_id or f"{context.graph}-{context.name}-{context.replica}"
+        self.client: Client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id)
+        if settings.username is not None:
+            self.client.username_pw_set(settings.username, read_password(settings, context))
+        if settings.tls:
+            self.client.tls_set(ca_certs=settings.ca_file)
+        self.client.max_queued_messages_set(settings.queue_max)
+        self.client.reconnect_delay_set(1, 30)
+        self.client.will_set(availability, "offline", qos=1, retain=True)
+        self.client.on_connect = self._connected
+        self.client.on_disconnect = self._disconnected
+        self.client.on_publish = self._acknowledged
+        self.client.connect_async(settings.host, settings.port, settings.keepalive_s)
+        self.client.loop_start()
+
+    def _connected(self, client: Client, userdata, flags, reason, properties) -> None:
+        where = f"{self.settings.host}:{self.settings.port}"
+        if reason.is_failure:
+            if reason.value in (0x04, 0x05, 0x86, 0x87):  # bad user name or password / not authorised
+                self.refused = f"the MQTT broker {where} refused the login ({reason}): check username and password"
+            self.context.log.warning("MQTT broker %s refused the connection: %s", where, reason)
+            return
+        self.connections += 1
+        if self.connections > 1:
+            self.context.count("mqtt_reconnects")
+        self.context.log.info("MQTT connected to %s", where)
+        client.publish(self.availability, "online", qos=1, retain=True)
+
+    def _disconnected(self, client: Client, userdata, flags, reason, properties) -> None:
+        if reason.is_failure:
+            self.context.log.warning("MQTT broker %s:%s lost (%s); reconnecting", self.settings.host,
+                                     self.settings.port, reason)
+
+    def _acknowledged(self, client: Client, userdata, mid: int, reason, properties) -> None:
+        """paho's thread: the broker has the message (it may say so before publish() returned)."""
+        with self._lock:
+            if mid in self._unacked:
+                self._unacked.discard(mid)
+            else:
+                self._acked_early.add(mid)
+
+    def check(self) -> None:
+        if self.refused:
+            raise FatalNodeError(self.refused)
+
+    def publish(self, topic: str, payload: str | bytes, retain: bool = False) -> bool:
+        """Queue one message; False when it was dropped (queue full, or QoS 0 while the broker is away)."""
+        from paho.mqtt.client import MQTT_ERR_NO_CONN, MQTT_ERR_SUCCESS
+
+        info = self.client.publish(topic, payload, qos=self.settings.qos, retain=retain)
+        if not (info.rc == MQTT_ERR_SUCCESS or (info.rc == MQTT_ERR_NO_CONN and self.settings.qos > 0)):
+            self.context.count("mqtt_dropped")
+            return False
+        with self._lock:  # never held while calling paho: its thread takes this lock inside its own
+            if info.mid in self._acked_early:
+                self._acked_early.discard(info.mid)
+            else:
+                self._unacked.add(info.mid)
+        self.context.count("mqtt_published")
+        return True
+
+    def flush(self, timeout: float) -> int:
+        """Wait up to `timeout` s for the broker to acknowledge what is queued; how many messages it has not."""
+        deadline = time.monotonic() + timeout
+        while self._unacked and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return len(self._unacked)
+
+    def close(self) -> None:
+        """Say offline (retained) and disconnect."""
+        if self.client.is_connected():
+            self.publish(self.availability, "offline", retain=True)
+            self.flush(2)
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+class DecisionsToMqtt(SinkNode):
+    """Base of the nodes that send re-id decisions to a broker, on topics under `<topic_prefix>/<graph>/`."""
+
+    inputs = {"in": ReidDecision}
+    deploy = Deploy(image="zdg-faces")
+    preload = ("nodes.annotate", "paho.mqtt.client")
+
+    def setup(self) -> None:
+        from nodes.annotate import crop_jpeg
+
+        self.crop_jpeg = crop_jpeg
+        self.prefix = f"{self.params.topic_prefix}/{topic_part(self.context.graph)}"
