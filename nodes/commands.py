@@ -172,7 +172,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
     import uvicorn
 
     from nodes.ui.app import Workbench, make_app
-    from nodes.ui.guard import GuardSettings, token_for
+    from nodes.ui.guard import GuardSettings, is_loopback, token_for
     from zdg.wiring import local_topic_endpoint
 
     if bool(args.certfile) != bool(args.keyfile):
@@ -195,7 +195,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
     shown = f"[{args.host}]" if ":" in args.host else args.host
     print(f"zdg ui: {scheme}://{shown}:{args.port}/{f'?token={token}' if token else ''}  (store of {args.graph}; "
           f"live feed {feed or 'none'}; Ctrl-C stops)", flush=True)
-    if token and not tls:
+    if token and not tls and not is_loopback(args.host):
         print("zdg ui: warning: the token travels in plain HTTP beyond this machine; anyone on the network path can "
               "read it and every face: give --certfile and --keyfile", file=sys.stderr, flush=True)
     uvicorn.run(make_app(wb, guard), host=args.host, port=args.port, log_level="warning",

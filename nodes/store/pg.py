@@ -69,6 +69,8 @@ class PgFaceStore:
         return maintain.maintain(self.conn, settings, max_vectors, full)
 
     def enroll(self, name: str, faces: list[tuple[str, str, np.ndarray, np.ndarray, np.ndarray, float]], model: str = "") -> int:
+        if not self.dim and faces:  # the first write to an empty store: its schema, for these embeddings
+            self.dim = migrate(self.conn, len(faces[0][2]))
         with self.conn.transaction():
             check_model(self.conn, model)
             cluster_id = clusters.cluster_by_name(self.conn, name)

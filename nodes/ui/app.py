@@ -25,6 +25,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
+from nodes.ui import api, api_routes
 from nodes.ui.corrections import apply_correction
 from nodes.ui.feed import events
 from nodes.ui.guard import Guard, GuardSettings, check_csrf
@@ -238,6 +239,8 @@ def live(request: Request) -> Response:
 
 async def empty_store(request: Request, exc: Exception) -> Response:
     """A database no graph has written to yet has no tables: say so instead of failing."""
+    if request.url.path.startswith("/api/"):
+        return api.problem(404, "the store holds nothing yet: no graph or enrolment has written to it")
     return page(request, "identities.html", people=[], total=0)
 
 
@@ -260,6 +263,7 @@ def make_app(wb: Workbench, guard: GuardSettings | None = None) -> Starlette:
         Route("/video/{source:str}", video),
         Route("/live", live),
         Route("/events", events),
+        *api_routes.routes(identity_face),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ], middleware=[Middleware(Guard, settings=guard or GuardSettings.listening_on("127.0.0.1"))])
     app.state.bench = wb

@@ -3,6 +3,7 @@ redirect that says what happened (or why it was not done)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -35,34 +36,54 @@ def form_id(form: Any, name: str) -> int:
     return found[0]
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """What a correction did: the identity to look at next (None: it is gone) and a sentence saying so."""
+
+    identity: int | None
+    message: str
+
+
+ACTIONS = ("rename", "merge", "different", "delete", "split", "move")
+
+
+def perform(wb: Workbench, action: str, cluster_id: int, form: Any, who: str) -> Outcome:
+    """One correction (`action` one of ACTIONS) with its fields from `form` (get/getlist, as a form's); raises
+    LookupError, ValueError or KeptApart when it is not done."""
+    if action == "rename":
+        name = str(form.get("name") or "").strip()
+        if not name:
+            raise ValueError("a name must not be empty")
+        wb.store.rename(cluster_id, name, who)
+        return Outcome(cluster_id, f"renamed to {name}")
+    if action == "merge":
+        target = form_id(form, "into")
+        wb.store.merge(cluster_id, target, who)
+        return Outcome(wb.store.resolve(target), f"identity {cluster_id} merged into this one")
+    if action == "different":
+        other = form_id(form, "other")
+        wb.store.mark_different(cluster_id, other, who)
+        return Outcome(cluster_id, f"marked as a different person than identity {other}")
+    if action == "delete":
+        gone = wb.store.delete(cluster_id, who)
+        strips, _ = remove_files_of(gone, wb.videos_dir, wb.report_dir)
+        return Outcome(None, f"identity {cluster_id} deleted with its {gone.faces} faces and {strips} crop strips")
+    if action == "split":
+        new_id = wb.store.split(cluster_id, form_ids(form, "sequence"), who)
+        return Outcome(new_id, f"split from identity {cluster_id}: marked as a different person")
+    if action == "move":
+        sequence_id, target = form_id(form, "sequence"), form_id(form, "into")
+        target = wb.store.move_sequence(sequence_id, target, who)
+        return Outcome(target, f"sequence {sequence_id} moved here from identity {cluster_id}")
+    raise KeyError(action)
+
+
 def apply_correction(wb: Workbench, action: str, cluster_id: int, form: Any, who: str) -> RedirectResponse | None:
     """One correction from a form, in a worker thread; where to go next with what happened (None: no such action)."""
+    if action not in ACTIONS:
+        return None
     try:
-        if action == "rename":
-            name = str(form.get("name") or "").strip()
-            if not name:
-                raise ValueError("a name must not be empty")
-            wb.store.rename(cluster_id, name, who)
-            return back_to(f"/identity/{cluster_id}", f"renamed to {name}")
-        if action == "merge":
-            target = form_id(form, "into")
-            wb.store.merge(cluster_id, target, who)
-            return back_to(f"/identity/{wb.store.resolve(target)}", f"identity {cluster_id} merged into this one")
-        if action == "different":
-            other = form_id(form, "other")
-            wb.store.mark_different(cluster_id, other, who)
-            return back_to(f"/identity/{cluster_id}", f"marked as a different person than identity {other}")
-        if action == "delete":
-            gone = wb.store.delete(cluster_id, who)
-            strips, _ = remove_files_of(gone, wb.videos_dir, wb.report_dir)
-            return back_to("/", f"identity {cluster_id} deleted with its {gone.faces} faces and {strips} crop strips")
-        if action == "split":
-            new_id = wb.store.split(cluster_id, form_ids(form, "sequence"), who)
-            return back_to(f"/identity/{new_id}", f"split from identity {cluster_id}: marked as a different person")
-        if action == "move":
-            sequence_id, target = form_id(form, "sequence"), form_id(form, "into")
-            target = wb.store.move_sequence(sequence_id, target, who)
-            return back_to(f"/identity/{target}", f"sequence {sequence_id} moved here from identity {cluster_id}")
+        done = perform(wb, action, cluster_id, form, who)
     except (LookupError, ValueError, KeptApart) as exc:
         return back_to(f"/identity/{cluster_id}", f"not done: {exc}")
-    return None
+    return back_to("/" if done.identity is None else f"/identity/{done.identity}", done.message)

@@ -209,6 +209,6 @@ def check_csrf(request: Request, form: FormData) -> None:
 
 
 def token_for(host: str, env_token: str | None) -> str | None:
-    """The token requests must carry: none on loopback, else $ZDG_UI_TOKEN or a new random one. A name is resolved
-    (OSError when it cannot be)."""
-    return None if is_loopback(host) else env_token or secrets.token_urlsafe(18)
+    """The token requests must carry: $ZDG_UI_TOKEN when set (on loopback too: what API clients send as Bearer);
+    unset, none on loopback and a new random one elsewhere. A name is resolved (OSError when it cannot be)."""
+    return env_token or (None if is_loopback(host) else secrets.token_urlsafe(18))

@@ -295,3 +295,20 @@ def test_beyond_loopback_without_tls_the_token_is_required_and_its_exposure_said
         proc.terminate()
         _, err = proc.communicate(timeout=10)
     assert "travels in plain HTTP" in err
+
+
+def test_the_api_refuses_hostile_bodies_with_a_reason_and_stores_nothing(faces, tmp_path):
+    web = client(faces, tmp_path, token="t0k")
+    bearer = {"Authorization": "Bearer t0k"}
+    ((_, a),) = people(faces, 0)
+    before = names(faces)
+    for body in (b"\xff\xfe not json", b'{"name": {"$ne": 1}}', b'{"name": "x", "admin": true}', b"[" * 10_000):
+        got = web.post(f"/api/identities/{a}/rename", headers={**bearer, "Content-Type": "application/json"}, content=body)
+        assert got.status_code == 400 and "error" in got.json(), body[:20]
+    assert web.post(f"/api/identities/{a}/merge", headers=bearer, json={"into": 10**30}).status_code == 400
+    bomb = web.post("/api/search", headers=bearer, files={"photos": ("bomb.png", bomb_png(), "image/png")})
+    assert bomb.status_code == 413 and "error" in bomb.json()
+    enrolled = web.post("/api/enroll", headers=bearer, data={"name": "x" * 500},
+                        files={"photos": ("p.jpg", b"x", "image/jpeg")})
+    assert enrolled.status_code == 400 and "name" in enrolled.json()["error"]
+    assert names(faces) == before and len(faces.identities()) == 1, "nothing changed"
