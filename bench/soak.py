@@ -1,14 +1,16 @@
 """Soak: two looping camera streams through graphs/cameras.yaml into one store, for minutes.
 
 Each camera is a clip encoded once to H.264 in MPEG-TS and served in a loop at its real rate over HTTP on
-127.0.0.1 (no other address is used). Every node's resident memory is sampled every --sample-s; one stream
-is cut once half way (the source must reconnect); the decisions on topic `reid` are timed against when the
-person was last on screen. At the end (Ctrl-C drain): what flowed between nodes, memory growth after
-warm-up, decision delay, and whether each identity was seen by both cameras. Writes OUT/soak.json and
-OUT/soak_memory.png; exits 1 with --check when an invariant fails.
+127.0.0.1 (no other address is used), or with --rtsp by GStreamer's RTSP server (Debian's packages). Every
+node's resident memory is sampled every --sample-s; one stream is cut once half way (the source must
+reconnect); the decisions on topic `reid` are timed against when the person was last on screen. At the end
+(Ctrl-C drain): what flowed between nodes, memory growth after warm-up, decision delay, and whether each
+identity was seen by both cameras. Writes OUT/soak.json and OUT/soak_memory.png; exits 1 with --check when
+an invariant fails.
 
     python bench/soak.py --minutes 20 --out bench/soak        # the figures in bench/RESULTS.md
     python bench/soak.py --minutes 2 --check                  # what .ci/run runs
+    python bench/soak.py --minutes 2 --check --rtsp           # the same with RTSP cameras
 """
 
 from __future__ import annotations
@@ -28,29 +30,33 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 GRAPH = REPO / "graphs" / "cameras.yaml"
+SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's, with python3-gi for GStreamer's RTSP server (--rtsp)
 CHUNK = 188 * 64  # MPEG-TS packets per write
 
 
-def encode_ts(clip: Path, out: Path, width: int, seconds: float | None = None) -> tuple[bytes, float]:
-    """The clip (its first `seconds`, or all of it) as H.264 in MPEG-TS at `width` (bytes) and its duration in seconds."""
+def encode_ts(clip: Path, out: Path, width: int, seconds: float | None = None, loops: int = 1) -> tuple[bytes, float]:
+    """The clip (its first `seconds`, or all of it; `loops` times over, as one continuous stream) as H.264 in
+    MPEG-TS at `width` (bytes) and its duration in seconds."""
     import av
     import cv2
 
-    with av.open(str(clip)) as source, av.open(str(out), "w", format="mpegts") as target:
-        video = source.streams.video[0]
-        rate = video.average_rate or 25
-        stream = target.add_stream("libx264", rate=rate)
-        frames = 0
-        for frame in source.decode(video):
-            if seconds is not None and frames >= seconds * rate:
-                break
-            image = frame.to_ndarray(format="bgr24")
-            height = int(image.shape[0] * width / image.shape[1]) // 2 * 2
-            if frames == 0:
-                stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-                stream.options = {"preset": "veryfast", "g": str(int(rate))}
-            target.mux(stream.encode(av.VideoFrame.from_ndarray(cv2.resize(image, (width, height)), format="bgr24")))
-            frames += 1
+    with av.open(str(out), "w", format="mpegts") as target:
+        stream, frames = None, 0
+        for _ in range(loops):
+            with av.open(str(clip)) as source:
+                video = source.streams.video[0]
+                rate = video.average_rate or 25
+                for count, frame in enumerate(source.decode(video)):
+                    if seconds is not None and count >= seconds * rate:
+                        break
+                    image = frame.to_ndarray(format="bgr24")
+                    height = int(image.shape[0] * width / image.shape[1]) // 2 * 2
+                    if stream is None:
+                        stream = target.add_stream("libx264", rate=rate)
+                        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+                        stream.options = {"preset": "veryfast", "g": str(int(rate))}
+                    target.mux(stream.encode(av.VideoFrame.from_ndarray(cv2.resize(image, (width, height)), format="bgr24")))
+                    frames += 1
         target.mux(stream.encode())
     return out.read_bytes(), frames / float(rate)
 
@@ -95,6 +101,44 @@ class CameraServer:
 
     def close(self) -> None:
         self.httpd.shutdown()
+
+
+class RtspCamera:
+    """GStreamer's RTSP server (bench/rtsp_camera.py, under Debian's python3) playing a TS file once at its real
+    rate on rtsp://127.0.0.1:PORT/camera; `cut()` kills it and starts it again (the stream drops, then plays from
+    the start)."""
+
+    def __init__(self, clip_ts: Path, user: str = "") -> None:
+        self.clip_ts, self.port, self.proc = clip_ts, free_port(), None
+        self.url = f"rtsp://{user}{'@' if user else ''}127.0.0.1:{self.port}/camera"
+        self.start()
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen([SYSTEM_PYTHON, str(REPO / "bench" / "rtsp_camera.py"), str(self.port),
+                                      str(self.clip_ts)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline()
+        if line.strip() != "serving":
+            raise RuntimeError(f"the RTSP server did not start: {line}{self.proc.stderr.read()[-2000:]}")
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait(10)
+
+    def cut(self, away_s: float = 1.5) -> None:
+        self.kill()
+        time.sleep(away_s)
+        self.start()
+
+    def close(self) -> None:
+        self.kill()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def rss_mb(pid: int) -> float | None:
@@ -208,8 +252,16 @@ def run(args: argparse.Namespace, work: Path) -> tuple[int, str, list[dict], lis
     from zdg.config import load_graph
     from zdg.wiring import Transport, compile_plan
 
-    data, duration = encode_ts(args.clip, work / "camera.ts", args.width)
-    cameras = {name: CameraServer(data, duration) for name in ("door", "hall")}
+    if args.rtsp:  # the server plays a file once: it holds the clip looped for the whole run
+        import cv2
+
+        clip = cv2.VideoCapture(str(args.clip))
+        loop_s = clip.get(cv2.CAP_PROP_FRAME_COUNT) / (clip.get(cv2.CAP_PROP_FPS) or 25)
+        _, duration = encode_ts(args.clip, work / "camera.ts", args.width, loops=int(args.minutes * 60 / loop_s) + 2)
+        cameras = {name: RtspCamera(work / "camera.ts") for name in ("door", "hall")}
+    else:
+        data, duration = encode_ts(args.clip, work / "camera.ts", args.width)
+        cameras = {name: CameraServer(data, duration) for name in ("door", "hall")}
     dsn = embedded_dsn(work / "store")
     run_dir = work / "run"
     link = next(link for link in compile_plan(load_graph(GRAPH)).external_topics() if link.topic == "reid")
@@ -283,6 +335,8 @@ def main() -> int:
     parser.add_argument("--warm-up", type=float, default=0.25, help="share of the run before memory is compared")
     parser.add_argument("--out", type=Path, default=Path("out/soak"))
     parser.add_argument("--check", action="store_true", help="exit 1 when an invariant fails")
+    parser.add_argument("--rtsp", action="store_true", help="serve the cameras over RTSP (GStreamer's RTSP server; "
+                        "the cut kills and restarts it) instead of HTTP")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="zdg-soak-"))

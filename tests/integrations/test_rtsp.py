@@ -11,44 +11,24 @@ import subprocess
 import sys
 import time
 from datetime import datetime
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, free_port, shared_path
+from bench.soak import RtspCamera, encode_ts
+from tests.conftest import REPO, shared_path
 from tests.faults.test_faults import env_for, export
 from tests.faults.test_live_stream import metric
 
 pytestmark = pytest.mark.integrations
 PASSWORD = "s3cret-cam"
-SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's, with python3-gi for GStreamer's RTSP server
-
-
-class RtspCamera:
-    def __init__(self, clip_ts: Path) -> None:
-        self.clip_ts, self.port, self.proc = clip_ts, free_port(), None
-        self.url = f"rtsp://zdg:{PASSWORD}@127.0.0.1:{self.port}/camera"  # the server asks none: the client never sends it
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen([SYSTEM_PYTHON, str(Path(__file__).with_name("rtsp_camera.py")), str(self.port),
-                                      str(self.clip_ts)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        line = self.proc.stdout.readline()
-        assert line.strip() == "serving", f"the RTSP server did not start: {line}{self.proc.stderr.read()[-2000:]}"
-
-    def kill(self) -> None:
-        self.proc.kill()
-        self.proc.wait(10)
 
 
 @pytest.fixture
 def camera(tmp_path):
-    from bench.soak import encode_ts
-
     encode_ts(shared_path("data", "videos", "friends_poker.mp4"), tmp_path / "camera.ts", 640, 20)
-    cam = RtspCamera(tmp_path / "camera.ts")
-    cam.start()
+    cam = RtspCamera(tmp_path / "camera.ts", user=f"zdg:{PASSWORD}")  # the server asks none: the client never sends it
     yield cam
-    cam.kill()
+    cam.close()
 
 
 def wait_for(condition, timeout: float, what: str, proc: subprocess.Popen) -> None:

@@ -1,7 +1,7 @@
-"""An RTSP camera for the tests: GStreamer's RTSP server (Debian's gir1.2-gst-rtsp-server-1.0) serving an H.264
-MPEG-TS file at its real rate on rtsp://127.0.0.1:PORT/camera. Run by Debian's python3 (it has python3-gi):
+"""An RTSP camera for the soak and the tests: GStreamer's RTSP server (Debian's gir1.2-gst-rtsp-server-1.0) serving
+an H.264 MPEG-TS file once at its real rate on rtsp://127.0.0.1:PORT/camera. Run by Debian's python3 (python3-gi):
 
-    /usr/bin/python3 tests/integrations/rtsp_camera.py PORT FILE.ts
+    /usr/bin/python3 bench/rtsp_camera.py PORT FILE.ts
 """
 
 import sys
