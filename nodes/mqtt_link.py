@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import re
 import stat
-import threading
 import time
+from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -68,9 +68,8 @@ class MqttLink:
         self.settings, self.context, self.availability = settings, context, availability
         self.refused: str | None = None
         self.connections = 0
-        self._lock = threading.Lock()
-        self._unacked: set[int] = set()
-        self._acked_early: set[int] = set()
+        self._unacked: set[int] = set()  # ids of what publish() queued: only the node's thread touches it
+        self._acks: deque[int] = deque()  # ids the broker acknowledged, appended by paho's thread
         client_id = settings.client_id or f"{context.graph}-{context.name}-{context.replica}"
         self.client: Client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id)
         if settings.username is not None:
@@ -105,12 +104,13 @@ class MqttLink:
                                      self.settings.port, reason)
 
     def _acknowledged(self, client: Client, userdata, mid: int, reason, properties) -> None:
-        """paho's thread: the broker has the message (it may say so before publish() returned)."""
-        with self._lock:
-            if mid in self._unacked:
-                self._unacked.discard(mid)
-            else:
-                self._acked_early.add(mid)
+        """paho's thread: the broker has the message (it may say so before publish() returned: the node's thread
+        matches acknowledgements to what it queued later, in `_settle`)."""
+        self._acks.append(mid)
+
+    def _settle(self) -> None:
+        while self._acks:
+            self._unacked.discard(self._acks.popleft())
 
     def check(self) -> None:
         if self.refused:
@@ -124,19 +124,18 @@ class MqttLink:
         if not (info.rc == MQTT_ERR_SUCCESS or (info.rc == MQTT_ERR_NO_CONN and self.settings.qos > 0)):
             self.context.count("mqtt_dropped")
             return False
-        with self._lock:  # never held while calling paho: its thread takes this lock inside its own
-            if info.mid in self._acked_early:
-                self._acked_early.discard(info.mid)
-            else:
-                self._unacked.add(info.mid)
+        self._unacked.add(info.mid)
+        self._settle()
         self.context.count("mqtt_published")
         return True
 
     def flush(self, timeout: float) -> int:
         """Wait up to `timeout` s for the broker to acknowledge what is queued; how many messages it has not."""
         deadline = time.monotonic() + timeout
+        self._settle()
         while self._unacked and time.monotonic() < deadline:
             time.sleep(0.02)
+            self._settle()
         return len(self._unacked)
 
     def close(self) -> None:
