@@ -46,6 +46,9 @@ class SequencerParams(Params):
     reorder_window: int = Field(64, ge=1, description="frames held while waiting for a missing one")
     missing_wait_s: float = Field(120, ge=0, description="with graph recovery: seconds a missing frame is waited for "
                                   "once the reorder window is full, while its node restarts (then it is skipped)")
+    idle_close_s: float = Field(60, gt=0, description="a stream's visit that sends no frame for this long has its open "
+                                "sequences closed: a camera whose source crashed, or that is gone (files end with "
+                                "their end of stream)")
 
 
 @dataclass
@@ -55,6 +58,8 @@ class VideoState:
     tracks: list[Track] = field(default_factory=list)
     next_frame: int = 0  # the frame after the last one processed
     missing_since: float | None = None  # when the reorder window filled while next_seq was missing
+    last_frame_at: float = field(default_factory=time.monotonic)  # when its last frame arrived
+    stream: bool = False  # a live stream's visit: it has no end of stream of its own when its source dies
 
     def resume_frame(self) -> int:
         """Where a rerun must start to rebuild every open track: the first frame of the oldest one."""
@@ -83,12 +88,14 @@ class SequencerNode(Node):
     inputs = {"in": Faces}
     outputs = {"out": Sequence, "update": Sequence}
     deploy = Deploy(image="zdg-faces")
-    preload = ("nodes.tracking",)
+    preload = ("nodes.tracking", "nodes.video_reader")
 
     def setup(self) -> None:
         from nodes import tracking
+        from nodes.video_reader import is_stream
 
         self.tracking = tracking
+        self.is_stream = is_stream
         self.rules: dict[str, LinkRule] = {}
         self.videos: dict[str, VideoState] = {}
 
@@ -107,8 +114,12 @@ class SequencerNode(Node):
         return self.rules[model]
 
     def process(self, faces: Faces) -> list[Sequence | Message]:
-        state = self.videos.setdefault(faces.video, VideoState())
+        state = self.videos.get(faces.video)
+        if state is None:
+            state = self.videos[faces.video] = VideoState(stream=self.is_stream(faces.video_path))
         state.pending[faces.seq] = faces
+        state.last_frame_at = time.monotonic()
+        idle = self._close_idle()  # other sources': already marked with their own resume frames
         out: list[Sequence | Message] = []
         if len(state.pending) > self.params.reorder_window and state.next_seq not in state.pending \
                 and self._gave_up_waiting(state):
@@ -119,7 +130,31 @@ class SequencerNode(Node):
             out += self._step(state, state.pending.pop(state.next_seq))
             state.next_seq += 1
             state.missing_since = None
-        return with_resume_frames(out, state.resume_frame())
+        return idle + with_resume_frames(out, state.resume_frame())
+
+    def idle(self) -> list[Sequence | Message]:
+        return self._close_idle()
+
+    def _close_idle(self) -> list[Sequence | Message]:
+        """Close every open sequence of the streams that have sent nothing for `idle_close_s` (they are forgotten)."""
+        now = time.monotonic()
+        idle = [video for video, state in self.videos.items()
+                if state.stream and now - state.last_frame_at > self.params.idle_close_s]
+        out: list[Sequence | Message] = []
+        for video in idle:
+            self.context.count("idle_sources_closed")
+            out += self._close_all(self.videos.pop(video))
+        return out
+
+    def _close_all(self, state: VideoState) -> list[Sequence | Message]:
+        """Held frames in order, then every open sequence closed: the source's end."""
+        closed: list[Sequence | Message] = []
+        for seq in sorted(state.pending):
+            closed += self._step(state, state.pending.pop(seq))
+        for track in state.tracks:
+            closed += self._close(track)
+        state.tracks = []
+        return with_resume_frames(closed, state.next_frame)
 
     def _gave_up_waiting(self, state: VideoState) -> bool:
         """Whether to skip the missing frame now: at once, unless the graph recovers through its epoch; then
@@ -185,11 +220,5 @@ class SequencerNode(Node):
             self.context.count("open_sequences_left_for_resume", sum(len(s.tracks) for s in self.videos.values()))
             return out
         for state in self.videos.values():
-            closed: list[Sequence | Message] = []
-            for seq in sorted(state.pending):
-                closed += self._step(state, state.pending.pop(seq))
-            for track in state.tracks:
-                closed += self._close(track)
-            state.tracks = []
-            out += with_resume_frames(closed, state.next_frame)
+            out += self._close_all(state)
         return out

@@ -61,6 +61,10 @@ class VideoSourceNode(SourceNode):
         """A live stream under graph recovery: frames since the checkpoint are kept to replay."""
         return self.stream and self.context.graph_recovery and self.params.replay_s > 0
 
+    @property
+    def replays_after_own_crash(self) -> bool:
+        return not self.stream  # a camera's past died with this process's replay buffer
+
     def setup(self) -> None:
         from nodes import video_reader
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from nodes.messages import Faces
@@ -152,3 +154,30 @@ def test_a_missing_frame_is_skipped_after_the_reorder_window_or_waited_for_while
         node.context.graph_recovery = True
         node.feed(*without_5)
         assert node.context.counters["missing_frames"] == 1, "the wait is bounded"
+
+
+def test_a_source_that_falls_silent_has_its_open_sequences_closed():
+    from dataclasses import replace
+
+    crashed = [replace(frame(i, [(0, 100 + i)]), video="cam@1", video_path="rtsp://cam") for i in range(10)]  # died here
+    after = [replace(frame(i, [(1, 500 + i)]), video="cam@2", video_path="rtsp://cam") for i in range(10)]  # its restart
+    with NodeHarness(SequencerNode, idle_close_s=0.2) as node:
+        node.feed(*crashed)
+        node.feed(after[0])
+        assert node.typed("out") == [], "not silent long enough yet"
+        time.sleep(0.3)
+        node.feed(*after[1:])
+        closed = node.typed("out")
+        assert [(s.video, s.size, s.resume_frame) for s in closed] == [("cam@1", 10, 19)], "closed whole, durable"
+        assert node.context.counters["idle_sources_closed"] == 1
+        assert [(s.video, s.size) for s in node.typed("out", finish=True)[1:]] == [("cam@2", 10)]
+    with NodeHarness(SequencerNode, idle_close_s=0.2) as node:
+        node.feed(*crashed)
+        time.sleep(0.3)
+        node.node.idle()  # nothing else flows: the worker calls idle() while no input arrives
+        assert node.context.counters["idle_sources_closed"] == 1
+    with NodeHarness(SequencerNode, idle_close_s=0.2) as node:
+        node.feed(*[frame(i, [(0, 100 + i)]) for i in range(10)])  # a file's frames (video_path "")
+        time.sleep(0.3)
+        node.node.idle()
+        assert not node.context.counters["idle_sources_closed"], "a file ends with its end of stream, however slow"

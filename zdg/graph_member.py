@@ -35,14 +35,19 @@ class GraphMember:
         self.in_place = False  # a source between frames: a newer epoch rewinds it instead of restarting it
         self.newer: int | None = None
 
-    def join(self, source: bool) -> None:
-        """Join the epoch (moving it on after a crash of ours) and watch it; a source then waits for the graph."""
-        joined = self.board.join(planned=os.environ.pop(PLANNED, None) is not None)
+    def join(self, source: bool, may_move: bool = True) -> None:
+        """Join the epoch (moving it on after a crash of ours, where `may_move`) and watch it; a source then waits
+        for the graph."""
+        joined = self.board.join(planned=os.environ.pop(PLANNED, None) is not None, may_move=may_move)
         self.epoch = joined.epoch
         if joined.moved:
             self.counts["graph_rewinds"] += 1
             self.log.warning("restarted after a crash: graph epoch %d, every node starts afresh and sources rewind to "
                              "their checkpoints", self.epoch)
+        elif joined.crashed:
+            self.counts["restarts_without_rewind"] += 1
+            self.log.warning("restarted after a crash: what this source gave cannot be given again (a live stream), "
+                             "so the graph goes on in epoch %d; the time it was down is lost", self.epoch)
         self.watcher = EpochWatcher(self.board, self.epoch, self._on_newer)
         self.watcher.start()
         if source:

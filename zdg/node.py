@@ -136,6 +136,13 @@ class SourceNode(Node):
         """The graph restarted (graph recovery): the next `generate()` starts where the graph's effects are durable
         (a checkpoint, a replay buffer); by default from the beginning."""
 
+    @property
+    def replays_after_own_crash(self) -> bool:
+        """Whether this source, restarted after a crash of its own, can give again what it gave before (a file can;
+        a live stream cannot: the graph then goes on as it is rather than restarting, and loses only the time the
+        source was down)."""
+        return True
+
     def set_progress(self, done: int, total: int | None) -> None:
         """Report progress shown in the runner's progress bar."""
         self.context.progress.update(done=done, total=total)

@@ -38,6 +38,7 @@ DDL = (
 class Joined:
     epoch: int
     moved: bool  # this start moved the graph to `epoch` (it replaces a run that died in the epoch before)
+    crashed: bool = False  # this start replaces a run that died in the current epoch (moved, unless told not to)
 
 
 class EpochBoard:
@@ -73,24 +74,26 @@ class EpochBoard:
                 log.warning("graph epoch: store unreachable (%s); retrying", str(exc).strip().splitlines()[0])
                 time.sleep(2)
 
-    def join(self, planned: bool, wait_s: float = 600) -> Joined:
-        """Join the current epoch; an unplanned start whose own run was still running in it moves the graph on."""
-        return self._waiting(lambda: self._join(planned), wait_s)
+    def join(self, planned: bool, wait_s: float = 600, may_move: bool = True) -> Joined:
+        """Join the current epoch; an unplanned start whose own run was still running in it moves the graph on
+        (unless `may_move` is False: then it only rejoins)."""
+        return self._waiting(lambda: self._join(planned, may_move), wait_s)
 
-    def _join(self, planned: bool) -> Joined:
+    def _join(self, planned: bool, may_move: bool = True) -> Joined:
         conn = self._connected()
         with conn.transaction():
             conn.execute("INSERT INTO zdg_graph_epochs (graph) VALUES (%s) ON CONFLICT DO NOTHING", (self.graph,))
             epoch = conn.execute("SELECT epoch FROM zdg_graph_epochs WHERE graph = %s FOR UPDATE", (self.graph,)).fetchone()[0]
             before = conn.execute("SELECT epoch, state FROM zdg_graph_members WHERE graph = %s AND member = %s",
                                   (self.graph, self.member)).fetchone()
-            moved = not planned and before is not None and before == (epoch, "running")
+            crashed = not planned and before is not None and before == (epoch, "running")
+            moved = crashed and may_move
             if moved:
                 epoch += 1
                 conn.execute("UPDATE zdg_graph_epochs SET epoch = %s, moved_by = %s, moved_at = now() WHERE graph = %s",
                              (epoch, self.member, self.graph))
             self._set(conn, epoch, "running")
-        return Joined(epoch, moved)
+        return Joined(epoch, moved, crashed)
 
     def _set(self, conn, epoch: int, state: str) -> None:  # noqa: ANN001
         conn.execute("INSERT INTO zdg_graph_members (graph, member, node, epoch, state) VALUES (%s, %s, %s, %s, %s) "

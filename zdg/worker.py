@@ -116,7 +116,8 @@ class Worker:
         self.metrics.state = "running"
         self._write_metrics(force=True)
         if self.member is not None:
-            self.member.join(isinstance(self.node, SourceNode))
+            source = isinstance(self.node, SourceNode)
+            self.member.join(source, may_move=not source or self.node.replays_after_own_crash)
         try:
             if isinstance(self.node, SourceNode):
                 self._run_source()

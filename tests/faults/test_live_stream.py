@@ -80,24 +80,25 @@ def metric(run_dir: Path, label: str, key: str) -> int:
         return 0
 
 
-def run_camera(stream: tuple[bytes, int], work: Path, kill_after: int | None = None) -> tuple[list[dict], str, dict]:
-    """The graph on the camera until its second loop is over, the sequencer killed after `kill_after` frames: the
-    export, what the run printed, and the source's counters."""
+def run_camera(stream: tuple[bytes, int], work: Path, kill_after: int | None = None, kill: str = "sequencer",
+               *settings: str) -> tuple[list[dict], str, dict]:
+    """The graph on the camera until its second loop is over, node `kill` killed after `kill_after` frames: the
+    export, what the run printed, and the counters of every replica (node.replica: counters)."""
     data, frames = stream
     camera = Camera(data, CLIP_S, loops=2)
     env = env_for(work / "store")
     run_dir = work / "run"
     cmd = [sys.executable, "-m", "zdg", "run", str(REPO / "graphs/video_reid.yaml"), "--no-progress", "--run-dir",
            str(run_dir), "--set", f"source.path={camera.url}", "--set", f"gallery.out_dir={work}/gallery",
-           "--set", "gallery.annotate_video=false"]
+           "--set", "gallery.annotate_video=false", *settings]
     proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         if kill_after is not None:
             deadline = time.monotonic() + 120
-            while metric(run_dir, "source.0", "out") < kill_after or pid_of(run_dir, "sequencer.0") is None:
+            while metric(run_dir, "source.0", "out") < kill_after or pid_of(run_dir, f"{kill}.0") is None:
                 assert time.monotonic() < deadline and proc.poll() is None
                 time.sleep(0.05)
-            os.kill(pid_of(run_dir, "sequencer.0"), signal.SIGKILL)
+            os.kill(pid_of(run_dir, f"{kill}.0"), signal.SIGKILL)
         assert camera.sent.wait(180), "the camera never finished sending"
         settled, last = time.monotonic(), -1  # the graph has done all it can: nothing moves for 5 s
         while time.monotonic() - settled < 5:
@@ -108,8 +109,8 @@ def run_camera(stream: tuple[bytes, int], work: Path, kill_after: int | None = N
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err
-        source = next(r for r in json.loads((run_dir / "metrics.json").read_text())["replicas"] if r["node"] == "source")
-        return export(env), err, source["counters"]
+        replicas = json.loads((run_dir / "metrics.json").read_text())["replicas"]
+        return export(env), err, {f"{r['node']}.{r['replica']}": r["counters"] for r in replicas}
     finally:
         proc.kill()
         camera.close()
@@ -128,6 +129,35 @@ def test_the_sequencer_killed_on_a_live_stream_loses_no_sequence(stream, tmp_pat
     assert len(expected) >= 3 and all(decided for *_, decided in expected.values())
     rows, err, counters = run_camera(stream, tmp_path / "killed", kill_after=50)
     assert "node sequencer.0 killed by SIGKILL" in err and "replaying from frame" in err
-    print(f"frames replayed {counters.get('frames_replayed')}, lost {counters.get('replay_frames_lost', 0)}")
-    assert counters.get("frames_replayed", 0) > 0 and not counters.get("replay_frames_lost")
+    source = counters["source.0"]
+    print(f"frames replayed {source.get('frames_replayed')}, lost {source.get('replay_frames_lost', 0)}")
+    assert source.get("frames_replayed", 0) > 0 and not source.get("replay_frames_lost")
     assert first_loop(rows, stream[1]) == expected
+
+
+def visits(rows: list[dict]) -> list[dict[str, tuple]]:
+    """The rows of each visit (a start of the source), in the order they started, by where they are in it."""
+    by_visit: dict[str, dict[str, tuple]] = {}
+    for r in rows:
+        visit, first, face = r["sequence_key"].rsplit(":", 2)
+        by_visit.setdefault(visit, {})[f"{first}:{face}"] = (r["first_frame"], r["last_frame"], r["faces"],
+                                                              r["cluster_id"] is not None or bool(r["junk"]))
+    return [by_visit[v] for v in sorted(by_visit)]
+
+
+def test_the_source_killed_on_a_live_stream_loses_only_the_time_it_was_down(stream, tmp_path):
+    """A camera's past cannot be read again: the graph goes on as it is (no restart), the restarted source starts a
+    new visit, and the open sequences of the first visit are closed once it has been silent, not dropped."""
+    fast = ("--set", "sequencer.idle_close_s=5")
+    clean = visits(run_camera(stream, tmp_path / "clean", None, "source", *fast)[0])[0]
+    rows, err, counters = run_camera(stream, tmp_path / "killed", 100, "source", *fast)
+    assert "node source.0 killed by SIGKILL" in err and "the time it was down is lost" in err
+    assert "graph moved to epoch" not in err, "nothing else restarted"
+    first, second = visits(rows)
+    assert counters["sequencer.0"].get("idle_sources_closed", 0) >= 1 and second, "the first visit closed; the second went on"
+    assert all(decided for *_, decided in first.values()) and all(decided for *_, decided in second.values())
+    kill_frame = 2 * 100  # at least this far (stride 2) when it was killed
+    ended_before = {k: v for k, v in clean.items() if v[1] < kill_frame - 40}
+    assert ended_before and all(first.get(k) == v for k, v in ended_before.items()), "what ended before is as clean"
+    open_at_kill = {k for k, v in clean.items() if v[0] < kill_frame <= v[1]}
+    assert open_at_kill and open_at_kill <= set(first), "a sequence on screen at the crash is stored, cut where it was"
