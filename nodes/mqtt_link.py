@@ -5,6 +5,7 @@ last will."""
 from __future__ import annotations
 
 import re
+import socket
 import stat
 import time
 from collections import deque
@@ -31,7 +32,8 @@ class MqttSettings(Params):
                                       f"else the {PASSWORD_ENV} variable")
     tls: bool = Field(False, description="connect with TLS")
     ca_file: str | None = Field(None, description="CA certificate to trust with tls (default: the system's)")
-    client_id: str = Field("", description="MQTT client id (default: <graph>-<node>-<replica>)")
+    client_id: str = Field("", description="MQTT client id (default: <graph>-<node>-<replica>@<host name>; a broker "
+                           "drops the older of two clients with one id)")
     qos: int = Field(1, ge=0, le=2, description="0: fire and forget (lost while the broker is away); 1 or 2: "
                      "queued while it is away")
     queue_max: int = Field(1000, ge=1, description="messages held while the broker is unreachable; more are dropped "
@@ -70,7 +72,7 @@ class MqttLink:
         self.connections = 0
         self._unacked: set[int] = set()  # ids of what publish() queued: only the node's thread touches it
         self._acks: deque[int] = deque()  # ids the broker acknowledged, appended by paho's thread
-        client_id = settings.client_id or f"{context.graph}-{context.name}-{context.replica}"
+        client_id = settings.client_id or f"{context.graph}-{context.name}-{context.replica}@{socket.gethostname()}"
         self.client: Client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id)
         if settings.username is not None:
             self.client.username_pw_set(settings.username, read_password(settings, context))
