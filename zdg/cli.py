@@ -16,6 +16,7 @@ from zdg.compose import ComposeError
 from zdg.config import GraphError, load_graph
 from zdg.deploy_cli import add_deploy_commands
 from zdg.images import DockerError
+from zdg.node import CommandError
 from zdg.private import PRIVATE_UMASK, UnsafeFolder, private_dir
 from zdg.registry import command_plugins
 from zdg.wiring import RUN_ROOT, default_run_dir
@@ -237,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     except (GraphError, YamlSyntaxError) as exc:
         print(exc, file=sys.stderr)
         return EXIT_INVALID
-    except (LookupError, FileNotFoundError, UnsafeFolder, ComposeError, DockerError) as exc:
+    except (LookupError, FileNotFoundError, UnsafeFolder, ComposeError, DockerError, CommandError) as exc:
         print(f"zdg: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -28,6 +28,11 @@ class FatalNodeError(RuntimeError):
     """Bad input or config that a restart cannot fix (missing file, corrupt video)."""
 
 
+class CommandError(RuntimeError):
+    """What a command cannot do, in one line a person can act on (not a truth file, no frame in the clip): `zdg`
+    prints it and exits 1; a library caller catches it."""
+
+
 @dataclass(frozen=True)
 class Deploy:
     """What a node needs where it is deployed; `zdg compose` reads this instead of guessing."""

@@ -46,7 +46,7 @@ def visit_rows(conn: psycopg.Connection, video: str, truth: Truth) -> list[Row]:
         "JOIN LATERAL (SELECT bbox FROM faces WHERE sequence_id = s.id ORDER BY frame, face_index LIMIT 1) f ON true "
         "WHERE so.name = %s ORDER BY s.first_frame, s.id", (video,)).fetchall()
     if not rows:
-        raise SystemExit(f"the store holds no sequence of video_id {video!r}")
+        raise LookupError(f"the store holds no sequence of video_id {video!r}")
     return [Row(ff, cid, truth.name_at(ff, x), sid, name, junk) for ff, x, cid, sid, name, junk in rows]
 
 
