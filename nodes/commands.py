@@ -231,10 +231,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     graph_arg(p)
     p.set_defaults(func=cmd_identities)
 
-    p = sub.add_parser("ui", help="the identity workbench in a browser: browse, search by photo, correct, live feed",
-                       description="Serves on localhost by default; any other address needs a token: $ZDG_UI_TOKEN, "
-                       "else one is generated and printed in the URL (use --certfile/--keyfile there). Answers only "
-                       "to its own address's Host names and --allow-host; changes only from its own pages.")
+    p = sub.add_parser("ui", help="the identity workbench in a browser: browse, search by photo, correct, live feed; "
+                       "a JSON API under /api/ (/api/docs)",
+                       description="Serves on localhost by default, with a token only when $ZDG_UI_TOKEN is set; any "
+                       "other address needs one: $ZDG_UI_TOKEN, else one is generated and printed in the URL (use "
+                       "--certfile/--keyfile there). Answers only to its own address's Host names and --allow-host; "
+                       "changes only from its own pages, or with the token as `Authorization: Bearer` (the API, "
+                       "described by /api/openapi.json).")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s)")
     p.add_argument("--port", type=int, default=8080)
     p.add_argument("--feed", help="endpoint of the reid topic (default: where `zdg run` of the graph publishes it)")
