@@ -57,6 +57,7 @@ def every_operation(web, photos, a: int, b: int, photo: Path) -> None:
     """Call each operation /api/openapi.json documents, on identities `a` (it has a crop) and `b` (renamed "Bo"),
     search and enrolment (of "Ross") with `photo` on `photos`; each answer has its documented status and schema."""
     doc = web.get("/api/openapi.json").json()
+    cropped = next(r for r in web.get(f"/api/identities/{a}/sequences").json()["items"] if r["crop_frames"])
     assert {"/api/identities", "/api/identities/{id}/sequences", "/api/search"} <= set(doc["paths"])
     upload = {"photos": (photo.name, photo.read_bytes(), "image/jpeg")}
     calls = {("/api/identities", "get"): lambda: web.get("/api/identities?limit=1"),
@@ -67,7 +68,10 @@ def every_operation(web, photos, a: int, b: int, photo: Path) -> None:
              ("/api/identities/{id}/{action}", "post"): lambda: web.post(f"/api/identities/{b}/rename", json={"name": "Bo"}),
              ("/api/enroll", "post"): lambda: photos.post("/api/enroll", data={"name": "Ross"}, files=upload),
              ("/api/search", "post"): lambda: photos.post("/api/search", files=upload),
-             ("/api/events", "get"): lambda: web.get("/api/events")}
+             ("/api/events", "get"): lambda: web.get("/api/events"),
+             ("/api/decisions", "get"): lambda: web.get("/api/decisions?limit=2"),
+             ("/api/sequences/{sequence}/crops/{frame}.png", "get"):
+                 lambda: web.get(f"/api/sequences/{cropped['id']}/crops/{cropped['crop_frames'][0]}.png")}
     documented = {(path, method) for path, ops in doc["paths"].items() for method in ops}
     assert documented == set(calls), "every documented operation is called here, and nothing else"
     for (path, method), call in calls.items():
@@ -115,6 +119,16 @@ def test_an_identitys_sequences_come_a_page_at_a_time(faces, tmp_path):
     first = web.get(f"/api/identities/{cluster}/sequences?limit=2", headers=BEARER).json()
     rest = web.get(f"/api/identities/{cluster}/sequences?limit=2&after={first['next_after']}", headers=BEARER).json()
     assert [r["id"] for r in first["items"] + rest["items"]] == sorted(s for s, _ in made) and rest["next_after"] is None
+
+
+def test_the_newest_decisions_come_first_a_page_at_a_time(faces, tmp_path):
+    web = api(faces, tmp_path, bearer=True)
+    made = people(faces, 0, 1, 2)
+    first = web.get("/api/decisions?limit=2").json()
+    assert [(r["id"], r["cluster_id"]) for r in first["items"]] == made[::-1][:2]
+    rest = web.get(f"/api/decisions?limit=2&before={first['next_before']}").json()
+    assert [(r["id"], r["cluster_id"]) for r in rest["items"]] == made[:1] and rest["next_before"] is None
+    assert web.get("/api/decisions?before=x").status_code == 400
 
 
 def test_corrections_answer_with_what_happened_or_why_not(faces, tmp_path):

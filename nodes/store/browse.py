@@ -38,15 +38,35 @@ class Event:
     actor: str | None
 
 
+@dataclass
+class DecidedSequence(SequenceRow):
+    """A stored sequence with what re-identification made of it: its identity (None: junk) and that one's name."""
+
+    cluster_id: int | None
+    name: str | None
+
+
+SEQUENCE_COLUMNS = (
+    "s.id, s.seq_key, so.name, so.path, s.first_frame, s.last_frame, s.first_ts, s.last_ts, s.size, s.distance, s.junk, "
+    "s.created_at, coalesce((SELECT array_agg(c.frame ORDER BY c.frame) FROM crops c WHERE c.sequence_id = s.id), '{}'), "
+    "so.camera, so.location, s.seen_at")
+
+
 def sequences_of(conn: psycopg.Connection, cluster_id: int) -> list[SequenceRow]:
     """The identity's sequences in the order they were seen (source, then frame), with their crops' frames."""
     rows = conn.execute(
-        "SELECT s.id, s.seq_key, so.name, so.path, s.first_frame, s.last_frame, s.first_ts, s.last_ts, s.size, "
-        "s.distance, s.junk, s.created_at, coalesce((SELECT array_agg(c.frame ORDER BY c.frame) FROM crops c "
-        "WHERE c.sequence_id = s.id), '{}'), so.camera, so.location, s.seen_at FROM sequences s JOIN sources so "
-        "ON so.id = s.source_id WHERE s.cluster_id = %s ORDER BY coalesce(s.seen_at, s.created_at), so.name, s.first_frame",
-        (cluster_id,)).fetchall()
+        f"SELECT {SEQUENCE_COLUMNS} FROM sequences s JOIN sources so ON so.id = s.source_id WHERE s.cluster_id = %s "
+        "ORDER BY coalesce(s.seen_at, s.created_at), so.name, s.first_frame", (cluster_id,)).fetchall()
     return [SequenceRow(*row) for row in rows]
+
+
+def recent_sequences(conn: psycopg.Connection, before: int | None, limit: int) -> list[DecidedSequence]:
+    """The newest stored sequences (ids below `before`, if given), newest first, with their identity and name."""
+    rows = conn.execute(
+        f"SELECT {SEQUENCE_COLUMNS}, s.cluster_id, cl.name FROM sequences s JOIN sources so ON so.id = s.source_id "
+        "LEFT JOIN clusters cl ON cl.id = s.cluster_id WHERE (%s::bigint IS NULL OR s.id < %s) ORDER BY s.id DESC LIMIT %s",
+        (before, before, limit)).fetchall()
+    return [DecidedSequence(*row) for row in rows]
 
 
 def crop(conn: psycopg.Connection, sequence_id: int, frame: int | None = None) -> bytes | None:

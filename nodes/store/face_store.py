@@ -10,7 +10,7 @@ import numpy as np
 if TYPE_CHECKING:
     from nodes.decision import Candidate, ReidSettings
     from nodes.messages import Sequence
-    from nodes.store.browse import Event, SequenceRow
+    from nodes.store.browse import DecidedSequence, Event, SequenceRow
     from nodes.store.clusters import Deleted, Identity
     from nodes.store.maintain import MaintenanceReport
     from nodes.store.reid import Decision, Query
@@ -89,6 +89,9 @@ class FaceStore(Protocol):
 
     def sequences(self, cluster_id: int) -> list[SequenceRow]:
         """An identity's sequences with source, frames, times and their crops' frames."""
+
+    def recent_sequences(self, before: int | None = None, limit: int = 50) -> list[DecidedSequence]:
+        """The newest stored sequences (ids below `before`), newest first, with their identity and its name."""
 
     def crop(self, sequence_id: int, frame: int | None = None) -> bytes | None: ...
 

@@ -122,6 +122,9 @@ class PgFaceStore:
     def sequences(self, cluster_id: int) -> list[browse.SequenceRow]:
         return browse.sequences_of(self.conn, self.resolve(cluster_id))
 
+    def recent_sequences(self, before: int | None = None, limit: int = 50) -> list[browse.DecidedSequence]:
+        return browse.recent_sequences(self.conn, before, limit)
+
     def crop(self, sequence_id: int, frame: int | None = None) -> bytes | None:
         return browse.crop(self.conn, sequence_id, frame)
 

@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from nodes.search import Match
-from nodes.store.browse import Event, SequenceRow
+from nodes.store.browse import DecidedSequence, Event, SequenceRow
 from nodes.store.clusters import Identity, KeptApart
 from nodes.ui.corrections import ACTIONS, perform
 from nodes.ui.guard import check_csrf
@@ -38,6 +38,11 @@ class SequencePage(BaseModel):
 
 class EventList(BaseModel):
     items: list[Event]
+
+
+class DecisionPage(BaseModel):
+    items: list[DecidedSequence]
+    next_before: int | None = Field(description="pass as ?before= for the next (older) page; null on the last one")
 
 
 class SearchResult(BaseModel):
@@ -143,6 +148,31 @@ def identity_events(request: Request) -> Response:
     if isinstance(found, Response) or isinstance(page, Response):
         return found if isinstance(found, Response) else page
     return answer(EventList(items=bench(request).store.events(found, page[1])))
+
+
+def recent_decisions(request: Request) -> Response:
+    page = paging(request, 50)
+    if isinstance(page, Response):
+        return page
+    raw = request.query_params.get("before")
+    if raw is not None and (not raw.isdigit() or len(raw) > 18):
+        return problem(400, "before: expected a whole number")
+    limit = page[1]
+    rows = bench(request).store.recent_sequences(int(raw) if raw else None, limit + 1)
+    return answer(DecisionPage(items=rows[:limit], next_before=rows[limit - 1].id if len(rows) > limit else None))
+
+
+def sequence_crop(request: Request) -> Response:
+    from nodes.ui.app import png
+
+    return png(bench(request).store.crop(request.path_params["sequence"], request.path_params["frame"]))
+
+
+def identity_face(request: Request) -> Response:
+    from nodes.ui.app import png
+
+    crops = bench(request).store.crops(request.path_params["id"], 1)
+    return png(crops[0][0] if crops else None)
 
 
 def recent_events(request: Request) -> Response:

@@ -19,6 +19,7 @@ from nodes.ui import api
 REF = "#/components/schemas/{model}"
 PAGING = [("after", "the last id of the previous page (0: from the start)"), ("limit", f"items (1 to {api.MAX_PAGE})")]
 ID = [("id", "an identity's id (one merged away redirects, 308, to the one it was merged into)")]
+CROP = [("sequence", "a sequence's id"), ("frame", "one of its crop_frames")]
 PNG = {"content": {"image/png": {}}}
 
 
@@ -43,20 +44,25 @@ OPERATIONS = [
               api.SequencePage, tuple(PAGING)),
     Operation("GET", "/identities/{id}/events", api.identity_events, "its history (corrections, merges), newest first",
               api.EventList, (PAGING[1],)),
-    Operation("GET", "/identities/{id}/face.png", None, "its best face crop", None),
+    Operation("GET", "/identities/{id}/face.png", api.identity_face, "its best face crop", None),
     Operation("POST", "/identities/{id}/{action}", api.correct, "a correction: rename, merge, different, delete, split "
               "or move (fields in the body)", api.Done, body=api.Correction),
     Operation("POST", "/search", api.search, "the identities nearest to the faces in one or more photos",
               api.SearchResult, upload=()),
     Operation("POST", "/enroll", api.enroll, "add photos of a named person (the named identity)", api.Enrolled,
               upload=("name",), status=201),
+    Operation("GET", "/decisions", api.recent_decisions, "the newest stored sequences with their identity (null: "
+              "junk), newest first", api.DecisionPage, (("before", "the last id of the previous page"), PAGING[1])),
+    Operation("GET", "/sequences/{sequence}/crops/{frame}.png", api.sequence_crop, "a sequence's stored crop of a "
+              "frame (its crop_frames)", None),
     Operation("GET", "/events", api.recent_events, "the store's recent history, newest first", api.EventList,
               (PAGING[1],)),
 ]
 
 
 def starlette_path(path: str) -> str:
-    return path.replace("{id}", "{id:id}").replace("{action}", "{action:str}")
+    return path.replace("{id}", "{id:id}").replace("{action}", "{action:str}").replace("{sequence}", "{sequence:id}") \
+        .replace("{frame}", "{frame:id}")
 
 
 def schemas() -> dict[str, Any]:
@@ -68,7 +74,7 @@ def schemas() -> dict[str, Any]:
 
 def operation_doc(op: Operation) -> dict[str, Any]:
     params = [{"name": n, "in": "path", "required": True, "description": d, "schema": {"type": "integer"}}
-              for n, d in ID if "{id}" in op.path]
+              for n, d in [*ID, *CROP] if f"{{{n}}}" in op.path]
     if "{action}" in op.path:
         params.append({"name": "action", "in": "path", "required": True, "schema": {"enum": list(api.ACTIONS)}})
     params += [{"name": n, "in": "query", "required": False, "description": d, "schema": {"type": "integer"}}
@@ -114,7 +120,7 @@ def docs(request: Request) -> Response:
     for op in OPERATIONS:
         path = f"/api{op.path}"
         shown = f'<a href="{path}">{path}</a>' if op.method == "GET" and "{" not in path else html.escape(path)
-        params = ", ".join(n for n, _ in ID if "{id}" in path) + "".join(f", ?{n}=" for n, _ in op.query)
+        params = ", ".join(n for n, _ in [*ID, *CROP] if f"{{{n}}}" in path) + "".join(f", ?{n}=" for n, _ in op.query)
         curl = f"curl -H 'Authorization: Bearer $TOKEN' -X {op.method} http://HOST:PORT{path}"
         rows.append(f"<tr><td>{op.method}</td><td>{shown}</td><td>{html.escape(op.summary)}</td>"
                     f"<td>{html.escape(params.strip(', '))}</td><td><code>{html.escape(curl)}</code></td></tr>")
@@ -125,7 +131,6 @@ def docs(request: Request) -> Response:
                         + "".join(rows) + "</table></body></html>")
 
 
-def routes(face_png: Callable) -> list[Route]:
-    """The API's routes; `face_png` serves an identity's best crop (the pages' own handler)."""
-    found = [Route(f"/api{starlette_path(op.path)}", op.handler or face_png, methods=[op.method]) for op in OPERATIONS]
+def routes() -> list[Route]:
+    found = [Route(f"/api{starlette_path(op.path)}", op.handler, methods=[op.method]) for op in OPERATIONS]
     return [*found, Route("/api/openapi.json", openapi_json), Route("/api/docs", docs)]

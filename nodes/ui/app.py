@@ -165,15 +165,6 @@ async def correct(request: Request) -> Response:
     return done or PlainTextResponse(f"no action {request.path_params['action']!r:.40}", status_code=404)
 
 
-def identity_face(request: Request) -> Response:
-    crops = bench(request).store.crops(request.path_params["id"], 1)
-    return png(crops[0][0] if crops else None)
-
-
-def sequence_crop(request: Request) -> Response:
-    return png(bench(request).store.crop(request.path_params["sequence"], request.path_params["frame"]))
-
-
 def png(data: bytes | None) -> Response:
     if data is None:
         return PlainTextResponse("no crop stored", status_code=404)
@@ -255,15 +246,15 @@ def make_app(wb: Workbench, guard: GuardSettings | None = None) -> Starlette:
     app = Starlette(exception_handlers={UndefinedTable: empty_store, HTTPException: plain_error}, routes=[
         Route("/", identities),
         Route("/identity/{id:id}", identity),
-        Route("/identity/{id:id}/face.png", identity_face),
+        Route("/identity/{id:id}/face.png", api.identity_face),
         Route("/identity/{id:id}/{action:str}", correct, methods=["POST"]),
-        Route("/crop/{sequence:id}/{frame:id}.png", sequence_crop),
+        Route("/crop/{sequence:id}/{frame:id}.png", api.sequence_crop),
         Route("/search", search_page, methods=["GET", "POST"]),
         Route("/watch/{source:str}", watch),
         Route("/video/{source:str}", video),
         Route("/live", live),
         Route("/events", events),
-        *api_routes.routes(identity_face),
+        *api_routes.routes(),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ], middleware=[Middleware(Guard, settings=guard or GuardSettings.listening_on("127.0.0.1"))])
     app.state.bench = wb
