@@ -1,12 +1,13 @@
 """A node's connection to an MQTT broker (paho-mqtt): login, TLS, reconnect with back-off, a bounded queue
-while the broker is away (what it cannot hold is dropped and counted), and an availability topic with a
-last will."""
+while the broker is away (what it cannot hold is dropped and counted) that is sent in order before anything
+newer, and an availability topic with a last will."""
 
 from __future__ import annotations
 
 import re
 import socket
 import stat
+import threading
 import time
 from collections import deque
 from pathlib import Path
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from paho.mqtt.client import Client
 
 PASSWORD_ENV = "ZDG_MQTT_PASSWORD"
+CONNECT_WAIT_S = 5  # at start, how long to wait for the broker before going on (messages wait for it)
 
 
 class MqttSettings(Params):
@@ -61,8 +63,8 @@ def read_password(settings: MqttSettings, context: NodeContext) -> str | None:
 
 
 class MqttLink:
-    """A started paho client. `publish` never blocks: while the broker is away QoS 1/2 messages wait in a
-    queue of `queue_max`; `check` raises once the broker has refused the login (a restart cannot fix that)."""
+    """A started paho client. `publish` never blocks: while the broker is away messages wait in a queue of
+    `queue_max`; `check` raises once the broker has refused the login (a restart cannot fix that)."""
 
     def __init__(self, settings: MqttSettings, context: NodeContext, availability: str) -> None:
         from paho.mqtt import client as mqtt
@@ -72,6 +74,8 @@ class MqttLink:
         self.connections = 0
         self._unacked: set[int] = set()  # ids of what publish() queued: only the node's thread touches it
         self._acks: deque[int] = deque()  # ids the broker acknowledged, appended by paho's thread
+        self._waiting: deque[tuple[str, str | bytes, bool]] = deque()  # held while the broker is away, oldest first
+        self._first_connection = threading.Event()
         client_id = settings.client_id or f"{context.graph}-{context.name}-{context.replica}@{socket.gethostname()}"
         self.client: Client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id)
         if settings.username is not None:
@@ -86,12 +90,16 @@ class MqttLink:
         self.client.on_publish = self._acknowledged
         self.client.connect_async(settings.host, settings.port, settings.keepalive_s)
         self.client.loop_start()
+        if not self._first_connection.wait(CONNECT_WAIT_S) and not self.refused:
+            context.log.warning("MQTT broker %s:%s not reached yet; messages wait (up to queue_max) until it is",
+                                settings.host, settings.port)
 
     def _connected(self, client: Client, userdata, flags, reason, properties) -> None:
         where = f"{self.settings.host}:{self.settings.port}"
         if reason.is_failure:
             if reason.value in (0x04, 0x05, 0x86, 0x87):  # bad user name or password / not authorised
                 self.refused = f"the MQTT broker {where} refused the login ({reason}): check username and password"
+                self._first_connection.set()  # nothing to wait for
             self.context.log.warning("MQTT broker %s refused the connection: %s", where, reason)
             return
         self.connections += 1
@@ -99,6 +107,7 @@ class MqttLink:
             self.context.count("mqtt_reconnects")
         self.context.log.info("MQTT connected to %s", where)
         client.publish(self.availability, "online", qos=1, retain=True)
+        self._first_connection.set()
 
     def _disconnected(self, client: Client, userdata, flags, reason, properties) -> None:
         if reason.is_failure:
@@ -119,26 +128,39 @@ class MqttLink:
             raise FatalNodeError(self.refused)
 
     def publish(self, topic: str, payload: str | bytes, retain: bool = False) -> bool:
-        """Queue one message; False when it was dropped (queue full, or QoS 0 while the broker is away)."""
-        from paho.mqtt.client import MQTT_ERR_NO_CONN, MQTT_ERR_SUCCESS
-
-        info = self.client.publish(topic, payload, qos=self.settings.qos, retain=retain)
-        if not (info.rc == MQTT_ERR_SUCCESS or (info.rc == MQTT_ERR_NO_CONN and self.settings.qos > 0)):
+        """Send one message, or hold it while the broker is away; False when it was dropped (the queue is full).
+        What was held goes first, so the broker sees messages in the order they were made (a retained sighting
+        is never overwritten by an older one)."""
+        if len(self._waiting) >= self.settings.queue_max:
             self.context.count("mqtt_dropped")
             return False
-        self._unacked.add(info.mid)
-        self._settle()
-        self.context.count("mqtt_published")
+        self._waiting.append((topic, payload, retain))
+        self.send_waiting()
         return True
+
+    def send_waiting(self) -> None:
+        """Hand what is held to paho, oldest first, while connected (the node's thread: publish, idle, flush)."""
+        from paho.mqtt.client import MQTT_ERR_NO_CONN, MQTT_ERR_SUCCESS
+
+        while self._waiting and self.client.is_connected():
+            topic, payload, retain = self._waiting[0]
+            info = self.client.publish(topic, payload, qos=self.settings.qos, retain=retain)
+            taken = info.rc == MQTT_ERR_SUCCESS or (info.rc == MQTT_ERR_NO_CONN and self.settings.qos > 0)  # paho resends
+            if not taken:  # paho's own queue is full, or QoS 0 and the connection just went: it stays first in line
+                break
+            self._waiting.popleft()
+            self._unacked.add(info.mid)
+            self.context.count("mqtt_published")
+        self._settle()
 
     def flush(self, timeout: float) -> int:
         """Wait up to `timeout` s for the broker to acknowledge what is queued; how many messages it has not."""
         deadline = time.monotonic() + timeout
-        self._settle()
-        while self._unacked and time.monotonic() < deadline:
+        self.send_waiting()
+        while (self._unacked or self._waiting) and time.monotonic() < deadline:
             time.sleep(0.02)
-            self._settle()
-        return len(self._unacked)
+            self.send_waiting()
+        return len(self._unacked) + len(self._waiting)
 
     def close(self) -> None:
         """Say offline (retained) and disconnect."""

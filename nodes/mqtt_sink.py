@@ -66,6 +66,9 @@ class MqttSinkNode(DecisionsToMqtt):
             if decision.name:
                 self._announce_identity(decision.cluster_id, decision.name)
 
+    def idle(self) -> None:
+        self.link.send_waiting()  # the broker came back while no decision arrived
+
     def _forget(self, cluster_id: int) -> None:
         """A merged-away cluster: its retained sighting, snapshot and discovery entity are cleared."""
         identity = f"{self.prefix}/identity/{cluster_id}"

@@ -86,6 +86,10 @@ class WatchAlertsNode(DecisionsToMqtt):
         if len(self.last_seen) > 10_000:
             self.last_seen = {k: t for k, t in self.last_seen.items() if now - t <= self.params.visit_gap_s}
 
+    def idle(self) -> None:
+        if self.link is not None:
+            self.link.send_waiting()
+
     def _alert(self, rule: WatchRule, decision: ReidDecision) -> None:
         self.context.count("alerts")
         alert = {"rule": rule.name, "label": decision.label, "name": decision.name, "cluster_id": decision.cluster_id,

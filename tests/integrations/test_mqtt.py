@@ -92,6 +92,7 @@ def test_decisions_made_while_the_broker_restarts_are_delivered_and_a_full_queue
             assert node.context.counters["mqtt_dropped"] == 0 and node.context.counters["mqtt_reconnects"] == 1
             stop()
             broker.stop()
+            heard.wait(lambda: not node.node.link.client.is_connected(), what="the node noticing the broker gone")
             node.feed(*[decision(n, 1) for n in range(11, 31)])  # 60 messages for a queue of 40
             assert node.context.counters["mqtt_dropped"] == 60 - 40
         finally:
