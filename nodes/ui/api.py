@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import ImmutableMultiDict, UploadFile
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
 from nodes.search import Match
 from nodes.store.browse import DecidedSequence, Event, SequenceRow
@@ -162,15 +162,17 @@ def recent_decisions(request: Request) -> Response:
     return answer(DecisionPage(items=rows[:limit], next_before=rows[limit - 1].id if len(rows) > limit else None))
 
 
-def sequence_crop(request: Request) -> Response:
-    from nodes.ui.app import png
+def png(data: bytes | None) -> Response:
+    if data is None:
+        return PlainTextResponse("no crop stored", status_code=404)
+    return Response(bytes(data), media_type="image/png")  # never cached (guard): a deleted face must not linger
 
+
+def sequence_crop(request: Request) -> Response:
     return png(bench(request).store.crop(request.path_params["sequence"], request.path_params["frame"]))
 
 
 def identity_face(request: Request) -> Response:
-    from nodes.ui.app import png
-
     crops = bench(request).store.crops(request.path_params["id"], 1)
     return png(crops[0][0] if crops else None)
 

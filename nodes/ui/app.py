@@ -165,12 +165,6 @@ async def correct(request: Request) -> Response:
     return done or PlainTextResponse(f"no action {request.path_params['action']!r:.40}", status_code=404)
 
 
-def png(data: bytes | None) -> Response:
-    if data is None:
-        return PlainTextResponse("no crop stored", status_code=404)
-    return Response(bytes(data), media_type="image/png")  # never cached (guard): a deleted face must not linger
-
-
 def search_photos(wb: Workbench, uploads: list[Upload]) -> dict[str, Any]:
     """The search page's context for the uploaded photos (PhotoTooLarge when one is over the pixel cap)."""
     from nodes.search import photo_embeddings, search
