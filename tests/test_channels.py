@@ -11,6 +11,7 @@ import zmq
 
 from zdg.channels import InChannel, OutChannel
 from zdg.config import build_graph
+from zdg.endpoints import bind
 from zdg.message import Message, decode, encode
 from zdg.metrics import Metrics
 from zdg.wiring import Transport, compile_plan
@@ -83,3 +84,19 @@ def test_restarted_receiver_still_gets_end_of_stream(pattern):
     out.close()
     second.close()
     ctx.term()
+
+
+def test_a_port_still_held_is_waited_for_then_named():
+    holder = zmq.Context.instance().socket(zmq.ROUTER)
+    port = holder.bind_to_random_port("tcp://127.0.0.1")
+    address = f"tcp://127.0.0.1:{port}"
+    sock = zmq.Context.instance().socket(zmq.ROUTER)
+    try:
+        with pytest.raises(OSError, match=f"link e1: {address} is still in use"):
+            bind(sock, address, "e1", wait_s=0.6)
+        threading.Timer(0.7, holder.close).start()
+        bind(sock, address, "e1", wait_s=10)  # freed by its holder meanwhile: this end takes it
+        assert sock.last_endpoint.decode() == address
+    finally:
+        sock.close(0)
+        holder.close(0)

@@ -21,7 +21,7 @@ import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from zdg.config import Settings
-from zdg.curve import MissingKeyError
+from zdg.endpoints import attach
 from zdg.metrics import Metrics
 from zdg.wiring import Link, Transport
 
@@ -30,26 +30,6 @@ HELLO, CREDIT, EOS_ACK = b"H", b"C", b"A"
 DROP_LINGER_MS = 2_000  # drop-policy edges give up queued messages this long after close
 EOS_RESEND_S = 2.0  # unacknowledged end of stream is sent again (a restarted peer missed it)
 SOCKET_TYPES = {"XPUB": zmq.XPUB, "ROUTER": zmq.ROUTER, "DEALER": zmq.DEALER, "XSUB": zmq.XSUB}
-
-
-def _attach(sock: zmq.Socket, link: Link, transport: Transport, binds: bool) -> None:
-    if link.secure:
-        if transport.keys is None:
-            raise MissingKeyError(f"topic {link.topic!r} is secure: give the box's key folder (--keys or $ZDG_KEYS, "
-                                  "made by `zdg keys GRAPH --client NAME`)")
-        transport.keys.serve(sock)
-    elif link.crosses_boxes and transport.kind == "tcp":
-        if transport.keys is None:
-            raise MissingKeyError(f"link {link.id} crosses boxes ({link.src_host} -> {link.dst_host}): "
-                                  "give the box's key folder (--keys or $ZDG_KEYS, made by `zdg keys`)")
-        if binds:
-            transport.keys.serve(sock)
-        else:
-            transport.keys.connect_to(sock, link.binder_host)
-    if binds:
-        sock.bind(transport.bind_address(link))
-    else:
-        sock.connect(transport.connect_address(link))
 
 
 def _credit(kind: bytes, rest: list[bytes]) -> int | None:
@@ -82,7 +62,7 @@ class OutChannel:
         if self.kind == "ROUTER":
             self.sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
             self.sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
-        _attach(self.sock, link, transport, link.binder == "src")
+        attach(self.sock, link, transport, link.binder == "src")
         self.credits: dict[bytes, int] = {}
         self.acked: set[bytes] = set()
         self.peer_prefix = f"{link.dst_port}:{link.dst}.".encode()  # the routing ids of this link's receivers
@@ -240,7 +220,7 @@ class InChannel:
             self.sock.setsockopt(zmq.ROUTING_ID, f"{link.dst_port}:".encode() + self.identity)
             # HELLO on every handshake: a restarted upstream node starts with no credit for this peer
             self.monitor = self.sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
-        _attach(self.sock, link, transport, link.binder == "dst")
+        attach(self.sock, link, transport, link.binder == "dst")
         if self.kind == "XSUB":
             self.sock.send(b"\x01" + link.topic.encode())  # subscribe (re-sent to publishers that join later)
 
