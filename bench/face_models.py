@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def found(ours: list, theirs: list) -> int:
     """Faces of `ours` that `theirs` has too (IoU >= 0.5 in the same frame)."""
-    from nodes.tracking import iou_matrix
+    from nodes.vision.tracking import iou_matrix
 
     return sum(int((iou_matrix(o.boxes_xyxy, t.boxes_xyxy).max(axis=1) >= 0.5).sum())
                for o, t in zip(ours, theirs, strict=True) if len(o) and len(t))

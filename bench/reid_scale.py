@@ -34,7 +34,7 @@ import numpy as np
 import psycopg
 from psycopg import sql
 
-from nodes.decision import ReidSettings, ranked
+from nodes.matching.decision import ReidSettings, ranked
 from nodes.messages import Sequence
 from nodes.store.pg import PgFaceStore
 from nodes.store.reid import Query

@@ -29,11 +29,11 @@ class DbWriterNode(Node):
     inputs = {"in": Sequence}
     outputs = {"out": Sequence}
     deploy = Deploy(image="zdg-faces", store=True)
-    preload = ("nodes.store_client", "nodes.store.pg")
+    preload = ("nodes.store.handle", "nodes.store.pg")
     batch_timeout_ms = 200
 
     def setup(self) -> None:
-        from nodes.store_client import StoreClient
+        from nodes.store.handle import StoreClient
 
         self.batch_size = self.params.batch_size
         self.client = StoreClient(self.params, self.context.env, self.log, self.context.count)

@@ -10,7 +10,7 @@ from pydantic import Field
 
 from nodes.environment import FaceEnvironment
 from nodes.messages import CROP_SIZE, Faces, Frame, camera_of
-from nodes.providers import GPU_PROVIDERS, Providers
+from nodes.vision.providers import GPU_PROVIDERS, Providers
 from zdg.node import Deploy, Node, Params
 
 
@@ -51,7 +51,7 @@ class DetectorNode(Node):
     inputs = {"in": Frame}
     outputs = {"out": Faces}
     deploy = Deploy(image="zdg-faces", models=True)
-    preload = ("nodes.models", "nodes.pose", "insightface.model_zoo", "insightface.utils.face_align")
+    preload = ("nodes.vision.models", "nodes.vision.pose", "insightface.model_zoo", "insightface.utils.face_align")
 
     @classmethod
     def deployment(cls, params: DetectorParams) -> Deploy:
@@ -60,8 +60,8 @@ class DetectorNode(Node):
     def setup(self) -> None:
         from insightface.utils.face_align import norm_crop
 
-        from nodes.models import load_model
-        from nodes.pose import sharpness, yaw_pitch_from_kps
+        from nodes.vision.models import load_model
+        from nodes.vision.pose import sharpness, yaw_pitch_from_kps
 
         p = self.params
         root = FaceEnvironment.of(self.context.env).model_root_for(p.model_root)

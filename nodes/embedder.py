@@ -11,9 +11,9 @@ import numpy as np
 from pydantic import Field
 
 from nodes.environment import FaceEnvironment
+from nodes.matching.setdist import l2_normalise
 from nodes.messages import Faces
-from nodes.providers import GPU_PROVIDERS, Providers
-from nodes.setdist import l2_normalise
+from nodes.vision.providers import GPU_PROVIDERS, Providers
 from zdg.node import Deploy, Node, Params
 
 
@@ -37,14 +37,14 @@ class EmbedderNode(Node):
     inputs = {"in": Faces}
     outputs = {"out": Faces}
     deploy = Deploy(image="zdg-faces", models=True)
-    preload = ("nodes.recognisers", "insightface.model_zoo")
+    preload = ("nodes.vision.recognisers", "insightface.model_zoo")
 
     @classmethod
     def deployment(cls, params: EmbedderParams) -> Deploy:
         return Deploy(image="zdg-faces", models=True, gpu=params.backend == "insightface" and params.providers in GPU_PROVIDERS)
 
     def setup(self) -> None:
-        from nodes.recognisers import DlibRecogniser, InsightfaceRecogniser
+        from nodes.vision.recognisers import DlibRecogniser, InsightfaceRecogniser
 
         p = self.params
         self.batch_size = p.batch_size

@@ -28,7 +28,7 @@ class FaceEnvironment:
                    env.get("ZDG_MODEL_ROOT") or None, Path(env.get("ZDG_DATA_ROOT") or SHARED_DATA))
 
     def model_root_for(self, param: str | None) -> str | None:
-        """A node's `model_root` param, else $ZDG_MODEL_ROOT (nodes.models then tries ~/.insightface)."""
+        """A node's `model_root` param, else $ZDG_MODEL_ROOT (nodes.vision.models then tries ~/.insightface)."""
         return param or self.model_root
 
     @property

@@ -27,11 +27,11 @@ class GallerySinkNode(SinkNode):
     Params = GallerySinkParams
     inputs = {"in": (Sequence, ReidDecision)}
     deploy = Deploy(image="zdg-faces", models=True)  # reads the clips it annotates
-    preload = ("nodes.annotate", "nodes.video_reader")
+    preload = ("nodes.vision.annotate", "nodes.vision.video_reader")
 
     def setup(self) -> None:
-        from nodes import annotate
-        from nodes.video_reader import is_stream
+        from nodes.vision import annotate
+        from nodes.vision.video_reader import is_stream
 
         self.annotate = annotate
         self.is_stream = is_stream

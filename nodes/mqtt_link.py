@@ -176,10 +176,10 @@ class DecisionsToMqtt(SinkNode):
 
     inputs = {"in": ReidDecision}
     deploy = Deploy(image="zdg-faces")
-    preload = ("nodes.annotate", "paho.mqtt.client")
+    preload = ("nodes.vision.annotate", "paho.mqtt.client")
 
     def setup(self) -> None:
-        from nodes.annotate import crop_jpeg
+        from nodes.vision.annotate import crop_jpeg
 
         self.crop_jpeg = crop_jpeg
         self.prefix = f"{self.params.topic_prefix}/{topic_part(self.context.graph)}"

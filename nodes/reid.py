@@ -7,13 +7,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 from pydantic import Field
 
-from nodes.decision import ReidSettings, for_model
 from nodes.environment import StoreParams
+from nodes.matching.decision import ReidSettings, for_model
 from nodes.messages import CROP_SIZE, ReidDecision, Sequence
 from zdg.node import Deploy, Node
 
 if TYPE_CHECKING:
-    from nodes.decision import Candidate
+    from nodes.matching.decision import Candidate
     from nodes.store.face_store import FaceStore
 
 FINISHED = 2**31 - 1  # a checkpoint past any end frame: the source was read to its end and all of it is durable
@@ -36,10 +36,10 @@ class ReidNode(Node):
     inputs = {"in": Sequence, "open": Sequence}
     outputs = {"out": ReidDecision}
     deploy = Deploy(image="zdg-faces", store=True)
-    preload = ("nodes.store_client", "nodes.store.pg")
+    preload = ("nodes.store.handle", "nodes.store.pg")
 
     def setup(self) -> None:
-        from nodes.store_client import StoreClient
+        from nodes.store.handle import StoreClient
 
         self.client = StoreClient(self.params, self.context.env, self.log, self.context.count)
         self.decisions = 0
@@ -54,7 +54,7 @@ class ReidNode(Node):
         return self.settings[model]
 
     def process(self, seq: Sequence) -> list[ReidDecision]:
-        from nodes.quality import junk_reason
+        from nodes.matching.quality import junk_reason
         from nodes.store.reid import Query
 
         if not seq.closed:
@@ -82,8 +82,8 @@ class ReidNode(Node):
         """The cluster an open sequence would join now (None: nobody yet); none for one that looks like junk."""
         from dataclasses import replace
 
-        from nodes.decision import choose
-        from nodes.quality import junk_reason
+        from nodes.matching.decision import choose
+        from nodes.matching.quality import junk_reason
 
         settings = self.settings_for(seq.model)
         if junk_reason(seq, settings):

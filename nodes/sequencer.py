@@ -23,7 +23,7 @@ from zdg.message import Message
 from zdg.node import Deploy, Node, Params
 
 if TYPE_CHECKING:
-    from nodes.tracking import LinkRule, Track
+    from nodes.vision.tracking import LinkRule, Track
 
 
 class SequencerParams(Params):
@@ -88,11 +88,11 @@ class SequencerNode(Node):
     inputs = {"in": Faces}
     outputs = {"out": Sequence, "update": Sequence}
     deploy = Deploy(image="zdg-faces")
-    preload = ("nodes.tracking", "nodes.video_reader")
+    preload = ("nodes.vision.tracking", "nodes.vision.video_reader")
 
     def setup(self) -> None:
-        from nodes import tracking
-        from nodes.video_reader import is_stream
+        from nodes.vision import tracking
+        from nodes.vision.video_reader import is_stream
 
         self.tracking = tracking
         self.is_stream = is_stream
@@ -105,7 +105,7 @@ class SequencerNode(Node):
             p = self.params
             link, split = p.min_cosine, p.split_cosine
             if link is None or split is None:
-                from nodes.thresholds import load_thresholds
+                from nodes.matching.thresholds import load_thresholds
 
                 calibrated = load_thresholds(model, p.calibration)
                 link = calibrated.link_cosine if link is None else link

@@ -14,7 +14,7 @@ from pydantic import Field
 
 from nodes.environment import FaceEnvironment, StoreParams
 from nodes.messages import Frame
-from nodes.replay_buffer import ReplayBuffer
+from nodes.vision.replay_buffer import ReplayBuffer
 from zdg.node import Deploy, FatalNodeError, SourceNode
 
 
@@ -50,7 +50,7 @@ class VideoSourceNode(SourceNode):
     Params = VideoSourceParams
     outputs = {"out": Frame}
     deploy = Deploy(image="zdg-faces", models=True)
-    preload = ("nodes.video_reader",)
+    preload = ("nodes.vision.video_reader",)
 
     @classmethod
     def deployment(cls, params: VideoSourceParams) -> Deploy:
@@ -66,7 +66,7 @@ class VideoSourceNode(SourceNode):
         return not self.stream  # a camera's past died with this process's replay buffer
 
     def setup(self) -> None:
-        from nodes import video_reader
+        from nodes.vision import video_reader
 
         self.reader = video_reader
         self.path = self.params.path or FaceEnvironment.of(self.context.env).default_clip
@@ -96,7 +96,7 @@ class VideoSourceNode(SourceNode):
         self.replay_from: int | None = None
         self.checkpoint_at, self.checkpoint_read = 0, 0.0
         if (self.params.checkpoint and not self.stream) or self.replays:
-            from nodes.store_client import StoreClient
+            from nodes.store.handle import StoreClient
 
             self.client = StoreClient(self.params, self.context.env, self.log, self.context.count)
         if self.replays:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nodes.decision import ReidSettings
+from nodes.matching.decision import ReidSettings
 from nodes.messages import Sequence
 from nodes.store.pg import PgFaceStore
 from nodes.store.reid import Query

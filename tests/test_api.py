@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from starlette.testclient import TestClient
 
-from nodes.ui.app import Workbench, make_app
-from nodes.ui.guard import GuardSettings
+from nodes.app.ui.app import Workbench, make_app
+from nodes.app.ui.guard import GuardSettings
 from tests.conftest import REPO, fresh_database, shared_path
 from tests.stored import decide, person, sequence, store
 from tests.test_ui import S, people
@@ -36,7 +36,7 @@ def conforms(doc: dict, path: str, method: str, status: int, body) -> None:
 
 @pytest.fixture(scope="module")
 def models():
-    from nodes.service import load_models
+    from nodes.app.service import load_models
     from zdg.config import load_graph
 
     return load_models(load_graph(REPO / "graphs" / "video_reid.yaml"))

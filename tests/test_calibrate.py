@@ -9,9 +9,9 @@ import os
 import numpy as np
 import pytest
 
-from nodes.calibrate import FaceSet, collect_pairs, relation, sequencer_cosines, thresholds
-from nodes.setdist import set_distance
-from nodes.thresholds import load_thresholds, shipped_path
+from nodes.matching.setdist import set_distance
+from nodes.matching.thresholds import load_thresholds, shipped_path
+from nodes.tools.calibrate import FaceSet, collect_pairs, relation, sequencer_cosines, thresholds
 from tests.conftest import REPO, shared_path, zdg
 from tests.vectors import People
 
@@ -59,7 +59,7 @@ def test_the_shipped_calibration_is_what_zdg_calibrate_gives(tmp_path):
 
 
 def test_the_recorded_command_says_what_was_calibrated_from_not_where_it_was_written():
-    from nodes.tool_commands import recipe_args
+    from nodes.app.tool_commands import recipe_args
 
     argv = ["--video", "a.mp4", "-o", "/tmp/x.json", "--disjoint", "--output=/tmp/y.json", "--output", "z.json"]
     assert recipe_args(argv) == ["--video", "a.mp4", "--disjoint"]

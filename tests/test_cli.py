@@ -39,7 +39,7 @@ def test_help_lists_commands():
 def test_a_bad_input_file_is_one_line_and_exit_1_from_the_cli_and_an_exception_to_a_library(tmp_path):
     import pytest
 
-    from nodes.truth import load_truth
+    from nodes.matching.truth import load_truth
     from zdg.node import CommandError
 
     bad = tmp_path / "truth.json"

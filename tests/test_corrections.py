@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from nodes.decision import ReidSettings
+from nodes.matching.decision import ReidSettings
 from nodes.store.clusters import KeptApart
 from tests.stored import decide, person, sequence, store
 
@@ -104,8 +104,8 @@ def everything_about(conn, cluster_id: int, sequence_ids: list[int]) -> dict[str
 def test_retention_purges_unnamed_identities_and_old_junk_keeps_named_ones_and_leaves_nothing_behind(faces, conn, tmp_path):
     import numpy as np
 
-    from nodes.annotate import remove_strips
     from nodes.store.reid import Query
+    from nodes.vision.annotate import remove_strips
 
     old_seq, old = stored(faces, "old", 0)
     junk = store(faces, sequence("junk", person(2)))

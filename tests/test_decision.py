@@ -8,10 +8,10 @@ import json
 import numpy as np
 import pytest
 
-from nodes.decision import Candidate, ReidSettings, choose, for_model, sample
+from nodes.matching.decision import Candidate, ReidSettings, choose, for_model, sample
+from nodes.matching.quality import junk_reason
+from nodes.matching.setdist import l2_normalise, set_distance
 from nodes.messages import Sequence
-from nodes.quality import junk_reason
-from nodes.setdist import l2_normalise, set_distance
 from tests.vectors import People
 from zdg.node import FatalNodeError
 

@@ -140,7 +140,7 @@ def test_detector_input_follows_the_frame_and_finds_what_the_square_input_finds(
 
 
 def test_strided_frames_are_the_same_frames_whether_or_not_the_others_become_images():
-    from nodes.video_reader import frames_from_video
+    from nodes.vision.video_reader import frames_from_video
 
     clip = str(shared_path("data", "videos", "short_hamilton_clip.mp4"))
     read = lambda **kw: list(frames_from_video(clip, 0, None, 1, lambda *a: None, lambda *a: None, **kw))  # noqa: E731
@@ -304,7 +304,7 @@ def test_stream_source_reconnects_after_the_stream_drops():
 
 
 def test_a_files_creation_time_tag_is_its_wall_clock_start_and_no_tag_is_unknown(tmp_path):
-    from nodes.video_reader import creation_time
+    from nodes.vision.video_reader import creation_time
 
     tagged = tmp_path / "tagged.mp4"
     with av.open(str(tagged), "w") as video:
@@ -320,7 +320,7 @@ def test_a_files_creation_time_tag_is_its_wall_clock_start_and_no_tag_is_unknown
 
 
 def test_a_camera_password_is_kept_out_of_what_is_shown_and_stored():
-    from nodes.video_reader import redacted
+    from nodes.vision.video_reader import redacted
 
     assert redacted("rtsp://admin:hunter2@10.0.0.5:554/stream1") == "rtsp://admin@10.0.0.5:554/stream1"
     assert redacted("rtsp://10.0.0.5/live?x=1") == "rtsp://10.0.0.5/live?x=1"

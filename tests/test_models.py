@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nodes.tfjs_onnx import Pixels, UnsupportedModel, convert
+from nodes.tools.tfjs_onnx import Pixels, UnsupportedModel, convert
 
 RNG = np.random.default_rng(7)
 W1 = RNG.normal(size=(3, 3, 3, 4)).astype(np.float32)  # conv, HWIO

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from nodes.providers import choose_providers
+from nodes.vision.providers import choose_providers
 from tests.conftest import REPO, zdg
 from zdg.node import FatalNodeError
 

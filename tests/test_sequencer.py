@@ -99,7 +99,7 @@ def test_link_and_split_cosines_come_from_the_embedding_models_calibration():
     with NodeHarness(SequencerNode) as node:
         node.feed(*frames)
         rule = node.node.rules["mfn128"]
-    from nodes.thresholds import load_thresholds
+    from nodes.matching.thresholds import load_thresholds
 
     shipped = load_thresholds("mfn128")
     assert (rule.min_cosine, rule.split_cosine) == (shipped.link_cosine, shipped.split_cosine)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nodes.clustering import CandidatePairs
-from nodes.decision import ReidSettings
+from nodes.matching.clustering import CandidatePairs
+from nodes.matching.decision import ReidSettings
+from nodes.matching.setdist import set_distance
 from nodes.messages import Sequence
-from nodes.setdist import set_distance
 from nodes.store.reid import Query
 from nodes.store.schema import DimensionMismatch, migrate
 from tests.stored import DIM, decide, person, sequence, store

@@ -10,10 +10,10 @@ import psycopg
 import pytest
 from starlette.testclient import TestClient
 
-from nodes.decision import ReidSettings
+from nodes.app.ui.app import Workbench, make_app
+from nodes.app.ui.guard import GuardSettings, token_for
+from nodes.matching.decision import ReidSettings
 from nodes.store.pg import PgFaceStore
-from nodes.ui.app import Workbench, make_app
-from nodes.ui.guard import GuardSettings, token_for
 from tests.stored import decide, person, sequence, store
 
 S = ReidSettings(threshold=0.45, named_threshold=0.6)
@@ -91,7 +91,7 @@ def test_forms_split_mark_refuse_and_delete_with_who_did_it(faces, conn, tmp_pat
 
 def test_the_identities_list_pages_by_id_and_the_merge_choices_are_the_nearest_and_the_named(faces, tmp_path,
                                                                                                monkeypatch):
-    import nodes.ui.app as app
+    import nodes.app.ui.app as app
 
     monkeypatch.setattr(app, "PAGE_SIZE", 2)
     web = client(faces, tmp_path)

@@ -13,8 +13,10 @@ __all__ = ["Store", "subscribe"]
 
 
 def __getattr__(name: str) -> Any:
-    if name == "Store":  # the face application's; imported only when asked for, the framework stays free of it
-        from nodes.client import Store
+    """Names an installed application exports under `zdg.` (entry points `zdg.exports`: the face app's `Store`),
+    imported only when asked for: the framework itself names no application."""
+    from importlib.metadata import entry_points
 
-        return Store
+    for ep in entry_points(group="zdg.exports", name=name):
+        return ep.load()
     raise AttributeError(f"module 'zdg' has no attribute {name!r}")

@@ -13,8 +13,8 @@ import heapq
 import numpy as np
 import psycopg
 
-from nodes.decision import ReidSettings
-from nodes.setdist import l2_normalise, set_distance
+from nodes.matching.decision import ReidSettings
+from nodes.matching.setdist import l2_normalise, set_distance
 from nodes.store.db import to_numpy
 
 WINDOW = 2000  # the latest different-person distances of a source that set its threshold

@@ -1,4 +1,4 @@
-"""`zdg eval video`: a store's re-identification of a clip scored against positional truth (nodes.truth).
+"""`zdg eval video`: a store's re-identification of a clip scored against positional truth (nodes.matching.truth).
 
 For a visit (the `video_id` the clip was stored under), from the store as it is now:
   reappearances found   later sequences of a person whose cluster also holds an earlier sequence of them
@@ -23,9 +23,9 @@ from itertools import combinations, product
 import numpy as np
 import psycopg
 
-from nodes.setdist import l2_normalise, nearer_side_distance
+from nodes.matching.setdist import l2_normalise, nearer_side_distance
+from nodes.matching.truth import Truth
 from nodes.store.db import to_numpy
-from nodes.truth import Truth
 
 
 @dataclass(frozen=True)

@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 if TYPE_CHECKING:
-    from nodes.decision import Candidate, ReidSettings
+    from nodes.matching.decision import Candidate, ReidSettings
+    from nodes.matching.truth import Truth
     from nodes.messages import Sequence
     from nodes.store.browse import DecidedSequence, Event, SequenceRow
     from nodes.store.clusters import Deleted, Identity
     from nodes.store.maintain import MaintenanceReport
     from nodes.store.reid import Decision, Query
-    from nodes.truth import Truth
 
 
 class FaceStore(Protocol):
@@ -37,7 +37,7 @@ class FaceStore(Protocol):
         """Per source: its different-person distances and the join threshold its decisions use."""
 
     def decide(self, query: Query, settings: ReidSettings, checkpoint: tuple[str, int] | None = None) -> Decision:
-        """Put a stored sequence into its cluster (the rule in nodes.decision; junk: none) and record why; with
+        """Put a stored sequence into its cluster (the rule in nodes.matching.decision; junk: none) and record why; with
         (source, resume frame), advance that source's checkpoint in the same transaction."""
 
     def checkpoint(self, source: str) -> tuple[int, int | None]:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import psycopg
 
-from nodes.clustering import (
+from nodes.matching.clustering import (
     NEIGHBOURS,
     CandidatePairs,
     by_cluster,
@@ -17,8 +17,8 @@ from nodes.clustering import (
     nearest_clusters,
     silhouettes,
 )
-from nodes.decision import ReidSettings
-from nodes.setdist import l2_normalise, nearer_side_distance
+from nodes.matching.decision import ReidSettings
+from nodes.matching.setdist import l2_normalise, nearer_side_distance
 from nodes.store.apart import apart_of, cluster_factors, cluster_sources
 from nodes.store.clusters import (
     Deleted,

@@ -7,12 +7,12 @@ from collections.abc import Iterator
 import numpy as np
 import psycopg
 
-from nodes.decision import Candidate, ReidSettings
+from nodes.matching.decision import Candidate, ReidSettings
+from nodes.matching.truth import Truth
 from nodes.messages import Sequence
 from nodes.store import apart, browse, checkpoints, clusters, corrections, evaluation, export, maintain, reid, writes
 from nodes.store.db import connect
 from nodes.store.schema import check_model, migrate, store_dim
-from nodes.truth import Truth
 
 StoreUnreachable = psycopg.OperationalError  # what callers retry on
 

@@ -9,8 +9,8 @@ import numpy as np
 import psycopg
 from pgvector import Vector
 
-from nodes.decision import Candidate, Choice, ReidSettings, choose, sample
-from nodes.setdist import set_distance, unit
+from nodes.matching.decision import Candidate, Choice, ReidSettings, choose, sample
+from nodes.matching.setdist import set_distance, unit
 from nodes.store.apart import apart_of, co_occurring_clusters, for_source, record
 from nodes.store.checkpoints import advance
 from nodes.store.clusters import names_of, new_cluster, record_event, refresh_cluster, vectors_by_cluster

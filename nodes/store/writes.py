@@ -87,7 +87,7 @@ def write_crops(conn: psycopg.Connection, rows: list[tuple[Sequence, int, int]])
 def write_sequences(conn: psycopg.Connection, batch: list[Sequence]) -> list[tuple[int, bool]]:
     """Store closed sequences with their faces and crops; returns (sequence id, newly written) for each.
 
-    Keys come from content (nodes.tracking.sequence_key), so a sequence seen before is found by its key; one
+    Keys come from content (nodes.vision.tracking.sequence_key), so a sequence seen before is found by its key; one
     whose every face is stored already (under another key, or by a sequence earlier in the batch) is not written
     again either, and its id is that of the sequence holding most of its faces. A few statements per batch."""
     wheres = [(seq.video, seq.video_path, seq.camera, seq.location, seq.start_time) for seq in batch]

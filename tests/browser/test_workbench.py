@@ -15,8 +15,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from nodes.matching.truth import load_truth
 from nodes.store.evaluation import people_by_cluster, visit_rows
-from nodes.truth import load_truth
 from tests.conftest import REPO, free_port, fresh_database, shared_path, wait_until_serving
 from zdg.config import load_graph
 from zdg.wiring import Transport, compile_plan

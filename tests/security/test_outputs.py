@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from nodes.decision import ReidSettings
+from nodes.matching.decision import ReidSettings
 from nodes.store.pg import PgFaceStore
 from tests.conftest import REPO
 from tests.stored import DIM, decide, person, sequence, store

@@ -15,10 +15,10 @@ import numpy as np
 import psycopg
 import pytest
 
-from nodes.annotate import strip_name
-from nodes.decision import ReidSettings
-from nodes.report import write_report
+from nodes.app.report import write_report
+from nodes.matching.decision import ReidSettings
 from nodes.store.pg import PgFaceStore
+from nodes.vision.annotate import strip_name
 from tests.conftest import REPO
 from tests.stored import DIM, decide, person, sequence, store
 

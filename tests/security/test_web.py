@@ -19,8 +19,8 @@ import pytest
 import zmq
 from starlette.testclient import TestClient
 
-from nodes.ui.app import Workbench, make_app
-from nodes.ui.guard import GuardSettings
+from nodes.app.ui.app import Workbench, make_app
+from nodes.app.ui.guard import GuardSettings
 from tests.conftest import REPO, free_port, wait_until_serving
 from tests.security.forged import FORGED, decision
 from tests.test_client import run_publisher

@@ -1,0 +1,2 @@
+"""Pixels to faces: reading video and photos, the detector and recogniser models, execution providers,
+pose, tracking, the live-stream replay buffer and annotated output."""
