@@ -33,9 +33,9 @@ def found(ours: list, theirs: list) -> int:
 def detect_all(node, images: list[np.ndarray]) -> tuple[list, float]:
     from nodes.messages import Frame
 
-    node.detect(Frame("v", "", 0, 0, 0.0, images[0]))  # warm-up
+    node.detect(Frame(video="v", video_path="", frame=0, seq=0, ts=0.0, image=images[0]))  # warm-up
     started = time.perf_counter()
-    out = [node.detect(Frame("v", "", i, i, 0.0, image)) for i, image in enumerate(images)]
+    out = [node.detect(Frame(video="v", video_path="", frame=i, seq=i, ts=0.0, image=image)) for i, image in enumerate(images)]
     return out, (time.perf_counter() - started) / len(images) * 1000
 
 

@@ -84,7 +84,7 @@ def single_threaded(clip: str, stride: int, size: int, overrides: list[str]) -> 
     det, emb, seq = (NodeHarness(nodes[name].cls, nodes[name].params).node for name in ("detector", "embedder", "sequencer"))
     started, n, closed = time.perf_counter(), 0, 0
     for index, image in frames(clip, stride):
-        faces = emb.process(det.detect(Frame("v", clip, index, n, 0.0, image)))
+        faces = emb.process(det.detect(Frame(video="v", video_path=clip, frame=index, seq=n, ts=0.0, image=image)))
         closed += sum(isinstance(m, Sequence) for m in seq.process(faces))
         n += 1
     closed += sum(isinstance(m, Sequence) for m in seq.finish())

@@ -9,7 +9,7 @@ import numpy as np
 from pydantic import Field
 
 from nodes.environment import FaceEnvironment
-from nodes.messages import CROP_SIZE, Faces, Frame, camera_of
+from nodes.messages import CROP_SIZE, Faces, Frame
 from nodes.vision.providers import GPU_PROVIDERS, Providers
 from zdg.node import Deploy, Node, Params
 
@@ -98,9 +98,10 @@ class DetectorNode(Node):
         self.context.count("faces", len(kept))
         if not kept:
             return Faces.empty(frame)
-        return Faces(frame.video, frame.video_path, frame.frame, frame.seq, frame.ts, boxes[kept, :4].astype(np.float32),
-                     kps[kept].astype(np.float32), boxes[kept, 4].astype(np.float32), np.asarray(quality, np.float32),
-                     np.stack(crops), width=image.shape[1], height=image.shape[0], **camera_of(frame))
+        return Faces(**frame.frame_fields(), boxes_xyxy=boxes[kept, :4].astype(np.float32),
+                     kps=kps[kept].astype(np.float32), scores=boxes[kept, 4].astype(np.float32),
+                     quality=np.asarray(quality, np.float32), crops=np.stack(crops), width=image.shape[1],
+                     height=image.shape[0])
 
     def process(self, frame: Frame) -> Faces:
         return self.detect(frame)

@@ -17,59 +17,61 @@ import numpy as np
 from zdg.typed import TypedMessage
 
 CROP_SIZE = 112
-# Where a source is, carried from its frames to its sequences and stored with them: the camera's name and place as
-# the graph gives them, and the wall-clock time (epoch seconds) of the source's time 0 (0: unknown).
-CAMERA: dict[str, type] = {"camera": str, "location": str, "start_time": float}
 
 
-def camera_of(msg: Frame | Faces | Sequence) -> dict[str, Any]:
-    """The camera fields of a message, to pass on to the next one."""
-    return {"camera": msg.camera, "location": msg.location, "start_time": msg.start_time}
-NoneType = type(None)
-NUMBER = (int, float)
-
-
-@dataclass(frozen=True, eq=False)
-class Frame(TypedMessage):
-    """One decoded frame of a source (BGR)."""
-
-    KIND: ClassVar[str] = "frame"
-    SCALARS: ClassVar[dict] = {"video": str, "video_path": str, "frame": int, "seq": int, "ts": float, **CAMERA}
-    ARRAYS: ClassVar[dict] = {"image": (("h", "w", 3), "uint8")}
+@dataclass(frozen=True, eq=False, kw_only=True)
+class FromSource(TypedMessage):
+    """Where a message's content comes from: the source, and the camera's name, place and clock as the graph gives
+    them, carried from its frames to its sequences and stored with them."""
 
     video: str  # the source's name (video_id)
     video_path: str
+    camera: str = ""
+    location: str = ""
+    start_time: float = 0.0  # wall-clock time (epoch seconds) of the source's time 0, 0: unknown
+
+    def source_fields(self) -> dict[str, Any]:
+        """The source's fields, to pass on to the next message."""
+        return {name: getattr(self, name) for name in ("video", "video_path", "camera", "location", "start_time")}
+
+
+@dataclass(frozen=True, eq=False, kw_only=True)
+class FromFrame(FromSource):
+    """From one frame of a source."""
+
     frame: int  # index in the source
     seq: int  # index among emitted frames (the order the sequencer restores)
     ts: float  # seconds into the clip, or wall-clock time for streams
+
+    def frame_fields(self) -> dict[str, Any]:
+        return {**self.source_fields(), "frame": self.frame, "seq": self.seq, "ts": self.ts}
+
+
+@dataclass(frozen=True, eq=False, kw_only=True)
+class Frame(FromFrame):
+    """One decoded frame of a source (BGR)."""
+
+    KIND: ClassVar[str] = "frame"
+    ARRAYS: ClassVar[dict] = {"image": (("h", "w", 3), "uint8")}
+
     image: np.ndarray
-    camera: str = ""  # where the source is, as the graph names it (CAMERA)
-    location: str = ""
-    start_time: float = 0.0  # wall-clock time (epoch seconds) of ts 0, 0: unknown
 
     def fields(self) -> dict[str, Any]:
         h, w = self.image.shape[:2]
         return {**super().fields(), "width": w, "height": h}
 
 
-@dataclass(frozen=True, eq=False)
-class Faces(TypedMessage):
+@dataclass(frozen=True, eq=False, kw_only=True)
+class Faces(FromFrame):
     """Faces found in one frame, as parallel arrays; `embeddings` stays (0, 0) until embedded."""
 
     KIND: ClassVar[str] = "faces"
-    SCALARS: ClassVar[dict] = {"video": str, "video_path": str, "frame": int, "seq": int, "ts": float,
-                               "width": int, "height": int, "model": str, **CAMERA}
     ARRAYS: ClassVar[dict] = {
         "boxes_xyxy": (("n", 4), "float32"), "kps": (("n", 5, 2), "float32"), "scores": (("n",), "float32"),
         "quality": (("n",), "float32"), "crops": (("n", CROP_SIZE, CROP_SIZE, 3), "uint8"),
         "embeddings": (("e", "d"), "float32"),
     }
 
-    video: str
-    video_path: str
-    frame: int
-    seq: int
-    ts: float
     boxes_xyxy: np.ndarray
     kps: np.ndarray
     scores: np.ndarray
@@ -79,9 +81,6 @@ class Faces(TypedMessage):
     width: int = 0  # of the frame, in pixels (0: unknown)
     height: int = 0
     model: str = ""  # the recogniser that made `embeddings` (its calibration names it): set by the embedder
-    camera: str = ""  # the frame's (CAMERA)
-    location: str = ""
-    start_time: float = 0.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -93,24 +92,20 @@ class Faces(TypedMessage):
 
     @classmethod
     def empty(cls, frame: Frame) -> Faces:
-        return cls(frame.video, frame.video_path, frame.frame, frame.seq, frame.ts, np.zeros((0, 4), np.float32),
-                   np.zeros((0, 5, 2), np.float32), np.zeros(0, np.float32), np.zeros(0, np.float32),
-                   np.zeros((0, CROP_SIZE, CROP_SIZE, 3), np.uint8), width=frame.image.shape[1], height=frame.image.shape[0],
-                   **camera_of(frame))
+        return cls(**frame.frame_fields(), boxes_xyxy=np.zeros((0, 4), np.float32), kps=np.zeros((0, 5, 2), np.float32),
+                   scores=np.zeros(0, np.float32), quality=np.zeros(0, np.float32),
+                   crops=np.zeros((0, CROP_SIZE, CROP_SIZE, 3), np.uint8), width=frame.image.shape[1],
+                   height=frame.image.shape[0])
 
     def embedded(self, embeddings: np.ndarray, model: str) -> Faces:
         return replace(self, embeddings=embeddings, model=model)
 
 
-@dataclass(frozen=True, eq=False)
-class Sequence(TypedMessage):
+@dataclass(frozen=True, eq=False, kw_only=True)
+class Sequence(FromSource):
     """One person while on screen: every face of a track, its best crops, and (once stored) its store id."""
 
     KIND: ClassVar[str] = "sequence"
-    SCALARS: ClassVar[dict] = {"sequence_id": str, "video": str, "video_path": str, "first_ts": float,
-                               "last_ts": float, "closed": bool, "sequence_db_id": (int, NoneType),
-                               "resume_frame": (int, NoneType), "width": int, "height": int, "model": str,
-                               "continues": (str, NoneType), **CAMERA}
     ARRAYS: ClassVar[dict] = {
         "embeddings": (("n", "d"), "float32"), "frames": (("n",), "int32"), "face_index": (("n",), "int32"),
         "boxes_xyxy": (("n", 4), "float32"), "kps": (("n", 5, 2), "float32"), "scores": (("n",), "float32"),
@@ -119,8 +114,6 @@ class Sequence(TypedMessage):
     }
 
     sequence_id: str
-    video: str
-    video_path: str
     first_ts: float
     last_ts: float
     embeddings: np.ndarray
@@ -139,9 +132,6 @@ class Sequence(TypedMessage):
     height: int = 0
     model: str = ""  # the recogniser that made `embeddings`
     continues: str | None = None  # a part of a long sequence: the key of the part before (it joins that one's cluster)
-    camera: str = ""  # its source's (CAMERA)
-    location: str = ""
-    start_time: float = 0.0
 
     @property
     def size(self) -> int:
@@ -168,7 +158,7 @@ class Sequence(TypedMessage):
         return replace(self, sequence_db_id=sequence_db_id)
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, kw_only=True)
 class ReidDecision(TypedMessage):
     """Which face cluster a stored sequence joined. `status`: new, recognised, already_assigned, junk (not a
     person's face: no cluster), merged (maintenance moved the sequence from cluster `merged_from`, which stays
@@ -176,10 +166,6 @@ class ReidDecision(TypedMessage):
     now, None for nobody yet; nothing is stored, and its decision follows when it closes)."""
 
     KIND: ClassVar[str] = "reid"
-    SCALARS: ClassVar[dict] = {"sequence_id": str, "sequence_db_id": (int, NoneType), "video": str, "video_path": str,
-                               "first_frame": int, "last_frame": int, "cluster_id": (int, NoneType), "status": str,
-                               "distance": (*NUMBER, NoneType), "silhouette": (*NUMBER, NoneType),
-                               "name": (str, NoneType), "merged_from": (int, NoneType)}
     ARRAYS: ClassVar[dict] = {"frames": (("n",), "int32"), "boxes_xyxy": (("n", 4), "float32"),
                               "crops": (("k", CROP_SIZE, CROP_SIZE, 3), "uint8"), "crop_frames": (("k",), "int32")}
 
@@ -191,7 +177,7 @@ class ReidDecision(TypedMessage):
     last_frame: int
     cluster_id: int | None
     status: str
-    distance: float | None
+    distance: float | None  # an int on the wire is taken as a float
     silhouette: float | None
     name: str | None
     frames: np.ndarray

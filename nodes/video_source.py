@@ -196,7 +196,8 @@ class VideoSourceNode(SourceNode):
                 if delay > 0:
                     time.sleep(delay)
                 paced += 1
-            yield Frame(self.video_id, self.shown, index, 0, float(ts), image, **self.camera)  # seq: generate() numbers
+            yield Frame(video=self.video_id, video_path=self.shown, frame=index, seq=0, ts=float(ts), image=image,
+                        **self.camera)  # seq: generate() numbers them
 
     def teardown(self) -> None:
         if self.client is not None:

@@ -45,8 +45,8 @@ def test_detector_finds_the_faces_on_a_known_frame(model_root):
     cap = cv2.VideoCapture(str(shared_path("data", "videos", "friends_poker.mp4")))
     ok, frame = cap.read()
     assert ok
-    node = NodeHarness(DetectorNode, pack="buffalo_sc").node
-    faces = node.detect(Frame("v", "", 0, 0, 0.0, frame))
+    with NodeHarness(DetectorNode, pack="buffalo_sc") as harness:
+        faces = harness.node.detect(Frame(video="v", video_path="", frame=0, seq=0, ts=0.0, image=frame))
     # Frame 0 shows two people (Phoebe left, Ross right), both well inside the frame.
     assert len(faces) == 2
     centres = sorted(((b[0] + b[2]) / 2, (b[1] + b[3]) / 2) for b in faces.boxes_xyxy)
@@ -124,14 +124,14 @@ def test_detector_input_follows_the_frame_and_finds_what_the_square_input_finds(
     assert detector_input((1280, 720, 3), 640, "aspect") == (384, 640)
     assert detector_input((480, 640, 3), 640, "aspect") == (640, 480)
     assert detector_input((720, 1280, 3), 640, "square") == (640, 640)
-    nodes = {shape: NodeHarness(DetectorNode, input_shape=shape).node for shape in ("aspect", "square")}
     cap = cv2.VideoCapture(str(shared_path("data", "videos", "friends_poker.mp4")))
-    found = {shape: [] for shape in nodes}
-    for index in range(0, 300, 30):
-        cap.set(cv2.CAP_PROP_POS_FRAMES, index)
-        image = cap.read()[1]
-        for shape, node in nodes.items():
-            found[shape].append(node.detect(Frame("v", "", index, index, 0.0, image)).boxes_xyxy)
+    found = {"aspect": [], "square": []}
+    with NodeHarness(DetectorNode, input_shape="aspect") as aspect, NodeHarness(DetectorNode, input_shape="square") as square:
+        for index in range(0, 300, 30):
+            cap.set(cv2.CAP_PROP_POS_FRAMES, index)
+            frame = Frame(video="v", video_path="", frame=index, seq=index, ts=0.0, image=cap.read()[1])
+            for shape, harness in (("aspect", aspect), ("square", square)):
+                found[shape].append(harness.node.detect(frame).boxes_xyxy)
     pairs = list(zip(found["aspect"], found["square"], strict=True))
     assert sum(len(square) for _, square in pairs) >= 15
     for aspect, square in pairs:  # the same faces, no more and no fewer, at the same places
@@ -163,11 +163,13 @@ def test_an_int8_recogniser_pack_gives_nearly_the_same_embeddings_and_is_a_model
     pack = tmp_path / "mfn128_int8"
     assert "calibrated on" in (pack / "SOURCES.md").read_text() and (pack / "mobilefacenet_128.onnx").is_file()
     cap = cv2.VideoCapture(str(shared_path("data", "videos", "short_hamilton_clip.mp4")))  # not the calibration clip
-    faces = NodeHarness(DetectorNode).node.detect(Frame("v", "", 0, 0, 0.0, cap.read()[1]))
+    with NodeHarness(DetectorNode) as detector:
+        faces = detector.node.detect(Frame(video="v", video_path="", frame=0, seq=0, ts=0.0, image=cap.read()[1]))
     assert len(faces)
-    fp32 = NodeHarness(EmbedderNode, pack="mfn128").node
-    int8 = NodeHarness(EmbedderNode, pack="mfn128_int8", model_root=str(tmp_path)).node
-    a, b = fp32.embed(list(faces.crops)), int8.embed(list(faces.crops))
+    with (NodeHarness(EmbedderNode, pack="mfn128") as fp32_harness,
+          NodeHarness(EmbedderNode, pack="mfn128_int8", model_root=str(tmp_path)) as int8_harness):
+        fp32, int8 = fp32_harness.node, int8_harness.node
+        a, b = fp32.embed(list(faces.crops)), int8.embed(list(faces.crops))
     assert ((a * b).sum(axis=1) > 0.9).all()
     assert int8.recogniser.name == "mfn128_int8" != fp32.recogniser.name  # a store keeps one model: never mixed
     missing = zdg("models", "quantize", "no_such_pack", "--clip", clip)
@@ -183,14 +185,15 @@ def test_embedder_backends_tell_the_two_people_apart_across_frames(model_root, b
     from zdg.testing import NodeHarness
 
     cap = cv2.VideoCapture(str(shared_path("data", "videos", "friends_poker.mp4")))
-    detector = NodeHarness(DetectorNode).node
-    embedder = NodeHarness(EmbedderNode, backend=backend, pack=pack).node
     frames = []
-    for index in range(61):
-        ok, image = cap.read()
-        if index in (0, 60):  # the same two people, two and a half seconds apart
-            frames.append(detector.detect(Frame("v", "", index, index, 0.0, image)))
-    first, later = embedder.process_batch(frames)
+    with NodeHarness(DetectorNode) as detector, NodeHarness(EmbedderNode, backend=backend, pack=pack) as harness:
+        embedder = harness.node
+        for index in range(61):
+            ok, image = cap.read()
+            if index in (0, 60):  # the same two people, two and a half seconds apart
+                frame = Frame(video="v", video_path="", frame=index, seq=index, ts=0.0, image=image)
+                frames.append(detector.node.detect(frame))
+        first, later = embedder.process_batch(frames)
     assert first.embeddings.shape == later.embeddings.shape == (2, embedder.recogniser.dim)
     np.testing.assert_allclose(np.linalg.norm(first.embeddings, axis=1), 1, atol=1e-5)
     order = lambda f: np.argsort(f.boxes_xyxy[:, 0])  # noqa: E731 - left person first
@@ -208,8 +211,8 @@ def test_folder_of_photos_is_a_source(tmp_path):
         (tmp_path / f"{i:02d}{photo.suffix}").write_bytes(photo.read_bytes())
     (tmp_path / "notes.txt").write_text("not an image")
     (tmp_path / "zz_broken.jpg").write_bytes(b"not a jpeg")
-    node = NodeHarness(VideoSourceNode, path=str(tmp_path), stride=2)
-    frames = node.generate()
+    with NodeHarness(VideoSourceNode, path=str(tmp_path), stride=2) as node:
+        frames = node.generate()
     assert [m.fields["frame"] for m in frames] == list(range(0, len(photos), 2))
     assert [m.fields["seq"] for m in frames] == list(range(len(frames)))
     assert frames[0].arrays["image"].ndim == 3 and frames[0].fields["video"] == tmp_path.name
@@ -222,12 +225,13 @@ def tight_crops(folder: Path) -> Path:
     from nodes.messages import Frame
     from zdg.testing import NodeHarness
 
-    node = NodeHarness(DetectorNode, pack="buffalo_sc").node
-    for photo in sorted(shared_path("data", "faces", "friends_ref").glob("*/*.png")):
-        image = cv2.imread(str(photo))
-        x1, y1, x2, y2 = node.detect(Frame("p", "", 0, 0, 0.0, image)).boxes_xyxy[0].astype(int)
-        (folder / photo.parent.name).mkdir(parents=True)
-        cv2.imwrite(str(folder / photo.parent.name / photo.name), cv2.resize(image[y1:y2, x1:x2], (150, 150)))
+    with NodeHarness(DetectorNode, pack="buffalo_sc") as harness:
+        for photo in sorted(shared_path("data", "faces", "friends_ref").glob("*/*.png")):
+            image = cv2.imread(str(photo))
+            frame = Frame(video="p", video_path="", frame=0, seq=0, ts=0.0, image=image)
+            x1, y1, x2, y2 = harness.node.detect(frame).boxes_xyxy[0].astype(int)
+            (folder / photo.parent.name).mkdir(parents=True)
+            cv2.imwrite(str(folder / photo.parent.name / photo.name), cv2.resize(image[y1:y2, x1:x2], (150, 150)))
     return folder
 
 
@@ -290,8 +294,8 @@ def test_stream_source_reconnects_after_the_stream_drops():
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/stream.mjpg"
-        node = NodeHarness(VideoSourceNode, path=url, reconnect_s=0.1)
-        frames = node.generate(limit=25)
+        with NodeHarness(VideoSourceNode, path=url, reconnect_s=0.1) as node:
+            frames = node.generate(limit=25)
     finally:
         server.shutdown()
     assert len(connections) >= 3 and node.context.counters["reconnects"] >= 2

@@ -13,9 +13,11 @@ from zdg.testing import NodeHarness
 
 def decision(cluster_id: int, status: str, frames: list[int], merged_from: int | None = None) -> ReidDecision:
     n = len(frames)
-    return ReidDecision("v:0:0", 7, "v", __file__, 0, 9, cluster_id, status, 0.2, None, None,
-                        np.asarray(frames, np.int32), np.tile([1, 2, 30, 40], (n, 1)).astype(np.float32),
-                        np.zeros((0, CROP_SIZE, CROP_SIZE, 3), np.uint8), np.zeros(0, np.int32), merged_from=merged_from)
+    return ReidDecision(sequence_id="v:0:0", sequence_db_id=7, video="v", video_path=__file__, first_frame=0, last_frame=9,
+                        cluster_id=cluster_id, status=status, distance=0.2, silhouette=None, name=None,
+                        frames=np.asarray(frames, np.int32), boxes_xyxy=np.tile([1, 2, 30, 40], (n, 1)).astype(np.float32),
+                        crops=np.zeros((0, CROP_SIZE, CROP_SIZE, 3), np.uint8), crop_frames=np.zeros(0, np.int32),
+                        merged_from=merged_from)
 
 
 def test_a_merged_sequence_is_drawn_with_the_cluster_it_was_merged_into(tmp_path):

@@ -21,8 +21,9 @@ def frame(seq: int, people: list[tuple[int, float]]) -> Faces:
     boxes = np.array([[x, 100, x + 80, 200] for _, x in people], np.float32).reshape(n, 4)
     emb = np.array([PEOPLE[p] + RNG.normal(scale=0.05, size=DIM) for p, _ in people], np.float32).reshape(n, DIM)
     emb /= np.linalg.norm(emb, axis=1, keepdims=True).clip(1e-9)
-    return Faces("v", "", seq * 2, seq, seq / 12, boxes, np.zeros((n, 5, 2), np.float32), np.full(n, 0.9, np.float32),
-                 np.full(n, 0.5, np.float32), np.zeros((n, 112, 112, 3), np.uint8), emb, model="mfn128")
+    return Faces(video="v", video_path="", frame=seq * 2, seq=seq, ts=seq / 12, boxes_xyxy=boxes,
+                 kps=np.zeros((n, 5, 2), np.float32), scores=np.full(n, 0.9, np.float32),
+                 quality=np.full(n, 0.5, np.float32), crops=np.zeros((n, 112, 112, 3), np.uint8), embeddings=emb, model="mfn128")
 
 
 def run(frames: list[Faces], **params) -> list[dict]:

@@ -14,13 +14,14 @@ from zdg.typed import MessageTypeError
 
 
 def faces(n: int, dim: int = 0) -> Faces:
-    return Faces("v", "v.mp4", 4, 2, 0.1, np.zeros((n, 4), np.float32), np.zeros((n, 5, 2), np.float32),
-                 np.ones(n, np.float32), np.ones(n, np.float32), np.zeros((n, 112, 112, 3), np.uint8),
-                 np.ones((n, dim), np.float32) if dim else np.zeros((0, 0), np.float32))
+    return Faces(video="v", video_path="v.mp4", frame=4, seq=2, ts=0.1, boxes_xyxy=np.zeros((n, 4), np.float32),
+                 kps=np.zeros((n, 5, 2), np.float32), scores=np.ones(n, np.float32),
+                 quality=np.ones(n, np.float32), crops=np.zeros((n, 112, 112, 3), np.uint8),
+                 embeddings=np.ones((n, dim), np.float32) if dim else np.zeros((0, 0), np.float32))
 
 
 def test_each_edge_type_survives_the_wire_with_one_name_per_quantity():
-    frame = Frame("v", "v.mp4", 4, 2, 0.1, np.full((6, 8, 3), 7, np.uint8))
+    frame = Frame(video="v", video_path="v.mp4", frame=4, seq=2, ts=0.1, image=np.full((6, 8, 3), 7, np.uint8))
     back = Frame.from_message(over_the_wire(frame))
     assert (back.video, back.frame, back.seq, back.ts) == ("v", 4, 2, 0.1) and back.image.shape == (6, 8, 3)
     embedded = Faces.from_message(over_the_wire(faces(3, dim=16)))
@@ -31,10 +32,11 @@ def test_each_edge_type_survives_the_wire_with_one_name_per_quantity():
 
 def test_shape_and_dtype_errors_say_expected_and_actual():
     with pytest.raises(MessageTypeError, match=r"Faces.kps: expected shape \(n=2, 5, 2\) float32, got \(2, 4\) float32"):
-        Faces("v", "", 0, 0, 0.0, np.zeros((2, 4), np.float32), np.zeros((2, 4), np.float32), np.ones(2, np.float32),
-              np.ones(2, np.float32), np.zeros((2, 112, 112, 3), np.uint8))
+        Faces(video="v", video_path="", frame=0, seq=0, ts=0.0, boxes_xyxy=np.zeros((2, 4), np.float32),
+              kps=np.zeros((2, 4), np.float32), scores=np.ones(2, np.float32),
+              quality=np.ones(2, np.float32), crops=np.zeros((2, 112, 112, 3), np.uint8))
     with pytest.raises(MessageTypeError, match="Frame.image: expected dtype uint8, got float32"):
-        Frame("v", "", 0, 0, 0.0, np.zeros((4, 4, 3), np.float32))
+        Frame(video="v", video_path="", frame=0, seq=0, ts=0.0, image=np.zeros((4, 4, 3), np.float32))
     with pytest.raises(MessageTypeError, match="expected a 'sequence' message, got kind 'faces'"):
         Sequence.from_message(over_the_wire(faces(1)))
     msg = over_the_wire(faces(1))
@@ -43,13 +45,36 @@ def test_shape_and_dtype_errors_say_expected_and_actual():
         Faces.from_message(msg)
     msg = over_the_wire(faces(1))
     msg.fields["frame"] = "four"
-    with pytest.raises(MessageTypeError, match="Faces.frame: expected"):
+    with pytest.raises(MessageTypeError, match="Faces.frame: expected int, got str"):
+        Faces.from_message(msg)
+    msg.fields.update(frame=True)  # a bool is not a frame number
+    with pytest.raises(MessageTypeError, match="Faces.frame: expected int, got bool"):
         Faces.from_message(msg)
 
 
+def test_header_fields_are_typed_by_their_annotations():
+    decision = ReidDecision(sequence_id="v:1", sequence_db_id=None, video="v", video_path="", first_frame=0,
+                            last_frame=9, cluster_id=None, status="provisional", distance=None, silhouette=None,
+                            name=None, frames=np.arange(3, dtype=np.int32), boxes_xyxy=np.zeros((3, 4), np.float32),
+                            crops=np.zeros((0, 112, 112, 3), np.uint8), crop_frames=np.zeros(0, np.int32))
+    msg = over_the_wire(decision)
+    assert ReidDecision.from_message(msg).cluster_id is None  # int | None takes None
+    msg.fields.update(distance=1)  # float | None takes an int, as a float
+    assert type(ReidDecision.from_message(msg).distance) is float
+    msg.fields.update(cluster_id="12")
+    with pytest.raises(MessageTypeError, match="ReidDecision.cluster_id: expected int or None, got str"):
+        ReidDecision.from_message(msg)
+    assert set(over_the_wire(faces(1)).fields) >= {"video", "video_path", "frame", "seq", "ts", "camera", "location",
+                                                   "start_time", "width", "height", "model"}
+    with pytest.raises(TypeError):  # keyword-only: no positional mix-ups of 11 arguments
+        Frame("v", "", 0, 0, 0.0, np.zeros((4, 4, 3), np.uint8))  # type: ignore[misc]
+
+
 def test_decision_publishes_its_label():
-    decision = ReidDecision("v:1", 5, "v", "", 0, 9, 12, "new", None, None, None, np.arange(3, dtype=np.int32),
-                            np.zeros((3, 4), np.float32), np.zeros((0, 112, 112, 3), np.uint8), np.zeros(0, np.int32))
+    decision = ReidDecision(sequence_id="v:1", sequence_db_id=5, video="v", video_path="", first_frame=0, last_frame=9,
+                            cluster_id=12, status="new", distance=None, silhouette=None, name=None,
+                            frames=np.arange(3, dtype=np.int32), boxes_xyxy=np.zeros((3, 4), np.float32),
+                            crops=np.zeros((0, 112, 112, 3), np.uint8), crop_frames=np.zeros(0, np.int32))
     assert over_the_wire(decision).fields["label"] == "face 12"
     named = ReidDecision.from_message(over_the_wire(decision))
     assert named.cluster_id == 12 and named.name is None and named.distance is None

@@ -1,8 +1,9 @@
 """Typed messages: what one edge carries, checked when built and when received.
 
-An application declares frozen dataclasses that subclass `TypedMessage` and list their header
-fields (`SCALARS`: name -> Python type) and arrays (`ARRAYS`: name -> (shape, dtype), where a
-letter in the shape is a size shared by every array of the message). Nodes declare which type
+An application declares frozen dataclasses that subclass `TypedMessage`: every field is a header
+scalar, typed by its annotation (`int`, `float`, `str`, `bool`, `X | None`), except the arrays the
+class lists in `ARRAYS` (name -> (shape, dtype), where a letter in the shape is a size shared by
+every array of the message). Nodes declare which type
 each port carries; `zdg validate` refuses an edge whose ends disagree, and the worker hands a
 node the typed object (a message that does not fit its port's type is counted and dropped).
 """
@@ -10,6 +11,9 @@ node the typed object (a message that does not fit its port's type is counted an
 from __future__ import annotations
 
 import dataclasses
+import types
+import typing
+from functools import cache
 from typing import Any, ClassVar, Self
 
 import numpy as np
@@ -47,11 +51,22 @@ def _checked(owner: str, name: str, value: Any, shape: Shape, dtype: str, sizes:
     return value if value.dtype == want else value.astype(want)
 
 
+@cache
+def scalars(cls: type[TypedMessage]) -> dict[str, tuple[type, ...]]:
+    """A message class's header fields: each dataclass field that is not an array, with the types it allows."""
+    hints = typing.get_type_hints(cls)
+    out = {}
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        if f.name not in cls.ARRAYS:
+            hint = hints[f.name]
+            out[f.name] = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    return out
+
+
 class TypedMessage:
     """Base of typed edge messages. `KIND` travels as the `kind` field and is checked on receipt."""
 
     KIND: ClassVar[str] = ""
-    SCALARS: ClassVar[dict[str, type | tuple[type, ...]]] = {}
     ARRAYS: ClassVar[dict[str, tuple[Shape, str]]] = {}
 
     def __post_init__(self) -> None:
@@ -62,7 +77,7 @@ class TypedMessage:
 
     def fields(self) -> dict[str, Any]:
         """Header fields: the declared scalars (subclasses add derived ones for subscribers)."""
-        return {name: getattr(self, name) for name in self.SCALARS}
+        return {name: getattr(self, name) for name in scalars(type(self))}
 
     def to_message(self, port: str = "out") -> Message:
         arrays = {name: getattr(self, name) for name in self.ARRAYS}
@@ -76,16 +91,17 @@ class TypedMessage:
         defaults = {f.name for f in dataclasses.fields(cls)  # type: ignore[arg-type]
                     if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING}
         values: dict[str, Any] = {}
-        for name, kind in cls.SCALARS.items():
+        for name, kinds in scalars(cls).items():
             if name not in msg.fields:
                 if name in defaults:
                     continue
                 raise MessageTypeError(f"{owner}: field {name!r} missing")
             value = msg.fields[name]
-            if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            if float in kinds and isinstance(value, int) and not isinstance(value, bool):
                 value = float(value)
-            if not isinstance(value, kind) or (isinstance(value, bool) and kind in (int, float)):
-                raise MessageTypeError(f"{owner}.{name}: expected {kind}, got {type(value).__name__}")
+            if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+                expected = " or ".join("None" if k is type(None) else k.__name__ for k in kinds)
+                raise MessageTypeError(f"{owner}.{name}: expected {expected}, got {type(value).__name__}")
             values[name] = value
         for name in cls.ARRAYS:
             if name not in msg.arrays:

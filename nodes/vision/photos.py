@@ -35,7 +35,7 @@ def largest_face(detector: DetectorNode, embedder: EmbedderNode, image: np.ndarr
                  label: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, float] | None:
     """(embedding, box, keypoints, score) of the largest face in a photo, or None. A tight face crop, where
     the detector sees no face, is tried again padded, as the face would sit in a wider picture."""
-    faces = detector.detect(Frame(label, label, 0, 0, 0.0, image))
+    faces = detector.detect(Frame(video=label, video_path=label, frame=0, seq=0, ts=0.0, image=image))
     offset = np.zeros(2, np.float32)
     if not len(faces):
         h, w = image.shape[:2]
@@ -43,7 +43,7 @@ def largest_face(detector: DetectorNode, embedder: EmbedderNode, image: np.ndarr
         top, left = (side - h) // 2, (side - w) // 2
         padded = np.full((side, side, 3), 127, np.uint8)
         padded[top:top + h, left:left + w] = image
-        faces = detector.detect(Frame(label, label, 0, 0, 0.0, padded))
+        faces = detector.detect(Frame(video=label, video_path=label, frame=0, seq=0, ts=0.0, image=padded))
         offset = np.array([left, top], np.float32)
     if not len(faces):
         return None

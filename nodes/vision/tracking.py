@@ -10,7 +10,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from nodes.matching.setdist import unit
-from nodes.messages import CROP_SIZE, Faces, Sequence, camera_of
+from nodes.messages import CROP_SIZE, Faces, Sequence
 
 INFEASIBLE = 1e6
 
@@ -43,7 +43,7 @@ class Track:
     width: int = 0
     height: int = 0
     model: str = ""
-    camera: dict[str, Any] = field(default_factory=dict)  # its frames' camera fields (nodes.messages.CAMERA)
+    source: dict[str, Any] = field(default_factory=dict)  # its frames' source fields (FromSource)
     updated_ts: float | None = None  # when it was last emitted open (None: since its start)
     continues: str | None = None  # key of the part before it, when a long sequence is emitted in parts
     carried: tuple[np.ndarray, np.ndarray] | None = None  # (last box, recent embedding) of that part, for linking
@@ -79,7 +79,7 @@ class Track:
         self.width, self.height, self.model = faces.width, faces.height, faces.model
         if self.updated_ts is None:
             self.updated_ts = faces.ts
-        self.camera = camera_of(faces)
+        self.source = faces.source_fields()
         if keep_crops:
             self.crops.append((float(faces.quality[i]), faces.frame, faces.crops[i]))
             self.crops.sort(key=lambda c: -c[0])
@@ -88,15 +88,14 @@ class Track:
     def sequence(self, closed: bool) -> Sequence:
         crops = np.stack([c[2] for c in self.crops]) if self.crops else np.zeros((0, CROP_SIZE, CROP_SIZE, 3), np.uint8)
         return Sequence(
-            sequence_id=sequence_key(self.video, self.frames[0], self.face_index[0]), video=self.video,
-            video_path=self.video_path,
+            **self.source, sequence_id=sequence_key(self.video, self.frames[0], self.face_index[0]),
             first_ts=float(self.timestamps[0]), last_ts=float(self.timestamps[-1]),
             embeddings=np.stack(self.embeddings).astype(np.float32), frames=np.asarray(self.frames, np.int32),
             face_index=np.asarray(self.face_index, np.int32), boxes_xyxy=np.stack(self.boxes).astype(np.float32),
             kps=np.stack(self.kps).astype(np.float32), scores=np.asarray(self.scores, np.float32),
             quality=np.asarray(self.quality, np.float32), crops=crops,
             crop_frames=np.asarray([c[1] for c in self.crops], np.int32), closed=closed, width=self.width,
-            height=self.height, model=self.model, continues=self.continues, **self.camera)
+            height=self.height, model=self.model, continues=self.continues)
 
 
 def sequence_key(video: str, first_frame: int, first_face: int) -> str:

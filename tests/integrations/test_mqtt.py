@@ -24,9 +24,11 @@ def decision(n: int, cluster_id: int | None, status: str = "new", name: str | No
              merged_from: int | None = None) -> ReidDecision:
     crop = np.zeros((1, CROP_SIZE, CROP_SIZE, 3), np.uint8)
     crop[0, :, :, 2] = 200  # red: crops are BGR, as OpenCV decodes frames
-    return ReidDecision(f"{video}:{n}", n, video, f"/videos/{video}.mp4", 10 * n, 10 * n + 9, cluster_id, status, 0.3,
-                        None, name, np.arange(10 * n, 10 * n + 10, dtype=np.int32), np.zeros((10, 4), np.float32),
-                        crop, np.array([10 * n], np.int32), merged_from)
+    return ReidDecision(sequence_id=f"{video}:{n}", sequence_db_id=n, video=video, video_path=f"/videos/{video}.mp4",
+                        first_frame=10 * n, last_frame=10 * n + 9, cluster_id=cluster_id, status=status, distance=0.3,
+                        silhouette=None, name=name, frames=np.arange(10 * n, 10 * n + 10, dtype=np.int32),
+                        boxes_xyxy=np.zeros((10, 4), np.float32), crops=crop, crop_frames=np.array([10 * n], np.int32),
+                        merged_from=merged_from)
 
 
 def test_decisions_sightings_and_home_assistant_discovery_reach_the_broker(broker):
