@@ -10,9 +10,31 @@ from pydantic import Field
 
 from zdg.node import Params
 
-DEFAULT_STORE_DIR = ".zdg/store"
+STORE_DIR = Path(".zdg/store")
 DEFAULT_CLIP = "videos/friends_poker.mp4"
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"  # ../shared/data beside the repo
+CHECKOUT = Path(__file__).resolve().parents[1]  # the folder that holds nodes/ (and, in a checkout, graphs/)
+SHARED_DATA = CHECKOUT.parent / "shared" / "data"  # ../shared/data beside the repo
+
+
+def home(cwd: Path | None = None, checkout: Path = CHECKOUT) -> Path:
+    """Where relative defaults live: the checkout zdg runs from (it holds graphs/ and pyproject.toml), so a
+    command run in any folder finds the same graph and store; the current folder for an installed package."""
+    if (checkout / "graphs").is_dir() and (checkout / "pyproject.toml").is_file():
+        return checkout
+    return cwd or Path.cwd()
+
+
+def default_store_dir(cwd: Path | None = None, checkout: Path = CHECKOUT) -> Path:
+    """The embedded store's folder: .zdg/store here when this folder has one (made before defaults moved to the
+    checkout: nothing stored is left behind), else the home's."""
+    here = (cwd or Path.cwd()) / STORE_DIR
+    return here if here.is_dir() else home(cwd, checkout) / STORE_DIR
+
+
+def default_graph(name: str, cwd: Path | None = None, checkout: Path = CHECKOUT) -> Path:
+    """graphs/<name> here when this folder has it, else the home's."""
+    here = (cwd or Path.cwd()) / "graphs" / name
+    return here if here.is_file() else home(cwd, checkout) / "graphs" / name
 
 
 @dataclass(frozen=True)
@@ -24,7 +46,7 @@ class FaceEnvironment:
 
     @classmethod
     def of(cls, env: Mapping[str, str]) -> FaceEnvironment:
-        return cls(env.get("ZDG_DSN") or None, env.get("ZDG_STORE_DIR") or DEFAULT_STORE_DIR,
+        return cls(env.get("ZDG_DSN") or None, env.get("ZDG_STORE_DIR") or str(default_store_dir()),
                    env.get("ZDG_MODEL_ROOT") or None, Path(env.get("ZDG_DATA_ROOT") or SHARED_DATA))
 
     def model_root_for(self, param: str | None) -> str | None:
@@ -40,5 +62,6 @@ class StoreParams(Params):
     """Where a node finds the store."""
 
     dsn: str | None = Field(None, description="Postgres DSN; default $ZDG_DSN, else the embedded server")
-    store_dir: str | None = Field(None, description="embedded server data folder (default .zdg/store)")
+    store_dir: str | None = Field(None, description="embedded server data folder (default $ZDG_STORE_DIR, else "
+                                  ".zdg/store in the current folder if it has one, else in the checkout)")
     wait_s: float = Field(600, gt=0, description="how long to wait for an unreachable store before failing")

@@ -28,10 +28,10 @@ def postgres_of(store: Path) -> list[int]:
     return found
 
 
-def zdg(store: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess:
+def zdg(store: Path, *args: str, ok: bool = True, cwd: Path = REPO) -> subprocess.CompletedProcess:
     env = {**os.environ, "ZDG_STORE_DIR": str(store)}
     env.pop("ZDG_DSN", None)
-    done = subprocess.run([sys.executable, "-m", "zdg", *args], cwd=REPO, env=env, capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-m", "zdg", *args], cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=300)
     assert (done.returncode == 0) == ok, done.stderr[-2000:]
     return done
@@ -46,6 +46,8 @@ def store(tmp_path):
 
 
 def test_every_store_command_leaves_no_server_behind(store, tmp_path):
+    elsewhere = tmp_path / "elsewhere"  # not the checkout: the commands find its graphs/video_reid.yaml
+    elsewhere.mkdir()
     photos = str(shared_path("data", "faces", "friends_ref", "Ross"))
     commands = [(["summary"], False),  # a fresh store: it says it holds nothing yet
                 (["enroll", "--name", "Ross", photos], True), (["summary"], True), (["identities", "list"], True),
@@ -55,8 +57,9 @@ def test_every_store_command_leaves_no_server_behind(store, tmp_path):
                  False),  # no sequence of that clip stored: said, not scored
                 (["identities", "delete", "1", "--report", str(tmp_path / "report")], True)]
     for command, ok in commands:
-        zdg(store, *command, ok=ok)
+        zdg(store, *command, ok=ok, cwd=elsewhere)
         assert postgres_of(store) == [], f"zdg {' '.join(command)} left its server running"
+    assert list(elsewhere.iterdir()) == []
 
 
 def test_zdg_ui_stopped_by_sigterm_stops_its_server(store):
@@ -94,3 +97,22 @@ def test_a_dead_user_does_not_keep_the_server_running_for_ever(store):
     users.write_text("[999999]")  # a process that held the server and was killed (no exit handler ran)
     zdg(store, "summary", ok=False)  # starts the server; the store is empty
     assert postgres_of(store) == []
+
+
+def test_defaults_come_from_the_checkout_unless_this_folder_has_its_own(tmp_path):
+    from nodes.environment import default_graph, default_store_dir, home
+
+    checkout, here, installed = tmp_path / "checkout", tmp_path / "here", tmp_path / "site-packages"
+    (checkout / "graphs").mkdir(parents=True)
+    (checkout / "pyproject.toml").write_text("")
+    (checkout / "graphs" / "video_reid.yaml").write_text("")
+    here.mkdir()
+    installed.mkdir()
+    assert home(here, checkout) == checkout and home(here, installed) == here  # an installed package: this folder
+    assert default_store_dir(here, checkout) == checkout / ".zdg" / "store"
+    assert default_graph("video_reid.yaml", here, checkout) == checkout / "graphs" / "video_reid.yaml"
+    (here / ".zdg" / "store").mkdir(parents=True)  # a store made here before: used where it is, never left behind
+    (here / "graphs").mkdir()
+    (here / "graphs" / "video_reid.yaml").write_text("")
+    assert default_store_dir(here, checkout) == here / ".zdg" / "store"
+    assert default_graph("video_reid.yaml", here, checkout) == here / "graphs" / "video_reid.yaml"

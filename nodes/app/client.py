@@ -12,16 +12,16 @@ from nodes.app.search import Match
 class Store:
     """The store a graph's reid node uses (the embedded one, or $ZDG_DSN).
 
-        store = zdg.Store()                        # graphs/video_reid.yaml's store
+        store = zdg.Store()                        # graphs/video_reid.yaml's store (here, else the checkout's)
         for person in store.identities(): print(person.id, person.name, person.sequences)
         store.search(["ross1.jpg", "ross2.jpg"])   # nearest identities, as Match(cluster_id, name, distance, joins)
     """
 
-    def __init__(self, graph: str | Path = "graphs/video_reid.yaml", overrides: list[str] | None = None) -> None:
-        from nodes.app.service import open_store, reid_settings
+    def __init__(self, graph: str | Path | None = None, overrides: list[str] | None = None) -> None:
+        from nodes.app.service import main_graph, open_store, reid_settings
         from zdg.config import load_graph
 
-        self.graph = load_graph(Path(graph), overrides or [])
+        self.graph = load_graph(Path(graph) if graph else main_graph(), overrides or [])
         self.settings = reid_settings(self.graph)
         self.store = open_store(self.graph)
         self._models = None

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nodes.app.offline import node_of_type
-from nodes.app.service import DEFAULT_GRAPH, annotated_videos_dir, load_models, open_store, reid_settings
+from nodes.app.service import annotated_videos_dir, load_models, main_graph, open_store, reid_settings
 from nodes.app.tool_commands import add_tool_commands
 from nodes.environment import FaceEnvironment
 from zdg.config import load_graph
@@ -205,7 +205,8 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     def graph_arg(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--graph", type=Path, default=DEFAULT_GRAPH, help="graph whose models and store to use")
+        p.add_argument("--graph", type=Path, default=main_graph(),
+                       help="graph whose models and store to use (default graphs/video_reid.yaml here, else the checkout's)")
         p.add_argument("--set", dest="overrides", action="append", default=[], metavar="NODE.PARAM=VALUE",
                        help="change a param of the graph (repeatable), e.g. --set embedder.backend=dlib")
 

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nodes.app.offline import node_of_type
-from nodes.environment import FaceEnvironment
+from nodes.environment import FaceEnvironment, default_graph
 from zdg.config import Graph
 from zdg.node import zdg_environment
 
@@ -16,7 +16,12 @@ if TYPE_CHECKING:
     from nodes.matching.decision import ReidSettings
     from nodes.store.pg import PgFaceStore
 
-DEFAULT_GRAPH = Path("graphs/video_reid.yaml")
+MAIN_GRAPH = "video_reid.yaml"  # the graph whose store and models the face commands use unless told
+
+
+def main_graph() -> Path:
+    """graphs/video_reid.yaml here, else the checkout's: the store commands work from any folder."""
+    return default_graph(MAIN_GRAPH)
 
 
 def embedding_model(graph: Graph) -> str:

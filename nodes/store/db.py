@@ -12,7 +12,8 @@ EXTENSION_LOCK = 7242
 
 
 def resolve_dsn(dsn: str | None, store_dir: str | None, env: FaceEnvironment) -> str:
-    """The node's `dsn`, then $ZDG_DSN, then the embedded server in `store_dir` (else $ZDG_STORE_DIR, .zdg/store)."""
+    """The node's `dsn`, then $ZDG_DSN, then the embedded server in `store_dir` (else $ZDG_STORE_DIR, then
+    nodes.environment.default_store_dir)."""
     if dsn or env.dsn:
         return dsn or env.dsn
     from nodes.store.embedded import embedded_dsn  # the `embedded` extra: images with a store service lack it
