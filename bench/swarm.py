@@ -28,8 +28,8 @@ sys.path.insert(0, str(REPO))
 
 from tests.containers.conftest import zdg  # noqa: E402
 from tests.containers.swarm import TwoNodeSwarm, deploy_face_graph, missing_support, out_folder  # noqa: E402
-from zdg.compose import BASE_IMAGE, FACES_IMAGE  # noqa: E402
-from zdg.images import STORE_BUILD_IMAGE  # noqa: E402
+from zdg.deploy.compose import BASE_IMAGE, FACES_IMAGE  # noqa: E402
+from zdg.deploy.images import STORE_BUILD_IMAGE  # noqa: E402
 
 TWO_BOXES = REPO / "tests" / "containers" / "two_boxes.yaml"
 

@@ -13,15 +13,15 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, zdg
-from zdg.compose import ComposeFiles, build_compose
 from zdg.config import load_graph
-from zdg.images import DB_INIT
+from zdg.deploy.compose import ComposeFiles, build_compose
+from zdg.deploy.images import DB_INIT
 
 HEAVY = ("cv2", "onnxruntime", "insightface", "psycopg", "scipy", "sklearn", "pgvector", "matplotlib")
 
 
 def test_framework_modules_import_nothing_of_the_app():
-    code = ("import sys, zdg.config, zdg.compose, zdg.wiring, zdg.worker, zdg.runner; "
+    code = ("import sys, zdg.config, zdg.deploy.compose, zdg.wiring, zdg.worker, zdg.runner; "
             "print(sorted(m for m in sys.modules if m == 'nodes' or m.startswith('nodes.')))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
     assert done.stdout.strip() == "[]"

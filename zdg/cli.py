@@ -9,10 +9,10 @@ import time
 from pathlib import Path
 
 from zdg.cli_common import add_graph_args, write_or_print
-from zdg.compose import ComposeError
 from zdg.config import GraphError, load_graph
-from zdg.deploy_cli import add_deploy_commands
-from zdg.images import DockerError
+from zdg.deploy.commands import add_deploy_commands
+from zdg.deploy.compose import ComposeError
+from zdg.deploy.images import DockerError
 from zdg.node_process import EXIT_INVALID, USER_ERRORS, NodeLaunch, reported, run_node_process, start_process
 from zdg.registry import command_plugins
 from zdg.wiring import RUN_ROOT, default_run_dir

@@ -26,7 +26,7 @@ import yaml
 
 from tests.conftest import REPO, SHARED
 from tests.containers.conftest import sh, zdg
-from zdg.images import STORE_BUILD_IMAGE
+from zdg.deploy.images import STORE_BUILD_IMAGE
 
 SUBNET = "192.168.77"
 EDGE_NODES = ("source", "detector", "embedder")  # the face graph's camera side; the rest is on the central box

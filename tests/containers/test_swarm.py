@@ -20,8 +20,8 @@ from tests.conftest import REPO
 from tests.containers.conftest import zdg
 from tests.containers.swarm import EDGE_NODES, Engine, TwoNodeSwarm, deploy_face_graph, missing_support, out_folder
 from tests.faults.test_faults import assert_same_store
-from zdg.compose import BASE_IMAGE, FACES_IMAGE
-from zdg.images import STORE_BUILD_IMAGE
+from zdg.deploy.compose import BASE_IMAGE, FACES_IMAGE
+from zdg.deploy.images import STORE_BUILD_IMAGE
 
 pytestmark = pytest.mark.swarm
 TWO_BOXES = REPO / "tests" / "containers" / "two_boxes.yaml"

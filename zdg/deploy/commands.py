@@ -8,14 +8,14 @@ import sys
 from pathlib import Path
 
 from zdg.cli_common import add_graph_args, write_or_print
-from zdg.compose import STORE_IMAGE, ComposeFiles
 from zdg.config import load_graph
-from zdg.stack import HOST_ROOT
+from zdg.deploy.compose import STORE_IMAGE, ComposeFiles
+from zdg.deploy.stack import HOST_ROOT
 
 
 def cmd_compose(args: argparse.Namespace) -> int:
-    from zdg.compose import STORE_SERVICE, build_compose, ensure_db_password, render
-    from zdg.images import DB_INIT
+    from zdg.deploy.compose import STORE_SERVICE, build_compose, ensure_db_password, render
+    from zdg.deploy.images import DB_INIT
 
     graph = load_graph(args.graph, args.overrides)
     out_dir = (args.output.parent if args.output else Path.cwd())
@@ -27,8 +27,8 @@ def cmd_compose(args: argparse.Namespace) -> int:
 
 
 def cmd_stack(args: argparse.Namespace) -> int:
-    from zdg.images import DB_INIT
-    from zdg.stack import StackOptions, build_stack, render_stack
+    from zdg.deploy.images import DB_INIT
+    from zdg.deploy.stack import StackOptions, build_stack, render_stack
 
     graph = load_graph(args.graph, args.overrides)
     out_dir = (args.output.parent if args.output else Path.cwd())
@@ -38,8 +38,8 @@ def cmd_stack(args: argparse.Namespace) -> int:
 
 
 def cmd_k8s(args: argparse.Namespace) -> int:
-    from zdg.images import DB_INIT
-    from zdg.k8s import K8sOptions, build_manifests, write_manifests
+    from zdg.deploy.images import DB_INIT
+    from zdg.deploy.k8s import K8sOptions, build_manifests, write_manifests
 
     graph = load_graph(args.graph, args.overrides)
     options = K8sOptions(args.store_image, args.external_store, args.host_root, tuple(args.client))
@@ -50,8 +50,8 @@ def cmd_k8s(args: argparse.Namespace) -> int:
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
-    from zdg.compose import boxes
     from zdg.curve import LOCAL_BOX, generate_keys
+    from zdg.deploy.compose import boxes
     from zdg.wiring import compile_plan
 
     graph = load_graph(args.graph)
@@ -62,7 +62,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
         raise LookupError(f"{args.graph}: no node has host: and no topic is secure, so no keys are needed")
     if args.client and not secure:
         raise LookupError(f"{args.graph}: no topic is secure (`secure: true` on an edge without `to:`): clients need no keys")
-    from zdg.images import CONTAINER_UID
+    from zdg.deploy.images import CONTAINER_UID
 
     # root gives the boxes' folders to the images' user, the only one (besides root) that may read them in a container
     box_owner = CONTAINER_UID if os.geteuid() == 0 else None
@@ -73,7 +73,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from zdg.images import build_images
+    from zdg.deploy.images import build_images
 
     for tag in build_images(args.base_image, args.store, args.gpu, args.ca_file):
         print(f"built {tag}")
@@ -81,7 +81,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_bundle(args: argparse.Namespace) -> int:
-    from zdg.images import bundle
+    from zdg.deploy.images import bundle
 
     graph = load_graph(args.graph, args.overrides)
     images = bundle(graph, args.overrides, args.host, args.output, args.store_image, args.keys)

@@ -9,10 +9,19 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from zdg.compose import BASE_IMAGE, FACES_IMAGE, STORE_SERVICE, ComposeFiles, build_compose, ensure_db_password, images_of, render
 from zdg.config import Graph
+from zdg.deploy.compose import (
+    BASE_IMAGE,
+    FACES_IMAGE,
+    STORE_SERVICE,
+    ComposeFiles,
+    build_compose,
+    ensure_db_password,
+    images_of,
+    render,
+)
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 STORE_BUILD_IMAGE = BASE_IMAGE.replace("zdg:", "zdg-store:")
 CA_DIR = REPO / "docker" / "build-ca"  # a CA bundle put here is used by pip during builds only
 DB_INIT = REPO / "docker" / "db" / "init.sql"

@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from zdg.compose import (
+from zdg.config import Graph, NodeDef
+from zdg.curve import LOCAL_BOX
+from zdg.deploy.compose import (
     GRAPH_IN_CONTAINER,
     STORE_DATA,
     STORE_IMAGE,
@@ -29,9 +31,7 @@ from zdg.compose import (
     tagged,
     uses_store,
 )
-from zdg.config import Graph, NodeDef
-from zdg.curve import LOCAL_BOX
-from zdg.stack import BOX_LABEL, HOST_ROOT
+from zdg.deploy.stack import BOX_LABEL, HOST_ROOT
 from zdg.wiring import Plan, compile_plan, service_name, tcp_port
 
 KEYS_IN_CONTAINER = "/keys"

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from zdg.compose import (
+from zdg.config import Graph, NodeDef
+from zdg.curve import LOCAL_BOX
+from zdg.deploy.compose import (
     GRAPH_IN_CONTAINER,
     MAX_RESTARTS,
     NODE_HEALTHCHECK,
@@ -39,8 +41,6 @@ from zdg.compose import (
     tagged,
     uses_store,
 )
-from zdg.config import Graph, NodeDef
-from zdg.curve import LOCAL_BOX
 from zdg.wiring import Plan, compile_plan, service_name, tcp_port
 
 BOX_LABEL = "zdg.box"  # docker node update --label-add zdg.box=NAME NODE
