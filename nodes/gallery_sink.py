@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import Field
 
 from nodes.messages import ReidDecision, Sequence
+from nodes.vision.source_paths import is_stream
 from zdg.node import Deploy, Params, SinkNode
 
 
@@ -27,14 +28,12 @@ class GallerySinkNode(SinkNode):
     Params = GallerySinkParams
     inputs = {"in": (Sequence, ReidDecision)}
     deploy = Deploy(image="zdg-faces", models=True)  # reads the clips it annotates
-    preload = ("nodes.vision.annotate", "nodes.vision.video_reader")
+    preload = ("nodes.vision.annotate",)
 
     def setup(self) -> None:
         from nodes.vision import annotate
-        from nodes.vision.video_reader import is_stream
 
         self.annotate = annotate
-        self.is_stream = is_stream
         self.boxes: dict[str, dict[int, list]] = defaultdict(lambda: defaultdict(list))
         self.labels: dict[str, str] = {}  # sequence id -> what is drawn next to its boxes
         self.paths: dict[str, str] = {}
@@ -50,7 +49,7 @@ class GallerySinkNode(SinkNode):
         if len(item.crops):
             name = self.annotate.strip_name(item.sequence_id)
             self.annotate.write_strip(item.crops, Path(self.params.out_dir) / item.video / f"{name}.png")
-        if not self.params.annotate_video or self.is_stream(item.video_path):
+        if not self.params.annotate_video or is_stream(item.video_path):
             return  # a stream cannot be read again to draw on: nothing of it is kept (memory stays flat)
         self.labels[item.sequence_id] = label
         self.paths[item.video] = item.video_path

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from pydantic import Field
 
 from nodes.messages import Faces, Sequence
+from nodes.vision.source_paths import is_stream
 from zdg.message import Message
 from zdg.node import Deploy, Node, Params
 
@@ -88,14 +89,12 @@ class SequencerNode(Node):
     inputs = {"in": Faces}
     outputs = {"out": Sequence, "update": Sequence}
     deploy = Deploy(image="zdg-faces")
-    preload = ("nodes.vision.tracking", "nodes.vision.video_reader")
+    preload = ("nodes.vision.tracking",)
 
     def setup(self) -> None:
         from nodes.vision import tracking
-        from nodes.vision.video_reader import is_stream
 
         self.tracking = tracking
-        self.is_stream = is_stream
         self.rules: dict[str, LinkRule] = {}
         self.videos: dict[str, VideoState] = {}
 
@@ -116,7 +115,7 @@ class SequencerNode(Node):
     def process(self, faces: Faces) -> list[Sequence | Message]:
         state = self.videos.get(faces.video)
         if state is None:
-            state = self.videos[faces.video] = VideoState(stream=self.is_stream(faces.video_path))
+            state = self.videos[faces.video] = VideoState(stream=is_stream(faces.video_path))
         state.pending[faces.seq] = faces
         state.last_frame_at = time.monotonic()
         idle = self._close_idle()  # other sources': already marked with their own resume frames

@@ -15,6 +15,7 @@ from pydantic import Field
 from nodes.environment import FaceEnvironment, StoreParams
 from nodes.messages import Frame
 from nodes.vision.replay_buffer import ReplayBuffer
+from nodes.vision.source_paths import is_stream, redacted
 from zdg.node import Deploy, FatalNodeError, SourceNode
 
 
@@ -70,8 +71,8 @@ class VideoSourceNode(SourceNode):
 
         self.reader = video_reader
         self.path = self.params.path or FaceEnvironment.of(self.context.env).default_clip
-        self.stream = video_reader.is_stream(self.path)
-        self.shown = video_reader.redacted(self.path)  # the path everywhere but the reader: no camera password
+        self.stream = is_stream(self.path)
+        self.shown = redacted(self.path)  # the path everywhere but the reader: no camera password
         if not self.stream and not Path(self.path).exists():
             raise FatalNodeError(f"video source: {self.path}: no such file or folder")
         named = Path(self.path).stem if not self.stream else self.shown.replace("/", "_")

@@ -324,7 +324,7 @@ def test_a_files_creation_time_tag_is_its_wall_clock_start_and_no_tag_is_unknown
 
 
 def test_a_camera_password_is_kept_out_of_what_is_shown_and_stored():
-    from nodes.vision.video_reader import redacted
+    from nodes.vision.source_paths import redacted
 
     assert redacted("rtsp://admin:hunter2@10.0.0.5:554/stream1") == "rtsp://admin@10.0.0.5:554/stream1"
     assert redacted("rtsp://10.0.0.5/live?x=1") == "rtsp://10.0.0.5/live?x=1"

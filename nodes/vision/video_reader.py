@@ -8,12 +8,12 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import cv2
 import numpy as np
 
 from nodes.vision.photos import IMAGE_SUFFIXES
+from nodes.vision.source_paths import is_stream, redacted
 from zdg.node import FatalNodeError
 from zdg.retry import Backoff
 
@@ -25,21 +25,6 @@ class VideoEndedEarly(Exception):
 RECONNECT_CAP_S = 30.0
 Progress = Callable[[int, int | None], None]
 Count = Callable[[str], None]
-
-
-def is_stream(path: str) -> bool:
-    return path.isdigit() or "://" in path
-
-
-def redacted(path: str) -> str:
-    """A stream URL without its password (`rtsp://user:pass@host/x` → `rtsp://user@host/x`): what logs, video ids and
-    the store see; only the reader gets the URL itself."""
-    if "://" not in path:
-        return path
-    parts = urlsplit(path)
-    if parts.password is None:
-        return path
-    return urlunsplit(parts._replace(netloc=f"{parts.username}@{parts.netloc.rsplit('@', 1)[1]}"))
 
 
 def histogram(image: np.ndarray) -> np.ndarray:
