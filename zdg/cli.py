@@ -178,10 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     start_process(args.verbose)
-    try:
-        return reported(lambda: args.func(args), (*USER_ERRORS, ComposeError, DockerError))
-    except KeyboardInterrupt:
-        return 130
+    return reported(lambda: args.func(args), (*USER_ERRORS, ComposeError, DockerError))
 
 
 if __name__ == "__main__":

@@ -96,7 +96,8 @@ def start_process(verbose: bool) -> None:
 
 
 def reported(run: Callable[[], int], user_errors: tuple[type[Exception], ...] = USER_ERRORS) -> int:
-    """`run()`'s exit code; a bad graph file or a user's mistake is printed (no traceback) as its exit code."""
+    """`run()`'s exit code; a bad graph file or a user's mistake is printed (no traceback) as its exit code, and
+    Ctrl-C is 130."""
     try:
         return run()
     except (GraphError, YamlSyntaxError) as exc:
@@ -105,6 +106,8 @@ def reported(run: Callable[[], int], user_errors: tuple[type[Exception], ...] = 
     except user_errors as exc:
         print(f"zdg: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        return 130
 
 
 def run_forked(launch: dict, verbose: bool = False) -> int:

@@ -2,11 +2,10 @@
 
 `zdg run` forks the zygote before it starts any thread; the zygote imports what the graph's nodes
 declare in `Node.preload` while the runner starts shared services (the embedded store), then forks
-one child per request. Each child calls the request's target (`module:function`, given keyword
-arguments): its own session, the environment it was given, gone when the zygote (hence the runner)
-dies. The zygote knows nothing of what it forks. The zygote reports each
-child's pid and, once reaped, its exit status; the runner sees them through `ForkedProcess`, which
-answers like subprocess.Popen.
+one child per request, which calls the request's target (`module:function`, with keyword arguments)
+and knows nothing else of the zygote: its own session, the environment it was given, gone when the
+zygote (hence the runner) dies. The zygote reports each child's pid and, once reaped, its exit
+status; the runner sees them through `ForkedProcess`, which answers like subprocess.Popen.
 """
 
 from __future__ import annotations
