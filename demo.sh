@@ -9,12 +9,13 @@ cd "$(dirname "$0")"
 CLIP=${1:-../shared/data/videos/friends_poker.mp4}
 shift || true
 export ZDG_MODEL_ROOT=${ZDG_MODEL_ROOT:-$(cd .. && pwd)/shared/models}
-if [ ! -x .venv/bin/zdg ]; then
-    echo "first run: creating .venv and installing zdg with its dependencies (onnxruntime, OpenCV, PostgreSQL, ...):"
-    echo "about 80 s, once"
+if [ ! -x .venv/bin/zdg ] || [ pyproject.toml -nt .venv/.zdg-installed ]; then  # first run, or an update since
+    echo "installing zdg into .venv with its dependencies (onnxruntime, OpenCV, PostgreSQL, ...), as on a first run"
+    echo "or after an update of pyproject.toml: about 80 s the first time"
     python3 -m venv .venv
     .venv/bin/pip install -q --upgrade pip
     .venv/bin/pip install -q -e '.[all]'
+    touch .venv/.zdg-installed
     echo "installed"
 fi
 . .venv/bin/activate

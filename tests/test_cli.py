@@ -48,3 +48,16 @@ def test_a_bad_input_file_is_one_line_and_exit_1_from_the_cli_and_an_exception_t
         load_truth(bad)
     done = zdg("eval", "video", "clip.mp4", str(bad))
     assert done.returncode == 1 and done.stderr.startswith(f"zdg: {bad}: not a truth file") and "Traceback" not in done.stderr
+
+
+def test_an_entry_point_left_stale_by_an_update_says_to_install_again(monkeypatch, capsys):
+    from importlib.metadata import EntryPoint
+
+    from zdg import cli, registry
+
+    stale = EntryPoint("faces", "nodes.commands:add_commands", registry.COMMAND_GROUP)  # where it was before nodes/app/
+    monkeypatch.setattr(registry, "entry_points", lambda group: [stale] if group == registry.COMMAND_GROUP else [])
+    assert cli.main(["validate", str(REPO / "graphs" / "demo.yaml")]) == 1
+    said = capsys.readouterr().err
+    assert "entry point 'faces' (nodes.commands:add_commands) cannot be imported" in said
+    assert "pip install -e ." in said and "Traceback" not in said

@@ -14,7 +14,7 @@ from zdg.deploy.commands import add_deploy_commands
 from zdg.deploy.compose import ComposeError
 from zdg.deploy.images import DockerError
 from zdg.node_process import EXIT_INVALID, USER_ERRORS, NodeLaunch, reported, run_node_process, start_process
-from zdg.registry import command_plugins
+from zdg.registry import StalePlugin, command_plugins
 from zdg.wiring import RUN_ROOT, default_run_dir
 from zdg.yamlsrc import YamlSyntaxError
 
@@ -176,7 +176,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        parser = build_parser()
+    except StalePlugin as exc:
+        print(f"zdg: {exc}", file=sys.stderr)
+        return 1
+    args = parser.parse_args(argv)
     start_process(args.verbose)
     return reported(lambda: args.func(args), (*USER_ERRORS, ComposeError, DockerError))
 

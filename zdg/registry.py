@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from functools import cache
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 
 from zdg.node import Node
 
@@ -24,6 +24,18 @@ class UnknownNodeType(LookupError):
     """`type:` names nothing importable."""
 
 
+class StalePlugin(LookupError):
+    """An installed entry point names a module that is not there (an update moved it since the install)."""
+
+
+def _load(ep: EntryPoint) -> Callable:
+    try:
+        return ep.load()
+    except ImportError as exc:
+        raise StalePlugin(f"{ep.group} entry point {ep.name!r} ({ep.value}) cannot be imported: {exc}; after an "
+                          "update that moved modules, install again (pip install -e . in the checkout)") from None
+
+
 @cache
 def registered_types() -> dict[str, str]:
     """Every registered node type name -> `module:Class` target (read once per process: a scan of the installed
@@ -33,13 +45,13 @@ def registered_types() -> dict[str, str]:
 
 def command_plugins() -> list[Callable]:
     """The `add_commands(subparsers)` functions of installed applications."""
-    return [ep.load() for ep in sorted(entry_points(group=COMMAND_GROUP), key=lambda ep: ep.name)]
+    return [_load(ep) for ep in sorted(entry_points(group=COMMAND_GROUP), key=lambda ep: ep.name)]
 
 
 def prepare_plugins() -> list[Callable]:
     """`prepare(graph, env) -> env` functions that `zdg run` calls once before it starts the nodes: an
     application starts what its nodes share (the embedded store) and hands it to them as ZDG_* variables."""
-    return [ep.load() for ep in sorted(entry_points(group=PREPARE_GROUP), key=lambda ep: ep.name)]
+    return [_load(ep) for ep in sorted(entry_points(group=PREPARE_GROUP), key=lambda ep: ep.name)]
 
 
 def resolve(type_name: str) -> type[Node]:
