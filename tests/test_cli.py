@@ -61,3 +61,13 @@ def test_an_entry_point_left_stale_by_an_update_says_to_install_again(monkeypatc
     said = capsys.readouterr().err
     assert "entry point 'faces' (nodes.commands:add_commands) cannot be imported" in said
     assert "pip install -e ." in said and "Traceback" not in said
+
+
+def test_a_forked_node_restarting_in_place_runs_the_same_zdg_node_command():
+    from zdg.cli import build_parser, launch_of
+    from zdg.node_process import NodeLaunch
+
+    launch = NodeLaunch(REPO / "graphs" / "demo.yaml", "square", 1, ["square.delay=0", "counter.count=5"],
+                        REPO / "run", "tcp", REPO / "keys", {"edge": "10.0.0.2"}, True, "wait", True)
+    assert launch_of(build_parser().parse_args(launch.argv())) == launch  # zdg.recovery.reexecute runs sys.argv
+    assert launch_of(build_parser().parse_args(NodeLaunch(REPO / "g.yaml", "n").argv())) == NodeLaunch(REPO / "g.yaml", "n")

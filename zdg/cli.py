@@ -51,10 +51,13 @@ def _addresses(items: list[str]) -> dict[str, str]:
     return out
 
 
+def launch_of(args: argparse.Namespace) -> NodeLaunch:
+    return NodeLaunch(args.graph, args.node, args.replica, args.overrides, args.run_dir, args.transport, args.keys,
+                      _addresses(args.address), args.one_network, args.after_end, args.graph_recovery)
+
+
 def cmd_node(args: argparse.Namespace) -> int:
-    return run_node_process(NodeLaunch(args.graph, args.node, args.replica, args.overrides, args.run_dir,
-                                       args.transport, args.keys, _addresses(args.address), args.one_network,
-                                       args.after_end, args.graph_recovery))
+    return run_node_process(launch_of(args))
 
 
 def cmd_health(args: argparse.Namespace) -> int:

@@ -39,6 +39,16 @@ class NodeLaunch:
     after_end: str = "exit"  # or "wait": stay up and healthy after a complete stream
     graph_recovery: bool = False
 
+    def argv(self) -> list[str]:
+        """The same launch as `zdg node` arguments."""
+        args = ["node", str(self.graph), self.node, "--replica", str(self.replica), "--transport", self.transport,
+                "--after-end", self.after_end]
+        args += [a for item in self.overrides for a in ("--set", item)]
+        args += [a for box, address in self.addresses.items() for a in ("--address", f"{box}={address}")]
+        args += ["--run-dir", str(self.run_dir)] if self.run_dir else []
+        args += ["--keys", str(self.keys)] if self.keys else []
+        return args + ["--one-network"] * self.one_network + ["--graph-recovery"] * self.graph_recovery
+
 
 def run_node_process(launch: NodeLaunch) -> int:
     """Load the graph, wire this replica and run it; its exit code."""
@@ -114,4 +124,6 @@ def run_forked(launch: dict, verbose: bool = False) -> int:
     """In a child of `zdg run`'s forker: what `zdg node` does after parsing its arguments, errors printed alike."""
     start_process(verbose)
     paths = {k: Path(v) for k in ("graph", "run_dir", "keys") if (v := launch.get(k))}
-    return reported(lambda: run_node_process(NodeLaunch(**{**launch, **paths})))
+    node = NodeLaunch(**{**launch, **paths})
+    sys.argv = ["zdg", *node.argv()]  # a node that restarts itself in place (zdg.recovery.reexecute) runs it again
+    return reported(lambda: run_node_process(node))

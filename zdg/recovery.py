@@ -164,7 +164,8 @@ class EpochWatcher(threading.Thread):
 
 
 def reexecute(epoch: int) -> None:
-    """Start this node afresh in the same process (pid, container) to join `epoch`; never returns."""
+    """Start this node afresh in the same process (pid, container) to join `epoch`; never returns. `sys.argv` is
+    the node's `zdg node` command line (zdg.node_process sets it so in a node forked by `zdg run`)."""
     log.warning("graph moved to epoch %d: starting afresh to join it", epoch)
     for handler in logging.getLogger().handlers:
         handler.flush()
