@@ -10,6 +10,7 @@ dimension (never assumed), k kept crops, h x w the image.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from dataclasses import fields as fields_of
 from typing import Any, ClassVar
 
 import numpy as np
@@ -32,7 +33,7 @@ class FromSource(TypedMessage):
 
     def source_fields(self) -> dict[str, Any]:
         """The source's fields, to pass on to the next message."""
-        return {name: getattr(self, name) for name in ("video", "video_path", "camera", "location", "start_time")}
+        return {f.name: getattr(self, f.name) for f in fields_of(FromSource)}
 
 
 @dataclass(frozen=True, eq=False, kw_only=True)
@@ -44,7 +45,8 @@ class FromFrame(FromSource):
     ts: float  # seconds into the clip, or wall-clock time for streams
 
     def frame_fields(self) -> dict[str, Any]:
-        return {**self.source_fields(), "frame": self.frame, "seq": self.seq, "ts": self.ts}
+        """The source's and the frame's fields, to pass on to the next message."""
+        return {f.name: getattr(self, f.name) for f in fields_of(FromFrame)}
 
 
 @dataclass(frozen=True, eq=False, kw_only=True)
