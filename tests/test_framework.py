@@ -15,7 +15,7 @@ import pytest
 from tests.conftest import REPO, zdg
 from zdg.config import load_graph
 from zdg.deploy.compose import ComposeFiles, build_compose
-from zdg.deploy.images import DB_INIT
+from zdg.shared_store import store_service
 
 HEAVY = ("cv2", "onnxruntime", "insightface", "psycopg", "scipy", "sklearn", "pgvector", "matplotlib")
 
@@ -116,10 +116,10 @@ def test_a_new_node_type_is_one_file_outside_zdg(tmp_path):
     sys.path.insert(0, str(tmp_path))
     try:
         graph = load_graph(graph_path)
-        doc = build_compose(graph, ComposeFiles(tmp_path, graph_path, DB_INIT), [])
+        doc = build_compose(graph, ComposeFiles(tmp_path, graph_path, store_service().init_file), [])
         single = tmp_path / "restart_node.yaml"  # without graph recovery, only the nodes that use the store wait for it
         single.write_text(graph_path.read_text().replace("on_crash: restart_graph", "on_crash: restart_node"))
-        alone = build_compose(load_graph(single), ComposeFiles(tmp_path, single, DB_INIT), [])
+        alone = build_compose(load_graph(single), ComposeFiles(tmp_path, single, store_service().init_file), [])
     finally:
         sys.path.remove(str(tmp_path))
     assert doc["services"]["alert"]["image"] == "${ZDG_ALERTS_IMAGE:-registry.example/alerts:2}"

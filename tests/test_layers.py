@@ -7,6 +7,7 @@ Layers, top first; a module may import its own layer and those below it. Imports
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,7 @@ LAYERS = [  # (name, module prefixes), top first
     ("edge types and settings", ["nodes.messages", "nodes.environment"]),
 ]
 SIBLINGS = {("store", "vision")}  # neither may import the other
+APP_LIBRARIES = re.compile(r"postgres|pgvector|insightface|onnxruntime|psycopg", re.IGNORECASE)
 
 
 def layer_of(module: str) -> int:
@@ -111,3 +113,11 @@ def test_nodes_top_level_holds_node_files_and_edge_types_only():
     top = sorted(module_name(p) for p in (REPO / "nodes").glob("*.py"))
     assert len(top) <= 16, top
     assert {LAYERS[layer_of(name)][0] for name in top} == {"node files", "edge types and settings"}
+
+
+def test_the_framework_names_no_database_or_face_library():
+    """The store and the images come from the application's plugins (zdg.store, zdg.images): zdg/ names none of
+    the libraries behind them, in code or in words."""
+    named = [f"{path.relative_to(REPO)}:{number}: {line.strip()}" for path in sorted((REPO / "zdg").rglob("*.py"))
+             for number, line in enumerate(path.read_text().splitlines(), 1) if APP_LIBRARIES.search(line)]
+    assert named == []

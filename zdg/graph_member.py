@@ -9,7 +9,8 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from zdg.recovery import PLANNED, EpochBoard, EpochWatcher, reexecute
+from zdg.recovery import PLANNED, EpochWatcher, reexecute
+from zdg.shared_store import store_service
 
 GRAPH_WAIT_S = 120  # a rewinding source waits this long for every node to join the new epoch, then goes on
 
@@ -26,7 +27,7 @@ class GraphMember:
 
     def __init__(self, dsn: str, graph: str, member: str, node: str, expected: Mapping[str, int],
                  log: logging.Logger, counts: Counter, stopping: Callable[[], bool]) -> None:
-        self.board = EpochBoard(dsn, graph_key(graph), member, node)
+        self.board = store_service().epoch_board(dsn, graph_key(graph), member, node)
         self.expected = dict(expected)  # replicas per node of the plan: who must join before a source goes on
         self.log, self.counts, self.stopping = log, counts, stopping
         self.epoch: int | None = None

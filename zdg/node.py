@@ -38,7 +38,7 @@ class Deploy:
     """What a node needs where it is deployed; `zdg compose` reads this instead of guessing."""
 
     image: str = "zdg"  # image name; the tag is zdg's version
-    store: bool = False  # talks to the Postgres store: gets ZDG_DSN and waits for the store service
+    store: bool = False  # talks to the graph's store (zdg.shared_store): gets ZDG_DSN and waits for its service
     models: bool = False  # reads model packs or clips: gets the /models and /data mounts
     gpu: bool = False  # asks the engine for a GPU
 

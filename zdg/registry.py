@@ -12,6 +12,7 @@ import importlib
 from collections.abc import Callable
 from functools import cache
 from importlib.metadata import EntryPoint, entry_points
+from typing import Any
 
 from zdg.node import Node
 
@@ -28,7 +29,7 @@ class StalePlugin(LookupError):
     """An installed entry point names a module that is not there (an update moved it since the install)."""
 
 
-def _load(ep: EntryPoint) -> Callable:
+def load_entry_point(ep: EntryPoint) -> Any:
     try:
         return ep.load()
     except ImportError as exc:
@@ -45,13 +46,13 @@ def registered_types() -> dict[str, str]:
 
 def command_plugins() -> list[Callable]:
     """The `add_commands(subparsers)` functions of installed applications."""
-    return [_load(ep) for ep in sorted(entry_points(group=COMMAND_GROUP), key=lambda ep: ep.name)]
+    return [load_entry_point(ep) for ep in sorted(entry_points(group=COMMAND_GROUP), key=lambda ep: ep.name)]
 
 
 def prepare_plugins() -> list[Callable]:
     """`prepare(graph, env) -> env` functions that `zdg run` calls once before it starts the nodes: an
     application starts what its nodes share (the embedded store) and hands it to them as ZDG_* variables."""
-    return [_load(ep) for ep in sorted(entry_points(group=PREPARE_GROUP), key=lambda ep: ep.name)]
+    return [load_entry_point(ep) for ep in sorted(entry_points(group=PREPARE_GROUP), key=lambda ep: ep.name)]
 
 
 def resolve(type_name: str) -> type[Node]:

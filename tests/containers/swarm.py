@@ -26,7 +26,7 @@ import yaml
 
 from tests.conftest import REPO, SHARED
 from tests.containers.conftest import sh, zdg
-from zdg.deploy.images import STORE_BUILD_IMAGE
+from zdg.shared_store import store_service
 
 SUBNET = "192.168.77"
 EDGE_NODES = ("source", "detector", "embedder")  # the face graph's camera side; the rest is on the central box
@@ -81,7 +81,7 @@ def deploy_face_graph(swarm: TwoNodeSwarm, folder: Path, stack: str, end_s: floa
     graph = placed_face_graph(folder)
     zdg("keys", str(graph), "-o", str(folder / "keys"))
     zdg("stack", str(graph), "--set", f"source.end_s={end_s}", "--set", "gallery.annotate_video=false",
-        "--store-image", STORE_BUILD_IMAGE, "-o", str(folder / "stack.yml"))
+        "--store-image", store_service().build_image, "-o", str(folder / "stack.yml"))
     env = {"ZDG_OUT": str(out_folder(folder / "out")), "ZDG_MODEL_ROOT": str(SHARED / "models"),
            "ZDG_DATA_ROOT": str(SHARED / "data")}
     subscriber = [sys.executable, "-m", "zdg", "sub", "tcp://127.0.0.1:5606", "reid", "--until-eos", "--timeout", "400"]

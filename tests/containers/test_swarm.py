@@ -20,8 +20,9 @@ from tests.conftest import REPO
 from tests.containers.conftest import zdg
 from tests.containers.swarm import EDGE_NODES, Engine, TwoNodeSwarm, deploy_face_graph, missing_support, out_folder
 from tests.faults.test_faults import assert_same_store
-from zdg.deploy.compose import BASE_IMAGE, FACES_IMAGE
-from zdg.deploy.images import STORE_BUILD_IMAGE
+from zdg.deploy.compose import BASE_IMAGE
+from zdg.deploy.images import app_images
+from zdg.shared_store import store_service
 
 pytestmark = pytest.mark.swarm
 TWO_BOXES = REPO / "tests" / "containers" / "two_boxes.yaml"
@@ -35,7 +36,7 @@ def swarm() -> Iterator[TwoNodeSwarm]:
     cluster = TwoNodeSwarm(os.environ["ZDG_SWARM_PATH"])
     try:
         cluster.start()
-        cluster.load_images([BASE_IMAGE, FACES_IMAGE, STORE_BUILD_IMAGE], dict(os.environ))
+        cluster.load_images([BASE_IMAGE, *(image.tag for image in app_images()), store_service().build_image], dict(os.environ))
         yield cluster
     finally:
         cluster.stop()

@@ -9,41 +9,56 @@ from pathlib import Path
 
 from zdg.cli_common import add_graph_args, write_or_print
 from zdg.config import load_graph
-from zdg.deploy.compose import STORE_IMAGE, ComposeFiles
+from zdg.deploy.compose import ComposeFiles
 from zdg.deploy.stack import HOST_ROOT
+from zdg.shared_store import NoStorePlugin, store_service
+
+
+def store_init() -> Path:
+    """The store's init script, mounted into its service (a placeholder path when no application supplies a store:
+    then no service mounts it)."""
+    try:
+        return store_service().init_file
+    except NoStorePlugin:
+        return Path("db/init.sql")
+
+
+def store_image_help() -> str:
+    try:
+        store = store_service()
+    except NoStorePlugin:
+        return "the store's image (no application supplies a store here)"
+    return f"the store's image, {store.what} (default {store.image})"
 
 
 def cmd_compose(args: argparse.Namespace) -> int:
-    from zdg.deploy.compose import STORE_SERVICE, build_compose, ensure_db_password, render
-    from zdg.deploy.images import DB_INIT
+    from zdg.deploy.compose import build_compose, ensure_db_password, render, runs_store
 
     graph = load_graph(args.graph, args.overrides)
     out_dir = (args.output.parent if args.output else Path.cwd())
-    doc = build_compose(graph, ComposeFiles(out_dir, args.graph, DB_INIT), args.overrides, args.host, args.store_image)
+    doc = build_compose(graph, ComposeFiles(out_dir, args.graph, store_init()), args.overrides, args.host, args.store_image)
     text = render(doc, graph, "zdg compose" + (f" --host {args.host}" if args.host else ""), args.host)
-    if args.output and STORE_SERVICE in doc["services"] and (env := ensure_db_password(out_dir)):
+    if args.output and runs_store(doc) and (env := ensure_db_password(out_dir)):
         print(f"wrote a random database password into {env} (compose reads it from there)", file=sys.stderr)
     return write_or_print(text, args.output, f"{len(doc['services'])} services")
 
 
 def cmd_stack(args: argparse.Namespace) -> int:
-    from zdg.deploy.images import DB_INIT
     from zdg.deploy.stack import StackOptions, build_stack, render_stack
 
     graph = load_graph(args.graph, args.overrides)
     out_dir = (args.output.parent if args.output else Path.cwd())
     options = StackOptions(args.store_image, args.external_store, tuple(args.client))
-    doc = build_stack(graph, ComposeFiles(out_dir, args.graph, DB_INIT), args.overrides, options)
+    doc = build_stack(graph, ComposeFiles(out_dir, args.graph, store_init()), args.overrides, options)
     return write_or_print(render_stack(doc, graph, "zdg stack"), args.output, f"{len(doc['services'])} services")
 
 
 def cmd_k8s(args: argparse.Namespace) -> int:
-    from zdg.deploy.images import DB_INIT
     from zdg.deploy.k8s import K8sOptions, build_manifests, write_manifests
 
     graph = load_graph(args.graph, args.overrides)
     options = K8sOptions(args.store_image, args.external_store, args.host_root, tuple(args.client))
-    files = build_manifests(graph, DB_INIT, args.overrides, options)
+    files = build_manifests(graph, store_init(), args.overrides, options)
     written = write_manifests(files, graph, args.output, "zdg k8s")
     print(f"wrote {len(written)} files to {args.output}/ (kubectl apply -k {args.output})", file=sys.stderr)
     return 0
@@ -92,7 +107,7 @@ def cmd_bundle(args: argparse.Namespace) -> int:
 
 def add_orchestrator_args(p: argparse.ArgumentParser, external_store_help: str) -> None:
     """What `zdg stack` and `zdg k8s` share: the store image, or an external store, and secure topics' clients."""
-    p.add_argument("--store-image", default=STORE_IMAGE, help="Postgres + pgvector image (default %(default)s)")
+    p.add_argument("--store-image", help=store_image_help())
     p.add_argument("--external-store", action="store_true", help=external_store_help)
     p.add_argument("--client", action="append", default=[], metavar="NAME",
                    help="a subscriber of the graph's secure topics (as given to `zdg keys --client`); repeatable")
@@ -103,7 +118,7 @@ def add_deploy_commands(sub: argparse._SubParsersAction) -> None:
     add_graph_args(p)
     p.add_argument("-o", "--output", type=Path, help="file to write (default: stdout); mounts are relative to it")
     p.add_argument("--host", help="only the services of this box (nodes with host: NAME)")
-    p.add_argument("--store-image", default=STORE_IMAGE, help="Postgres + pgvector image (default %(default)s)")
+    p.add_argument("--store-image", help=store_image_help())
     p.set_defaults(func=cmd_compose)
 
     p = sub.add_parser("stack", help="write a Docker Swarm stack for every box of a graph (docker stack deploy -c)")
@@ -131,8 +146,8 @@ def add_deploy_commands(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("build", help="build the container images (docker CLI; DOCKER_HOST picks the engine)")
     p.add_argument("--base-image", help="FROM image for all (default: the Dockerfiles' python:3.11-slim-bookworm)")
-    p.add_argument("--store", action="store_true", help="also build zdg-store, a local Postgres + pgvector image")
-    p.add_argument("--gpu", action="store_true", help="faces image with onnxruntime-gpu on a CUDA base")
+    p.add_argument("--store", action="store_true", help="also build a local image of the store (zdg-store)")
+    p.add_argument("--gpu", action="store_true", help="the applications' images from their GPU Dockerfiles (a CUDA base)")
     p.add_argument("--ca-file", type=Path, help="CA bundle pip needs behind a proxy (used while building only)")
     p.set_defaults(func=cmd_build)
 
@@ -141,5 +156,5 @@ def add_deploy_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", type=Path, required=True, help="e.g. box.tar")
     p.add_argument("--host", help="the box to bundle (nodes with host: NAME)")
     p.add_argument("--keys", type=Path, help="key folder from `zdg keys`; the box's own folder goes in the bundle")
-    p.add_argument("--store-image", default=STORE_IMAGE, help="Postgres + pgvector image (default %(default)s)")
+    p.add_argument("--store-image", help=store_image_help())
     p.set_defaults(func=cmd_bundle)

@@ -1,7 +1,7 @@
 """`zdg compose`: a Compose-spec file from a graph, wired by the same rules as `zdg run`.
 
-One service per node (replicas -> deploy.replicas), TCP endpoints from zdg.wiring, a Postgres +
-pgvector service when a node uses the store, and published ports only for topics meant for the
+One service per node (replicas -> deploy.replicas), TCP endpoints from zdg.wiring, the store's service (as
+its plugin describes it, zdg.shared_store) when a node uses the store, and published ports only for topics meant for the
 outside and for edges that cross boxes (those are CURVE-encrypted with the box's key folder).
 """
 
@@ -18,29 +18,15 @@ import yaml
 from zdg import __version__
 from zdg.config import Graph, NodeDef
 from zdg.curve import LOCAL_BOX
+from zdg.shared_store import StoreService, store_service
 from zdg.wiring import Link, Plan, compile_plan, service_name, tcp_port
 
 GRAPH_IN_CONTAINER = "/etc/zdg/graph.yaml"
-STORE_SERVICE = "postgres"
 # No default password: compose reads it from .env beside the file (`zdg compose -o` writes a random one there)
 DB_PASSWORD = "${ZDG_DB_PASSWORD:?no password: zdg compose -o FILE writes one to .env}"
 BASE_IMAGE = f"zdg:{__version__}"
-FACES_IMAGE = f"zdg-faces:{__version__}"
 MAX_RESTARTS = 5
-STORE_IMAGE = "pgvector/pgvector:pg17"  # `zdg build --store` makes a local stand-in for boxes without a registry
-
-
-def store_dsn(password: str = DB_PASSWORD) -> str:
-    """The store service's address as the nodes get it, with the password as a variable reference."""
-    return f"postgresql://zdg:{password}@{STORE_SERVICE}:5432/zdg"
-
-
-def store_environment(password: str = DB_PASSWORD) -> dict[str, str]:
-    return {"POSTGRES_USER": "zdg", "POSTGRES_PASSWORD": password, "POSTGRES_DB": "zdg"}
-STORE_DATA = "/var/lib/postgresql/data"
-STORE_INIT = "/docker-entrypoint-initdb.d/10-zdg.sql"
-STORE_HEALTHCHECK = {"test": ["CMD-SHELL", "pg_isready -h 127.0.0.1 -U zdg -d zdg"], "interval": "5s", "timeout": "5s",
-                     "retries": 20}
+STORE_VOLUME = "zdg-store"
 NODE_HEALTHCHECK = {"test": ["CMD", "zdg", "health"], "interval": "10s", "timeout": "5s", "retries": 3,
                     "start_period": "30s"}
 
@@ -143,7 +129,7 @@ def _node_service(plan: Plan, ndef: NodeDef, files: ComposeFiles, overrides: lis
         env |= {"ZDG_MODEL_ROOT": "/models", "ZDG_DATA_ROOT": "/data"}
         volumes += ["${ZDG_MODEL_ROOT:-./models}:/models:ro", "${ZDG_DATA_ROOT:-./data}:/data:ro"]
     if uses_store(ndef, plan.graph):
-        env["ZDG_DSN"] = store_dsn()
+        env["ZDG_DSN"] = store_service().address(DB_PASSWORD)
     if needs_keys(plan, ndef.name):
         env["ZDG_KEYS"] = "/keys"
         volumes.append(f"${{ZDG_KEYS:-./keys/{host or LOCAL_BOX}}}:/keys:ro")
@@ -170,22 +156,31 @@ def _node_service(plan: Plan, ndef: NodeDef, files: ComposeFiles, overrides: lis
     if ports:
         service["ports"] = ports
     if uses_store(ndef, plan.graph):
-        service["depends_on"] = {STORE_SERVICE: {"condition": "service_healthy"}}
+        service["depends_on"] = {store_service().service: {"condition": "service_healthy"}}
     return service
 
 
-def _store_service(files: ComposeFiles, store_image: str) -> dict[str, Any]:
+def store_healthcheck(store: StoreService) -> dict[str, Any]:
+    return {"test": ["CMD-SHELL", " ".join(store.ready)], "interval": "5s", "timeout": "5s", "retries": 20}
+
+
+def _store_service(files: ComposeFiles, store_image: str | None) -> dict[str, Any]:
+    store = store_service()
     return {
-        "image": f"${{ZDG_STORE_IMAGE:-{store_image}}}",
-        "environment": store_environment(),
-        "volumes": [f"zdg-store:{STORE_DATA}", f"{files.rel(files.db_init)}:{STORE_INIT}:ro"],
+        "image": f"${{ZDG_STORE_IMAGE:-{store_image or store.image}}}",
+        "environment": store.server_environment(DB_PASSWORD),
+        "volumes": [f"{STORE_VOLUME}:{store.data}", f"{files.rel(files.db_init)}:{store.init}:ro"],
         "restart": "unless-stopped",
-        "healthcheck": STORE_HEALTHCHECK,
+        "healthcheck": store_healthcheck(store),
     }
 
 
+def clashes(graph: Graph, ndef: NodeDef) -> ComposeError:
+    return ComposeError(f"{graph.path}: node {ndef.name!r} clashes with the {store_service().service} service's name")
+
+
 def build_compose(graph: Graph, files: ComposeFiles, overrides: list[str], host: str | None = None,
-                  store_image: str = STORE_IMAGE) -> dict[str, Any]:
+                  store_image: str | None = None) -> dict[str, Any]:
     """The Compose-spec document for the whole graph, or for one box of it (`host`)."""
     placed = boxes(graph)
     if placed and host is None:
@@ -195,16 +190,22 @@ def build_compose(graph: Graph, files: ComposeFiles, overrides: list[str], host:
     plan = compile_plan(graph)
     mine = [n for n in plan.nodes.values() if host is None or n.host == host]
     services: dict[str, Any] = {}
-    if any(uses_store(n, graph) for n in mine):
-        services[STORE_SERVICE] = _store_service(files, store_image)
+    store = any(uses_store(n, graph) for n in mine)
+    if store:
+        services[store_service().service] = _store_service(files, store_image)
     for ndef in mine:
         if service_name(ndef.name) in services:
-            raise ComposeError(f"{graph.path}: node {ndef.name!r} clashes with the {STORE_SERVICE} service's name")
+            raise clashes(graph, ndef)
         services[service_name(ndef.name)] = _node_service(plan, ndef, files, overrides, host)
     doc: dict[str, Any] = {"services": services}
-    if STORE_SERVICE in services:
-        doc["volumes"] = {"zdg-store": {}}
+    if store:
+        doc["volumes"] = {STORE_VOLUME: {}}
     return doc
+
+
+def runs_store(doc: dict[str, Any]) -> bool:
+    """The compose or stack document runs the graph's store (it has the store's volume)."""
+    return STORE_VOLUME in doc.get("volumes", {})
 
 
 def ensure_db_password(folder: Path) -> Path | None:
@@ -222,10 +223,12 @@ def ensure_db_password(folder: Path) -> Path | None:
     return private_file(env, (text + ("\n" if text and not text.endswith("\n") else "") + line).encode())
 
 
-def images_of(graph: Graph, host: str | None = None, store_image: str = STORE_IMAGE) -> list[str]:
+def images_of(graph: Graph, host: str | None = None, store_image: str | None = None) -> list[str]:
     """The images a graph's (or one box's) services run."""
     mine = [n for n in compile_plan(graph).nodes.values() if host is None or n.host == host]
-    return sorted({image_of(n) for n in mine} | ({store_image} if any(uses_store(n, graph) for n in mine) else set()))
+    if not any(uses_store(n, graph) for n in mine):
+        return sorted({image_of(n) for n in mine})
+    return sorted({image_of(n) for n in mine} | {store_image or store_service().image})
 
 
 def published_topics(graph: Graph, host: str | None = None) -> list[str]:

@@ -7,24 +7,45 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+from dataclasses import dataclass
+from importlib.metadata import entry_points
 from pathlib import Path
 
+from zdg import __version__
 from zdg.config import Graph
 from zdg.deploy.compose import (
     BASE_IMAGE,
-    FACES_IMAGE,
-    STORE_SERVICE,
     ComposeFiles,
     build_compose,
     ensure_db_password,
     images_of,
     render,
+    runs_store,
 )
+from zdg.registry import load_entry_point
+from zdg.shared_store import store_service
 
 REPO = Path(__file__).resolve().parents[2]
-STORE_BUILD_IMAGE = BASE_IMAGE.replace("zdg:", "zdg-store:")
 CA_DIR = REPO / "docker" / "build-ca"  # a CA bundle put here is used by pip during builds only
-DB_INIT = REPO / "docker" / "db" / "init.sql"
+IMAGE_GROUP = "zdg.images"
+
+
+@dataclass(frozen=True)
+class AppImage:
+    """An image an application's nodes run (their `Deploy.image`), built FROM zdg's base image by `zdg build`."""
+
+    name: str
+    dockerfile: Path
+    gpu_dockerfile: Path | None = None  # `zdg build --gpu` builds this one instead (a CUDA base)
+
+    @property
+    def tag(self) -> str:
+        return f"{self.name}:{__version__}"
+
+
+def app_images() -> list[AppImage]:
+    """The images installed applications build (entry point group `zdg.images`), by entry point name."""
+    return [load_entry_point(ep) for ep in sorted(entry_points(group=IMAGE_GROUP), key=lambda ep: ep.name)]
 
 CONTAINER_UID = 1000  # the images' user (`useradd --uid 1000 zdg` in the Dockerfile)
 LOAD_SH = """#!/bin/sh
@@ -65,21 +86,26 @@ def docker(*args: str, capture: bool = False) -> str:
 
 
 def build_images(base_image: str | None, store: bool, gpu: bool, ca_file: Path | None) -> list[str]:
-    """Build the base, faces (or faces-gpu) and optionally the store image; return their tags."""
+    """Build the base image, the applications' images (their GPU variants with `gpu`) and, with `store`, a local
+    image of the store; return their tags."""
     args = [f"--build-arg=BASE_IMAGE={base_image}"] if base_image else []
     staged = CA_DIR / "ca.crt"
     if ca_file:
         shutil.copyfile(ca_file, staged)
     try:
         docker("build", "--network", "host", *args, "-f", str(REPO / "Dockerfile"), "-t", BASE_IMAGE, str(REPO))
-        faces = "faces-gpu.Dockerfile" if gpu else "faces.Dockerfile"
-        docker("build", "--network", "host", f"--build-arg=ZDG_IMAGE={BASE_IMAGE}", "-f", str(REPO / "docker" / faces),
-               "-t", FACES_IMAGE, str(REPO))
-        built = [BASE_IMAGE, FACES_IMAGE]
+        built = [BASE_IMAGE]
+        for image in app_images():
+            dockerfile = image.gpu_dockerfile if gpu and image.gpu_dockerfile else image.dockerfile
+            docker("build", "--network", "host", f"--build-arg=ZDG_IMAGE={BASE_IMAGE}", "-f", str(dockerfile),
+                   "-t", image.tag, str(REPO))
+            built.append(image.tag)
         if store:
-            docker("build", "--network", "host", *args, "-f", str(REPO / "docker" / "store.Dockerfile"),
-                   "-t", STORE_BUILD_IMAGE, str(REPO))
-            built.append(STORE_BUILD_IMAGE)
+            spec = store_service()
+            if spec.dockerfile is None:
+                raise DockerError(f"the store plugin ({spec.what}) has no image to build: use --store-image")
+            docker("build", "--network", "host", *args, "-f", str(spec.dockerfile), "-t", spec.build_image, str(REPO))
+            built.append(spec.build_image)
     finally:
         staged.unlink(missing_ok=True)
     return built
@@ -89,7 +115,7 @@ def missing_images(images: list[str]) -> list[str]:
     return [image for image in images if subprocess.run(["docker", "image", "inspect", image], capture_output=True).returncode]
 
 
-def bundle(graph: Graph, overrides: list[str], host: str | None, out: Path, store_image: str,
+def bundle(graph: Graph, overrides: list[str], host: str | None, out: Path, store_image: str | None,
            keys_dir: Path | None) -> list[str]:
     """Write `out` (a tar): images.tar, docker-compose.yml, graph.yaml, db/init.sql, keys/ and load.sh."""
     images = images_of(graph, host, store_image)
@@ -99,14 +125,16 @@ def bundle(graph: Graph, overrides: list[str], host: str | None, out: Path, stor
     with tempfile.TemporaryDirectory(prefix="zdg-bundle-") as tmp:
         box = Path(tmp) / (out.name.split(".")[0] or "box")
         (box / "db").mkdir(parents=True)
-        for source, target in ((graph.path, box / "graph.yaml"), (DB_INIT, box / "db" / "init.sql")):
-            shutil.copyfile(source, target)
-            target.chmod(0o644)  # mounted into containers whose users are not this one (no personal data)
+        shutil.copyfile(graph.path, box / "graph.yaml")
         doc = build_compose(graph, ComposeFiles(box, box / "graph.yaml", box / "db" / "init.sql"), overrides, host,
                             store_image)
-        (box / "docker-compose.yml").write_text(render(doc, graph, "zdg bundle", host))
-        if STORE_SERVICE in doc["services"]:
+        if runs_store(doc):
+            shutil.copyfile(store_service().init_file, box / "db" / "init.sql")
             ensure_db_password(box)
+        for copied in (box / "graph.yaml", box / "db" / "init.sql"):
+            if copied.exists():
+                copied.chmod(0o644)  # mounted into containers whose users are not this one (no personal data)
+        (box / "docker-compose.yml").write_text(render(doc, graph, "zdg bundle", host))
         if keys_dir is not None and host is not None:
             if not (keys_dir / host).is_dir():
                 raise DockerError(f"{keys_dir / host}: no key folder for box {host!r} (make them with `zdg keys`)")

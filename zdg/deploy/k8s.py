@@ -18,11 +18,7 @@ from zdg.config import Graph, NodeDef
 from zdg.curve import LOCAL_BOX
 from zdg.deploy.compose import (
     GRAPH_IN_CONTAINER,
-    STORE_DATA,
-    STORE_IMAGE,
-    STORE_INIT,
-    STORE_SERVICE,
-    ComposeError,
+    clashes,
     dump_yaml,
     generated_header,
     key_boxes,
@@ -32,13 +28,13 @@ from zdg.deploy.compose import (
     uses_store,
 )
 from zdg.deploy.stack import BOX_LABEL, HOST_ROOT
+from zdg.shared_store import PASSWORD, store_service
 from zdg.wiring import Plan, compile_plan, service_name, tcp_port
 
 KEYS_IN_CONTAINER = "/keys"
 DB_SECRET = "zdg-db"  # kubectl create secret generic zdg-db --from-literal=password=...
-DSN_SECRET = "zdg-dsn"  # external store: kubectl create secret generic zdg-dsn --from-literal=dsn=postgresql://...
+DSN_SECRET = "zdg-dsn"  # external store: kubectl create secret generic zdg-dsn --from-literal=dsn=ADDRESS
 STORE_SIZE = "20Gi"
-STORE_UID = 999  # postgres in the pgvector and zdg-store images
 # Starting points, not measurements: a face node holds a model pack and frames; the others are small.
 MODEL_NODE_REQUESTS = {"cpu": "1", "memory": "1Gi"}
 NODE_REQUESTS = {"cpu": "100m", "memory": "128Mi"}
@@ -46,7 +42,7 @@ NODE_REQUESTS = {"cpu": "100m", "memory": "128Mi"}
 
 @dataclass(frozen=True)
 class K8sOptions:
-    store_image: str = STORE_IMAGE
+    store_image: str | None = None  # None: the store plugin's
     external_store: bool = False
     host_root: str = HOST_ROOT  # on every Kubernetes node: models/, data/ (read-only) and out/
     clients: tuple[str, ...] = ()  # subscribers of secure topics: their public keys go in the Secrets
@@ -76,7 +72,7 @@ def _store_env(options: K8sOptions) -> list[dict[str, Any]]:
     if options.external_store:
         return [{"name": "ZDG_DSN", "valueFrom": {"secretKeyRef": {"name": DSN_SECRET, "key": "dsn"}}}]
     return [{"name": "ZDG_DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": DB_SECRET, "key": "password"}}},
-            {"name": "ZDG_DSN", "value": f"postgresql://zdg:$(ZDG_DB_PASSWORD)@{STORE_SERVICE}:5432/zdg"}]
+            {"name": "ZDG_DSN", "value": store_service().address("$(ZDG_DB_PASSWORD)")}]
 
 
 def _bound_ports(plan: Plan, graph: Graph, node: str) -> list[dict[str, Any]]:
@@ -149,37 +145,38 @@ def _headless_service(graph: Graph, service: str, ports: list[dict[str, Any]]) -
 
 def _store(graph: Graph, nodes: list[NodeDef], options: K8sOptions) -> list[dict[str, Any]]:
     """The store's StatefulSet (its data on a PersistentVolumeClaim), its headless Service and init SQL."""
+    store = store_service()
     hosts = sorted({n.host for n in nodes if uses_store(n, graph) and n.host})
-    password = {"name": "POSTGRES_PASSWORD", "valueFrom": {"secretKeyRef": {"name": DB_SECRET, "key": "password"}}}
+    password = {"valueFrom": {"secretKeyRef": {"name": DB_SECRET, "key": "password"}}}
+    env = [{"name": key, **(password if value == PASSWORD else {"value": value})}
+           for key, value in {**store.environment, **store.kubernetes_environment}.items()]
     container = {
-        "name": "postgres",
-        "image": options.store_image,
+        "name": store.service,
+        "image": options.store_image or store.image,
         "imagePullPolicy": "IfNotPresent",
-        "env": [{"name": "POSTGRES_USER", "value": "zdg"}, password, {"name": "POSTGRES_DB", "value": "zdg"},
-                {"name": "PGDATA", "value": f"{STORE_DATA}/pgdata"}],  # a volume's root may hold lost+found
-        "ports": [{"name": "postgres", "containerPort": 5432}],
-        "volumeMounts": [{"name": "data", "mountPath": STORE_DATA},
-                         {"name": "init", "mountPath": str(Path(STORE_INIT).parent), "readOnly": True}],
-        "readinessProbe": {"exec": {"command": ["pg_isready", "-h", "127.0.0.1", "-U", "zdg", "-d", "zdg"]},
-                           "periodSeconds": 5, "timeoutSeconds": 5},
+        "env": env,
+        "ports": [{"name": store.service, "containerPort": store.port}],
+        "volumeMounts": [{"name": "data", "mountPath": store.data},
+                         {"name": "init", "mountPath": str(Path(store.init).parent), "readOnly": True}],
+        "readinessProbe": {"exec": {"command": list(store.ready)}, "periodSeconds": 5, "timeoutSeconds": 5},
     }
     pod: dict[str, Any] = {"containers": [container], "volumes": [{"name": "init", "configMap": {"name": "zdg-db-init"}}],
-                           "securityContext": {"fsGroup": STORE_UID}}  # the volume writable by the store's user
+                           "securityContext": {"fsGroup": store.uid}}  # the volume writable by the store's user
     if len(hosts) == 1:
         pod["nodeSelector"] = {BOX_LABEL: hosts[0]}
     statefulset = {
         "apiVersion": "apps/v1", "kind": "StatefulSet",
-        "metadata": {"name": STORE_SERVICE, "labels": _labels(graph, STORE_SERVICE)},
+        "metadata": {"name": store.service, "labels": _labels(graph, store.service)},
         "spec": {
-            "serviceName": STORE_SERVICE, "replicas": 1, "selector": {"matchLabels": _selector(graph, STORE_SERVICE)},
-            "template": {"metadata": {"labels": {**_selector(graph, STORE_SERVICE), **_labels(graph, STORE_SERVICE)}},
+            "serviceName": store.service, "replicas": 1, "selector": {"matchLabels": _selector(graph, store.service)},
+            "template": {"metadata": {"labels": {**_selector(graph, store.service), **_labels(graph, store.service)}},
                          "spec": pod},
             "volumeClaimTemplates": [{"metadata": {"name": "data"},
                                       "spec": {"accessModes": ["ReadWriteOnce"],
                                                "resources": {"requests": {"storage": STORE_SIZE}}}}],
         },
     }
-    return [statefulset, _headless_service(graph, STORE_SERVICE, [{"name": "postgres", "port": 5432}])]
+    return [statefulset, _headless_service(graph, store.service, [{"name": store.service, "port": store.port}])]
 
 
 def _config_map(name: str, key: str, text: str) -> dict[str, Any]:
@@ -193,12 +190,12 @@ def build_manifests(graph: Graph, db_init: Path, overrides: list[str], options: 
     graph_config = _config_map(_graph_config(graph), Path(GRAPH_IN_CONTAINER).name, graph.path.read_text())
     files: dict[str, list[dict[str, Any]]] = {"graph.yaml": [graph_config]}
     if any(uses_store(n, graph) for n in nodes) and not options.external_store:
-        init = _config_map("zdg-db-init", Path(STORE_INIT).name, db_init.read_text())
+        init = _config_map("zdg-db-init", Path(store_service().init).name, db_init.read_text())
         files["store.yaml"] = [*_store(graph, nodes, options), init]
     for ndef in nodes:
         service = service_name(ndef.name)
-        if service == STORE_SERVICE:
-            raise ComposeError(f"{graph.path}: node {ndef.name!r} clashes with the {STORE_SERVICE} service's name")
+        if "store.yaml" in files and service == store_service().service:
+            raise clashes(graph, ndef)
         ports = _bound_ports(plan, graph, ndef.name)
         objects = [_deployment(plan, ndef, overrides, options, ports)]
         if ports:

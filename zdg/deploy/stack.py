@@ -21,14 +21,10 @@ from zdg.deploy.compose import (
     GRAPH_IN_CONTAINER,
     MAX_RESTARTS,
     NODE_HEALTHCHECK,
-    STORE_DATA,
-    STORE_HEALTHCHECK,
-    STORE_IMAGE,
-    STORE_INIT,
-    STORE_SERVICE,
-    ComposeError,
+    STORE_VOLUME,
     ComposeFiles,
     boxes,
+    clashes,
     dump_yaml,
     generated_header,
     image_variable,
@@ -36,11 +32,12 @@ from zdg.deploy.compose import (
     needs_keys,
     node_command,
     outside_links,
-    store_dsn,
-    store_environment,
+    runs_store,
+    store_healthcheck,
     tagged,
     uses_store,
 )
+from zdg.shared_store import store_service
 from zdg.wiring import Plan, compile_plan, service_name, tcp_port
 
 BOX_LABEL = "zdg.box"  # docker node update --label-add zdg.box=NAME NODE
@@ -49,12 +46,15 @@ SECRETS_IN_CONTAINER = "/run/secrets"
 HOST_ROOT = "/opt/zdg"  # default folders on every Swarm node: models/, data/, out/
 KEY_PAIRS = "${ZDG_KEY_PAIRS:-./keys/pairs}"  # `zdg keys -o keys` beside the stack file: the secrets' files
 DB_PASSWORD = "${ZDG_DB_PASSWORD}"  # required: `docker stack deploy` (20.10) passes ${VAR:?message} on unread
-EXTERNAL_DSN = "${ZDG_DSN:?set ZDG_DSN to the store's postgresql:// address}"
+
+
+def external_dsn() -> str:
+    return f"${{ZDG_DSN:?set ZDG_DSN to the store's {store_service().scheme}:// address}}"
 
 
 @dataclass(frozen=True)
 class StackOptions:
-    store_image: str = STORE_IMAGE
+    store_image: str | None = None  # None: the store plugin's
     external_store: bool = False  # nodes use $ZDG_DSN at deploy time; no store service
     clients: tuple[str, ...] = ()  # subscribers of secure topics (`zdg keys --client`): their public keys go in
 
@@ -84,7 +84,7 @@ def _node_service(plan: Plan, ndef: NodeDef, overrides: list[str], options: Stac
         volumes += [f"${{ZDG_MODEL_ROOT:-{HOST_ROOT}/models}}:/models:ro",
                     f"${{ZDG_DATA_ROOT:-{HOST_ROOT}/data}}:/data:ro"]
     if uses_store(ndef, plan.graph):
-        env["ZDG_DSN"] = EXTERNAL_DSN if options.external_store else store_dsn(DB_PASSWORD)
+        env["ZDG_DSN"] = external_dsn() if options.external_store else store_service().address(DB_PASSWORD)
     keyed = needs_keys(plan, ndef.name)
     if keyed:
         env["ZDG_KEYS"] = SECRETS_IN_CONTAINER
@@ -124,16 +124,17 @@ def _store_box(nodes: list[NodeDef]) -> str | None:
     return min(users, key=lambda box: (-users[box], box)) if users else None
 
 
-def _store_service(nodes: list[NodeDef], store_image: str) -> dict[str, Any]:
+def _store_service(nodes: list[NodeDef], store_image: str | None) -> dict[str, Any]:
+    store = store_service()
     box = _store_box(nodes)
     constraints = _placement(box) or ["node.role == manager"]  # its volume is local: keep it on one node
     return {
-        "image": f"${{ZDG_STORE_IMAGE:-{store_image}}}",
-        "environment": store_environment(DB_PASSWORD),
-        "volumes": [f"zdg-store:{STORE_DATA}"],
-        "configs": [{"source": "db-init", "target": STORE_INIT}],
+        "image": f"${{ZDG_STORE_IMAGE:-{store_image or store.image}}}",
+        "environment": store.server_environment(DB_PASSWORD),
+        "volumes": [f"{STORE_VOLUME}:{store.data}"],
+        "configs": [{"source": "db-init", "target": store.init}],
         "networks": [NETWORK],
-        "healthcheck": STORE_HEALTHCHECK,
+        "healthcheck": store_healthcheck(store),
         "deploy": {"endpoint_mode": "dnsrr", "restart_policy": {"condition": "any"},
                    "placement": {"constraints": constraints}},
     }
@@ -153,10 +154,10 @@ def build_stack(graph: Graph, files: ComposeFiles, overrides: list[str], options
     services: dict[str, Any] = {}
     store = any(uses_store(n, graph) for n in nodes) and not options.external_store
     if store:
-        services[STORE_SERVICE] = _store_service(nodes, options.store_image)
+        services[store_service().service] = _store_service(nodes, options.store_image)
     for ndef in nodes:
         if service_name(ndef.name) in services:
-            raise ComposeError(f"{graph.path}: node {ndef.name!r} clashes with the {STORE_SERVICE} service's name")
+            raise clashes(graph, ndef)
         services[service_name(ndef.name)] = _node_service(plan, ndef, overrides, options, public)
     configs = {"graph": {"name": _content_name(f"zdg-{graph.name}-graph", files.graph), "file": files.rel(files.graph)}}
     if store:
@@ -167,7 +168,7 @@ def build_stack(graph: Graph, files: ComposeFiles, overrides: list[str], options
         doc["secrets"] = {f"{name}.key_secret": {"file": f"{KEY_PAIRS}/{name}.key_secret"} for name in boxes_with_keys}
         doc["secrets"] |= {f"{name}.key": {"file": f"{KEY_PAIRS}/{name}.key"} for name in public}
     if store:
-        doc["volumes"] = {"zdg-store": {}}
+        doc["volumes"] = {STORE_VOLUME: {}}
     return doc
 
 
@@ -182,7 +183,7 @@ def render_stack(doc: dict[str, Any], graph: Graph, command: str) -> str:
             if "secrets" in doc else "")
     return (generated_header(graph, command) +
             f"# Deploy on a Swarm (docker swarm init; images on every node: zdg bundle / docker load):\n{labels}{keys}"
-            f"#   {'ZDG_DB_PASSWORD=(yours: there is no default) ' if STORE_SERVICE in doc['services'] else ''}"
+            f"#   {'ZDG_DB_PASSWORD=(yours: there is no default) ' if runs_store(doc) else ''}"
             f"ZDG_MODEL_ROOT=... ZDG_DATA_ROOT=... ZDG_OUT=... docker stack deploy -c THIS_FILE {graph.name}\n"
             f"# (each folder must exist on every node that runs a service mounting it; default {HOST_ROOT}/...)\n"
             f"# Topics for `zdg sub`: {topics}\n" + dump_yaml(doc))
