@@ -170,3 +170,32 @@ def test_a_later_part_of_a_long_sequence_joins_the_part_before_whatever_the_thre
     also_drifted = person(0, noise=0.5)
     alone = store(faces, sequence("other", also_drifted))
     assert faces.decide(Query(alone, also_drifted), strict).status == "new", "without the link: a new identity"
+
+
+def test_zdg_identities_does_each_correction_as_the_workbench_does(faces, conn, tmp_path, capsys):
+    from nodes.app.commands import identity_change
+
+    a1, a = stored(faces, "a1", 0)
+    b1, b = stored(faces, "b1", 1)
+    _, c = stored(faces, "c1", 2)
+    assert identity_change(faces, "move", [str(b1), str(a)], tmp_path) == 0
+    assert conn.execute("SELECT cluster_id FROM sequences WHERE id = %s", (b1,)).fetchone()[0] == a
+    assert faces.identities([b]) == [], "the emptied identity is gone"
+    assert identity_change(faces, "split", [str(a), str(b1)], tmp_path) == 0
+    new = conn.execute("SELECT cluster_id FROM sequences WHERE id = %s", (b1,)).fetchone()[0]
+    assert new not in (a, b)
+    assert identity_change(faces, "rename", [str(c), "Carol"], tmp_path) == 0
+    assert identity_change(faces, "different", [str(c), str(a)], tmp_path) == 0
+    assert identity_change(faces, "merge", [str(a), str(c)], tmp_path) == 1, "marked different: refused"
+    assert identity_change(faces, "merge", [str(new), str(c)], tmp_path) == 0
+    said = capsys.readouterr()
+    assert said.out.splitlines() == [f"sequence {b1} moved into identity {a}",
+                                     f"split from identity {a}: marked as a different person", "renamed to Carol",
+                                     f"marked as a different person than identity {a}",
+                                     f"identity {new} merged into this one"]
+    assert "zdg identities merge: " in said.err
+    assert {i.id: i.name for i in faces.identities()} == {a: None, c: "Carol"}
+    by_hand = {e.kind: e.actor for e in faces.events() if e.actor}
+    assert set(by_hand) >= {"move", "split", "rename", "merge"} and {a.split(":")[0] for a in by_hand.values()} == {"cli"}
+    with pytest.raises(SystemExit, match="usage: zdg identities move SEQ ID"):
+        identity_change(faces, "move", [str(b1)], tmp_path)

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from nodes.app.corrections import Fields, perform
 from nodes.app.offline import node_of_type
 from nodes.app.service import annotated_videos_dir, load_models, main_graph, open_store, reid_settings
 from nodes.app.tool_commands import add_tool_commands
@@ -53,8 +54,7 @@ def cmd_identities(args: argparse.Namespace) -> int:
         for row in store.sequences(int(args.args[0])):
             print(f"sequence {row.id:>5}  {row.source}  frames {row.first_frame}-{row.last_frame}  {row.faces} faces")
     else:
-        return identity_change(store, args.action, [int(a) if a.isdigit() else a for a in args.args],
-                               annotated_videos_dir(graph), args.report, args.erase)
+        return identity_change(store, args.action, args.args, annotated_videos_dir(graph), args.report, args.erase)
     return 0
 
 
@@ -62,40 +62,35 @@ CHANGES = {"rename": ("ID NAME", 2), "merge": ("FROM_ID INTO_ID", 2), "delete": 
            "move": ("SEQ ID", 2), "different": ("ID ID", 2)}
 
 
-def identity_change(store: PgFaceStore, action: str, values: list, videos_dir: Path, report_dir: Path | None = None,
+def change_fields(action: str, values: list[str]) -> tuple[int, Fields]:
+    """The identity a `zdg identities ACTION ...` command changes and its fields, as the workbench's form gives them."""
+    usage, count = CHANGES[action]
+    if (count is not None and len(values) != count) or (count is None and len(values) < 2) or (
+            action != "rename" and not all(v.isdigit() for v in values)) or not values[0].isdigit():
+        raise SystemExit(f"usage: zdg identities {action} {usage}")
+    first, rest = int(values[0]), values[1:]
+    if action == "move":  # SEQ ID: the sequence moves; its identity is whichever holds it now
+        return int(rest[0]), Fields(sequence=values[0], into=rest[0])
+    field = {"rename": "name", "merge": "into", "different": "other", "split": "sequence"}.get(action)
+    return first, Fields(**({field: rest} if field else {}))
+
+
+def identity_change(store: PgFaceStore, action: str, values: list[str], videos_dir: Path, report_dir: Path | None = None,
                     erase: bool = False) -> int:
-    """One correction by hand, recorded in the store's history as this user's (`videos_dir`: the gallery's files;
-    `report_dir`: the report whose crops and pages go with a deleted identity; `erase`: rewrite the tables after)."""
+    """One correction by hand (nodes.app.corrections), recorded in the store's history as this user's (`videos_dir`:
+    the gallery's files; `report_dir`: the report whose crops and pages go with a deleted identity; `erase`: rewrite
+    the tables after)."""
     import getpass
 
-    from nodes.app.forget import remove_files_of
-
-    usage, count = CHANGES[action]
-    if (count is not None and len(values) != count) or (count is None and len(values) < 2):
-        raise SystemExit(f"usage: zdg identities {action} {usage}")
-    actor = f"cli:{getpass.getuser()}"
+    identity, fields = change_fields(action, values)
     try:
-        if action == "rename":
-            store.rename(values[0], str(values[1]), actor)
-        elif action == "merge":
-            store.merge(values[0], values[1], actor)
-        elif action == "delete":
-            gone = store.delete(values[0], actor)
-            strips, report = remove_files_of(gone, videos_dir, report_dir)
-            print(f"deleted identity {values[0]}: {gone.faces} faces, {len(gone.sequences)} sequences, {strips} crop strips"
-                  + (f"; removed the report in {report_dir} (it showed them; `zdg report` writes it again)" if report else ""))
-            if erase:
-                print_erased(store)
-        elif action == "split":
-            print(f"identity {store.split(values[0], values[1:], actor)}: sequences {values[1:]}, "
-                  f"marked as another person than identity {values[0]}")
-        elif action == "move":
-            print(f"sequence {values[0]} is now in identity {store.move_sequence(values[0], values[1], actor)}")
-        else:
-            store.mark_different(values[0], values[1], actor)
+        done = perform(store, action, identity, fields, f"cli:{getpass.getuser()}", videos_dir, report_dir)
     except (LookupError, ValueError) as exc:
         print(f"zdg identities {action}: {exc}", file=sys.stderr)
         return 1
+    print(done.message)
+    if action == "delete" and erase:
+        print_erased(store)
     return 0
 
 

@@ -14,8 +14,9 @@ from starlette.datastructures import ImmutableMultiDict, UploadFile
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
+from nodes.app.corrections import ACTIONS
 from nodes.app.search import Match
-from nodes.app.ui.corrections import ACTIONS, perform
+from nodes.app.ui.corrections import correct as perform_correction
 from nodes.app.ui.guard import check_csrf
 from nodes.app.ui.uploads import MAX_UPLOAD_PHOTOS, PhotoTooLarge, Upload, check_sizes, decoded
 from nodes.store.browse import DecidedSequence, Event, SequenceRow
@@ -194,7 +195,7 @@ async def correct(request: Request) -> Response:
                                  for v in (vs if isinstance(vs, list) else [vs])])
     check_csrf(request, fields)
     try:
-        done = await run_in_threadpool(perform, bench(request), action, request.path_params["id"], fields,
+        done = await run_in_threadpool(perform_correction, bench(request), action, request.path_params["id"], fields,
                                        f"api:{request.client.host if request.client else 'unknown'}")
     except KeptApart as exc:
         return problem(409, str(exc))
