@@ -1,5 +1,6 @@
 """Re-identification on labelled clips, clean and in a harder "other scene", with the figures the hidden
-evaluation reports: within-clip reappearances found, cross-video joins, false merges, pair precision.
+evaluation reports: within-clip reappearances found, cross-video joins, false merges, pair precision; and what
+clothing says within each visit: the different-person and same-person pairs dressed apart (reid.torso_apart).
 
 For each clip with positional truth (tests/data/*_truth.json format) it runs the default graph, each case
 into a fresh embedded store:
@@ -92,15 +93,18 @@ def fmt(value: float | None) -> str:
 
 def table(rows: list[dict]) -> None:
     print(f"{'clip':<16} {'case':<14} {'reappear.':>9} {'false m.':>8} {'precision':>9} {'recall':>6} "
-          f"{'cross same/else/of':>18} {'pair AUC':>8} {'closest diff':>12}")
+          f"{'cross same/else/of':>18} {'pair AUC':>8} {'closest diff':>12} {'dressed apart: diff / same':>26}")
     for r in rows:
         sep = r.get("separation", {})
         cross = (f"{r['joined_same_person_from_first_visit']}/{r['joined_someone_else']}/{r['person_sequences']}"
                  if "joined_someone_else" in r else "")
         within = f"{r['reappearances_found']}/{r['reappearances']}" if "reappearances" in r else ""
+        dress = r.get("clothing", {})
+        dressed = (f"{dress['different_over_limit']}/{dress['different_pairs']} / {dress['same_over_limit']}/"
+                   f"{dress['same_pairs']}" if dress else "")
         print(f"{r['clip']:<16} {r['case']:<14} {within:>9} {r.get('false_merges', ''):>8} "
               f"{fmt(r.get('pair_precision')):>9} {fmt(r.get('pair_recall')):>6} "
-              f"{cross:>18} {sep.get('pair_auc', ''):>8} {sep.get('closest_different', ''):>12}")
+              f"{cross:>18} {sep.get('pair_auc', ''):>8} {sep.get('closest_different', ''):>12} {dressed:>26}")
     visits = [r for r in rows if "reappearances" in r]
     crosses = [r for r in rows if "joined_someone_else" in r]
     found, later = sum(r["reappearances_found"] for r in visits), sum(r["reappearances"] for r in visits)

@@ -11,6 +11,7 @@ from pydantic import Field
 from nodes.environment import FaceEnvironment
 from nodes.messages import CROP_SIZE, Faces, Frame
 from nodes.vision.providers import GPU_PROVIDERS, Providers
+from nodes.vision.torso import torso_histogram
 from zdg.node import Deploy, Node, Params
 
 
@@ -101,7 +102,7 @@ class DetectorNode(Node):
         return Faces(**frame.frame_fields(), boxes_xyxy=boxes[kept, :4].astype(np.float32),
                      kps=kps[kept].astype(np.float32), scores=boxes[kept, 4].astype(np.float32),
                      quality=np.asarray(quality, np.float32), crops=np.stack(crops), width=image.shape[1],
-                     height=image.shape[0])
+                     height=image.shape[0], torso=np.stack([torso_histogram(image, boxes[i]) for i in kept]))
 
     def process(self, frame: Frame) -> Faces:
         return self.detect(frame)

@@ -71,7 +71,7 @@ class Faces(FromFrame):
     ARRAYS: ClassVar[dict] = {
         "boxes_xyxy": (("n", 4), "float32"), "kps": (("n", 5, 2), "float32"), "scores": (("n",), "float32"),
         "quality": (("n",), "float32"), "crops": (("n", CROP_SIZE, CROP_SIZE, 3), "uint8"),
-        "embeddings": (("e", "d"), "float32"),
+        "embeddings": (("e", "d"), "float32"), "torso": (("m", "t"), "float32"),
     }
 
     boxes_xyxy: np.ndarray
@@ -80,14 +80,16 @@ class Faces(FromFrame):
     quality: np.ndarray
     crops: np.ndarray
     embeddings: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
+    torso: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))  # per face (0, 0): not measured
     width: int = 0  # of the frame, in pixels (0: unknown)
     height: int = 0
     model: str = ""  # the recogniser that made `embeddings` (its calibration names it): set by the embedder
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if len(self.embeddings) not in (0, len(self.boxes_xyxy)):
-            raise ValueError(f"Faces.embeddings: expected {len(self.boxes_xyxy)} rows, got {len(self.embeddings)}")
+        for name in ("embeddings", "torso"):
+            if len(getattr(self, name)) not in (0, len(self.boxes_xyxy)):
+                raise ValueError(f"Faces.{name}: expected {len(self.boxes_xyxy)} rows, got {len(getattr(self, name))}")
 
     def __len__(self) -> int:
         return len(self.boxes_xyxy)
@@ -112,7 +114,7 @@ class Sequence(FromSource):
         "embeddings": (("n", "d"), "float32"), "frames": (("n",), "int32"), "face_index": (("n",), "int32"),
         "boxes_xyxy": (("n", 4), "float32"), "kps": (("n", 5, 2), "float32"), "scores": (("n",), "float32"),
         "quality": (("n",), "float32"), "crops": (("k", CROP_SIZE, CROP_SIZE, 3), "uint8"),
-        "crop_frames": (("k",), "int32"),
+        "crop_frames": (("k",), "int32"), "torso": (("t",), "float32"),
     }
 
     sequence_id: str
@@ -134,6 +136,7 @@ class Sequence(FromSource):
     height: int = 0
     model: str = ""  # the recogniser that made `embeddings`
     continues: str | None = None  # a part of a long sequence: the key of the part before (it joins that one's cluster)
+    torso: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # mean clothing colours (empty: unseen)
 
     @property
     def size(self) -> int:

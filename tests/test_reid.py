@@ -69,6 +69,10 @@ def test_every_reappearance_is_found_with_no_false_merge_and_no_junk_in_a_person
     assert found["false_merges"] == 0 and found["pair_precision"] == 1.0, "nobody mistaken for someone else"
     assert found["junk_in_a_person_cluster"] == 0 and found["person_sequences_marked_junk"] == 0
     assert found["junk_sequences"] >= 2, "the hand and the face cut off at the edge are junk"
+    dressed = found["clothing"]
+    assert dressed["person_sequences_seen"] >= 10, "the body below most faces is measured on real footage"
+    assert dressed["same_over_limit"] == 0, "clothing never splits one person within the clip"
+    assert dressed["different_over_limit"] >= dressed["different_pairs"] / 2, "and keeps most different people apart"
 
 
 def test_enrolled_friends_are_named_in_the_clip_when_their_decisions_are_published(env, run_dir, tmp_path, monkeypatch):

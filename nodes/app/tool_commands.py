@@ -26,8 +26,10 @@ def cmd_eval_video(args: argparse.Namespace) -> int:
                "--set", f"source.video_id={video_id}", *(f"--set={o}" for o in args.overrides)]
         if subprocess.run(run).returncode:
             return 1
-    store = open_store(load_graph(args.graph, args.overrides))
-    print(json.dumps(store.evaluate_video(truth, video_id, args.first_visit), indent=1))
+    graph = load_graph(args.graph, args.overrides)
+    store = open_store(graph)
+    report = store.evaluate_video(truth, video_id, args.first_visit, reid_settings(graph).torso_apart)
+    print(json.dumps(report, indent=1))
     return 0
 
 

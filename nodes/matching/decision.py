@@ -27,6 +27,12 @@ class ReidSettings(BaseModel):
     adapt_rate: float = Field(0.01, ge=0, lt=0.5, description="each source tightens its join thresholds to this "
                               "quantile of its own different-person distances (sequences to the people on screen "
                               "with them) when that is below the calibrated join (0: the calibration alone)")
+    torso_apart: float = Field(0.5, ge=0, le=1, description="within one visit of one source, a sequence dressed this "
+                               "differently (Hellinger distance of the colours below the face) from every sequence "
+                               "of a cluster in that visit is someone else: it does not join that cluster, and two "
+                               "clusters so dressed are not merged (0: off)")
+    visit_s: float = Field(600, gt=0, description="sequences of one source this close in time (seconds) are one "
+                           "visit, where clothing tells people apart; never across visits")
     junk_score: float = Field(0.6, ge=0, le=1, description="a sequence whose median detector score is below this is junk")
     junk_edge: float = Field(0.5, gt=0, le=1, description="a sequence with at least this share of faces cut off by "
                              "the frame edge is junk")
@@ -55,8 +61,9 @@ def for_model(s: ReidSettings, model: str) -> ReidSettings:
 
 @dataclass(frozen=True)
 class Candidate:
-    """A stored cluster as the rule sees it: some of its embeddings, its name (enrolled) or None, whether it
-    holds a sequence on screen at the same time as the one deciding (then it is someone else), and the other
+    """A stored cluster as the rule sees it: some of its embeddings, its name (enrolled) or None, whether it is
+    someone else than the one deciding (it holds a sequence on screen at the same time, or everyone in it was
+    dressed differently in the same visit), and the other
     candidates known to be other people than it (on screen with it, or marked different)."""
 
     cluster_id: int

@@ -9,6 +9,8 @@ For a visit (the `video_id` the clip was stored under), from the store as it is 
   separation            how well the stored embeddings tell the person-sequences apart, before any decision: the
                         set distances of same-person and different-person pairs (median, closest different pair)
                         and the pair AUC (1: every same pair nearer than every different pair)
+  clothing              the same pairs by what they wear (torso colours): how many are over reid.torso_apart (a
+                        different pair there is kept apart; a same pair there is split by clothing)
 With a first visit (another video_id of the same people), also the second visit's person-sequences whose
 cluster holds the same person from the first visit (recall) or someone else (errors), and the decisions as
 they were published (status, and the name they carried).
@@ -23,6 +25,7 @@ from itertools import combinations, product
 import numpy as np
 import psycopg
 
+from nodes.matching.appearance import torso_distance
 from nodes.matching.setdist import l2_normalise, nearer_side_distance
 from nodes.matching.truth import Truth
 from nodes.store.db import to_numpy
@@ -137,12 +140,34 @@ def separation(conn: psycopg.Connection, rows: list[Row], later: list[Row] | Non
             "pair_auc": round(float(nearer.mean() + ties.mean() / 2), 4)}
 
 
-def evaluate_video(conn: psycopg.Connection, truth: Truth, video: str, first_visit: str | None = None) -> dict:
+def clothing(conn: psycopg.Connection, rows: list[Row], limit: float) -> dict:
+    """Torso distances (nodes.matching.appearance) of same-person and different-person pairs within the visit, and
+    how many of each are over `limit` (reid.torso_apart): different ones kept apart, same ones wrongly so."""
+    torsos = dict(conn.execute("SELECT id, torso FROM sequences WHERE id = ANY(%s) AND torso IS NOT NULL",
+                               ([r.sequence_db_id for r in rows if r.person],)).fetchall())
+    seen = [r for r in rows if r.person and r.sequence_db_id in torsos]
+    same, different = [], []
+    for a, b in combinations(seen, 2):
+        d = torso_distance(np.asarray(torsos[a.sequence_db_id], np.float32), np.asarray(torsos[b.sequence_db_id], np.float32))
+        (same if a.person == b.person else different).append(d)
+    out = {"person_sequences_seen": len(seen), "same_pairs": len(same), "different_pairs": len(different),
+           "limit": limit, "same_over_limit": sum(d > limit for d in same),
+           "different_over_limit": sum(d > limit for d in different)}
+    if same:
+        out["same_max"] = round(max(same), 4)
+    if different:
+        out |= {"different_min": round(min(different), 4), "different_median": round(float(np.median(different)), 4)}
+    return out
+
+
+def evaluate_video(conn: psycopg.Connection, truth: Truth, video: str, first_visit: str | None = None,
+                   torso_apart: float = 0.5) -> dict:
     rows = visit_rows(conn, video, truth)
     decisions = published(conn, rows)
     report = {video: score_visit(rows)}
     report[video]["person_decisions_published_with_their_name"] = named_when_published(rows, decisions)
     report[video]["separation"] = separation(conn, rows)
+    report[video]["clothing"] = clothing(conn, rows, torso_apart)
     if first_visit:
         first = visit_rows(conn, first_visit, truth)
         report[first_visit] = score_visit(first)

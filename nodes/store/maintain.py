@@ -32,6 +32,7 @@ from nodes.store.clusters import (
     windowed_vectors,
 )
 from nodes.store.db import to_numpy
+from nodes.store.dress import clusters_dressed_apart
 from nodes.store.reid import lock_decisions
 
 SAMPLE_PER_CLUSTER = 50
@@ -143,7 +144,7 @@ def merge_close(conn: psycopg.Connection, s: ReidSettings, report: MaintenanceRe
         if distance >= limit * min(factors.get(a, 1.0), factors.get(b, 1.0)) and not (
                 s.margin and not sources.get(a, set()) & sources.get(b, set()) and pairs.clear_match(a, b, distance, s.margin)):
             continue
-        if (names.get(a) and names.get(b)) or b in apart.get(a, ()):
+        if (names.get(a) and names.get(b)) or b in apart.get(a, ()) or clusters_dressed_apart(conn, a, b, s):
             continue
         if s.margin and contested_merge(a, b, distance, sets, apart, s):
             continue

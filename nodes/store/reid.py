@@ -14,6 +14,7 @@ from nodes.matching.setdist import set_distance, unit
 from nodes.store.apart import apart_of, co_occurring_clusters, for_source, record
 from nodes.store.checkpoints import advance
 from nodes.store.clusters import names_of, new_cluster, record_event, refresh_cluster, vectors_by_cluster
+from nodes.store.dress import dressed_apart_from
 
 DECISION_LOCK = 7244
 
@@ -68,7 +69,8 @@ def candidates(conn: psycopg.Connection, embeddings: np.ndarray, s: ReidSettings
         return []
     stored = vectors_by_cluster(conn, ids, s.vectors_per_cluster)
     names = names_of(conn, list(stored))
-    others = co_occurring_clusters(conn, exclude_sequence) if exclude_sequence is not None else set()
+    others = set() if exclude_sequence is None else (
+        co_occurring_clusters(conn, exclude_sequence) | dressed_apart_from(conn, exclude_sequence, list(stored), s))
     apart = apart_of(conn, list(stored)) if s.margin else {}
     return [Candidate(c, vecs, names.get(c), c in others, frozenset(apart.get(c, ()))) for c, vecs in stored.items()]
 

@@ -129,6 +129,10 @@ MIGRATIONS: list[str] = [
     CREATE INDEX apart_distances_source ON apart_distances (source_id, id);
     CREATE INDEX apart_distances_b ON apart_distances (b);
     """,
+    # 9: what a sequence's person wears (the colours below the face), to tell people apart within a visit
+    """
+    ALTER TABLE sequences ADD COLUMN torso real[];
+    """,
 ]
 
 

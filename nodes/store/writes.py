@@ -55,6 +55,10 @@ def insert_sequences(conn: psycopg.Connection, batch: list[Sequence], sources: l
         "%s::vector[], %s::float8[]) AS q(source_id, seq_key, first_frame, last_frame, first_ts, last_ts, size, "
         "centroid, seen_at) ON CONFLICT (seq_key) DO NOTHING RETURNING seq_key, id", [list(c) for c in columns]).fetchall()
     ids = {key: (sequence_id, True) for key, sequence_id in inserted}
+    dressed = [(seq.torso.tolist(), ids[seq.sequence_id][0]) for seq in batch if seq.sequence_id in ids and len(seq.torso)]
+    if dressed:
+        with conn.cursor() as cur:
+            cur.executemany("UPDATE sequences SET torso = %s WHERE id = %s", dressed)
     old = [seq.sequence_id for seq in batch if seq.sequence_id not in ids]
     if old:
         ids |= {key: (sequence_id, False) for key, sequence_id in

@@ -47,6 +47,8 @@ class Track:
     updated_ts: float | None = None  # when it was last emitted open (None: since its start)
     continues: str | None = None  # key of the part before it, when a long sequence is emitted in parts
     carried: tuple[np.ndarray, np.ndarray] | None = None  # (last box, recent embedding) of that part, for linking
+    torso_sum: np.ndarray | None = None  # of its faces' measured clothing histograms
+    torso_seen: int = 0
 
     def __len__(self) -> int:
         return len(self.embeddings)
@@ -75,6 +77,9 @@ class Track:
         self.kps.append(faces.kps[i])
         self.scores.append(float(faces.scores[i]))
         self.quality.append(float(faces.quality[i]))
+        if len(faces.torso) and np.isfinite(faces.torso[i]).all() and faces.torso[i].sum() > 0:
+            self.torso_sum = faces.torso[i].copy() if self.torso_sum is None else self.torso_sum + faces.torso[i]
+            self.torso_seen += 1
         self.last_seq = faces.seq
         self.width, self.height, self.model = faces.width, faces.height, faces.model
         if self.updated_ts is None:
@@ -95,7 +100,8 @@ class Track:
             kps=np.stack(self.kps).astype(np.float32), scores=np.asarray(self.scores, np.float32),
             quality=np.asarray(self.quality, np.float32), crops=crops,
             crop_frames=np.asarray([c[1] for c in self.crops], np.int32), closed=closed, width=self.width,
-            height=self.height, model=self.model, continues=self.continues)
+            height=self.height, model=self.model, continues=self.continues,
+            torso=(self.torso_sum / self.torso_seen).astype(np.float32) if self.torso_seen else np.zeros(0, np.float32))
 
 
 def sequence_key(video: str, first_frame: int, first_face: int) -> str:

@@ -1,0 +1,24 @@
+"""Clothing as evidence within one visit of one source: two sequences whose torso colours differ clearly are two
+people (a family at one table, dressed differently), whatever their faces say. Never used across visits: people
+change clothes."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def torso_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Hellinger distance of two L1-normalised histograms: 0 the same colours, 1 none in common."""
+    return float(np.sqrt(max(0.0, 1.0 - float(np.sum(np.sqrt(np.clip(a, 0, None) * np.clip(b, 0, None)))))))
+
+
+def seen(torso: np.ndarray | None) -> bool:
+    """A torso histogram that was measured (the body was in the frame)."""
+    return torso is not None and len(torso) > 0 and float(torso.sum()) > 0
+
+
+def dressed_apart(torso: np.ndarray, others: list[np.ndarray], limit: float) -> bool:
+    """Is the person in `torso` dressed differently from everyone in `others` (the same cluster's sequences of the
+    same visit): every distance over `limit`? False when either side was never seen, or `limit` is 0 (off)."""
+    measured = [o for o in others if seen(o)]
+    return bool(limit) and seen(torso) and bool(measured) and min(torso_distance(torso, o) for o in measured) > limit

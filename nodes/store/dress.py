@@ -1,0 +1,45 @@
+"""Clothing within one visit of one source (nodes.matching.appearance): which clusters a sequence, or another
+cluster, is dressed differently from. A visit: sequences of one source within `visit_s` of each other (by wall
+clock where the source has one, else by stream time)."""
+
+from __future__ import annotations
+
+import numpy as np
+import psycopg
+
+from nodes.matching.appearance import dressed_apart, torso_distance
+from nodes.matching.decision import ReidSettings
+
+SAME_VISIT = ("CASE WHEN s.seen_at IS NOT NULL AND q.seen_at IS NOT NULL "
+              "THEN abs(extract(epoch FROM s.seen_at - q.seen_at)) <= %(visit)s "
+              "ELSE s.first_ts <= q.last_ts + %(visit)s AND s.last_ts >= q.first_ts - %(visit)s END")
+
+
+def dressed_apart_from(conn: psycopg.Connection, sequence_db_id: int, cluster_ids: list[int], s: ReidSettings) -> set[int]:
+    """The clusters whose every sequence of the same visit as `sequence_db_id` is dressed differently from it."""
+    if not s.torso_apart or not cluster_ids:
+        return set()
+    rows = conn.execute(
+        "SELECT s.cluster_id, s.torso, q.torso FROM sequences q JOIN sequences s ON s.source_id = q.source_id "
+        f"WHERE q.id = %(q)s AND q.torso IS NOT NULL AND s.id <> q.id AND s.cluster_id = ANY(%(ids)s) "
+        f"AND s.torso IS NOT NULL AND {SAME_VISIT}",
+        {"q": sequence_db_id, "ids": cluster_ids, "visit": s.visit_s}).fetchall()
+    seen: dict[int, list[np.ndarray]] = {}
+    query = None
+    for cluster_id, torso, own in rows:
+        seen.setdefault(cluster_id, []).append(np.asarray(torso, np.float32))
+        query = np.asarray(own, np.float32)
+    return {c for c, torsos in seen.items() if query is not None and dressed_apart(query, torsos, s.torso_apart)}
+
+
+def clusters_dressed_apart(conn: psycopg.Connection, a: int, b: int, s: ReidSettings) -> bool:
+    """Did a and b hold sequences of one visit, and were those of a dressed differently from those of b (every
+    pair over `torso_apart`)? Then they are two people, however close their faces."""
+    if not s.torso_apart:
+        return False
+    rows = conn.execute(
+        "SELECT q.torso, s.torso FROM sequences q JOIN sequences s ON s.source_id = q.source_id "
+        f"WHERE q.cluster_id = %(a)s AND s.cluster_id = %(b)s AND q.torso IS NOT NULL AND s.torso IS NOT NULL "
+        f"AND {SAME_VISIT}", {"a": a, "b": b, "visit": s.visit_s}).fetchall()
+    distances = [torso_distance(np.asarray(x, np.float32), np.asarray(y, np.float32)) for x, y in rows]
+    return bool(distances) and min(distances) > s.torso_apart
