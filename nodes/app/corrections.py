@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from nodes.app.forget import remove_files_of
-from nodes.store.face_store import FaceStore
+if TYPE_CHECKING:
+    from nodes.store.face_store import FaceStore
 
 ACTIONS = ("rename", "merge", "different", "delete", "split", "move")
 
@@ -73,6 +73,8 @@ def perform(store: FaceStore, action: str, cluster_id: int, form: Any, who: str,
         store.mark_different(cluster_id, other, who)
         return Outcome(cluster_id, f"marked as a different person than identity {other}")
     if action == "delete":
+        from nodes.app.forget import remove_files_of  # the store and OpenCV: only a delete needs them
+
         gone = store.delete(cluster_id, who)
         strips, report = remove_files_of(gone, videos_dir, report_dir)
         return Outcome(None, f"identity {cluster_id} deleted with its {gone.faces} faces, {len(gone.sequences)} "
