@@ -31,8 +31,10 @@ class ReidSettings(BaseModel):
                                "differently (Hellinger distance of the colours below the face) from every sequence "
                                "of a cluster in that visit is someone else: it does not join that cluster, and two "
                                "clusters so dressed are not merged (0: off)")
-    visit_s: float = Field(600, gt=0, description="sequences of one source this close in time (seconds) are one "
-                           "visit, where clothing tells people apart; never across visits")
+    visit_s: float = Field(300, gt=0, description="sequences of one source this close in time (seconds) are one "
+                           "visit, where clothing tells people apart; never across visits (clothes stay the same "
+                           "within a scene: a short window keeps a change of clothes between scenes from splitting "
+                           "one person)")
     junk_score: float = Field(0.6, ge=0, le=1, description="a sequence whose median detector score is below this is junk")
     junk_edge: float = Field(0.5, gt=0, le=1, description="a sequence with at least this share of faces cut off by "
                              "the frame edge is junk")
