@@ -4,13 +4,14 @@ calibration, and which sequences are junk."""
 from __future__ import annotations
 
 import json
+from typing import get_args
 
 import numpy as np
 import pytest
 
 from nodes.matching.decision import Candidate, ReidSettings, choose, for_model, sample
 from nodes.matching.quality import junk_reason
-from nodes.matching.setdist import l2_normalise, set_distance
+from nodes.matching.setdist import SetDistance, l2_normalise, set_distance
 from nodes.messages import Sequence
 from tests.vectors import People
 from zdg.node import FatalNodeError
@@ -130,7 +131,19 @@ def test_junk_is_a_poor_detection_a_face_cut_off_by_the_frame_or_an_incoherent_s
     assert junk_reason(seq_of(person(0), box=(3, 100, 100, 220)), S) is None, "near the edge is not cut off"
 
 
-@pytest.mark.parametrize("method", ["mean_min", "hausdorff", "modified_hausdorff", "centroid"])
+@pytest.mark.parametrize("method", get_args(SetDistance))
 def test_a_set_is_at_distance_zero_from_itself_never_below(method):
     vectors = l2_normalise(np.random.default_rng(3).normal(size=(9, 128)))
     assert 0.0 <= set_distance(vectors, vectors, method) < 1e-6
+
+
+def test_the_trimmed_distance_lets_the_faces_that_match_best_decide():
+    rng = np.random.default_rng(5)
+    person, other = l2_normalise(rng.normal(size=(1, 64))), l2_normalise(rng.normal(size=(1, 64)))
+    seen = l2_normalise(person + rng.normal(scale=0.05, size=(8, 64)))
+    stored = l2_normalise(person + rng.normal(scale=0.05, size=(8, 64)))
+    spoilt = np.concatenate([seen[:4], l2_normalise(rng.normal(size=(4, 64)))])  # half the faces turned or blurred
+    assert set_distance(spoilt, stored, "trimmed_mean_min") < set_distance(spoilt, stored, "mean_min")
+    assert abs(set_distance(spoilt, stored, "trimmed_mean_min") - set_distance(seen[:4], stored, "mean_min")) < 1e-6
+    stranger = l2_normalise(other + rng.normal(scale=0.05, size=(8, 64)))
+    assert set_distance(spoilt, stranger, "trimmed_mean_min") > 2 * set_distance(spoilt, stored, "trimmed_mean_min")

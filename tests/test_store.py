@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import get_args
+
 import numpy as np
 import pytest
 
 from nodes.matching.clustering import CandidatePairs
 from nodes.matching.decision import ReidSettings
-from nodes.matching.setdist import set_distance
+from nodes.matching.setdist import SetDistance, set_distance
 from nodes.messages import Sequence
 from nodes.store.reid import Query
 from nodes.store.schema import DimensionMismatch, migrate
@@ -265,7 +267,7 @@ def test_identities_merge_and_delete_remove_every_vector(faces, conn):
 
 def test_set_distances_order_same_before_different():
     a, a2, b = person(0), person(0), person(1)
-    for method in ("mean_min", "hausdorff", "modified_hausdorff", "centroid"):
+    for method in get_args(SetDistance):
         assert set_distance(a, a2, method) < set_distance(a, b, method), method
 
 

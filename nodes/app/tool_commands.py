@@ -7,9 +7,11 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import get_args
 
 from nodes.app.service import embedding_model, load_models, open_store, reid_settings
 from nodes.environment import FaceEnvironment
+from nodes.matching.setdist import SetDistance
 from zdg.config import Graph, load_graph
 from zdg.node import FatalNodeError, zdg_environment
 
@@ -157,7 +159,7 @@ def add_tool_commands(sub: argparse._SubParsersAction, graph_arg: Callable[[argp
                    help="DIR/<identity>/*.jpg (repeatable): photo sets, compared with the clips' sequences")
     p.add_argument("--disjoint", action="store_true", help="no person is in two of the sources (clips, photo folders)")
     p.add_argument("--false-merge-rate", type=float, default=0.01, help="share of different-person pairs allowed to join")
-    p.add_argument("--distance", default="mean_min", choices=("mean_min", "hausdorff", "modified_hausdorff", "centroid"))
+    p.add_argument("--distance", default="mean_min", choices=get_args(SetDistance))
     p.add_argument("-o", "--output", type=Path, help="default: the file shipped for the model (nodes/matching/calibrated/)")
     p.add_argument("--store", action="store_true", help="report instead what the store learnt: each source's "
                    "different-person distances (people on screen together) and the join threshold they give it")
@@ -181,7 +183,7 @@ def add_tool_commands(sub: argparse._SubParsersAction, graph_arg: Callable[[argp
     p.add_argument("dir", type=Path, help="DIR/<identity>/*.jpg (identity folders may be nested)")
     p.add_argument("--downscale", type=float, nargs="*", default=[4.0, 8.0], help="degradation levels (with --blur)")
     p.add_argument("--blur", type=float, nargs="*", default=[1.0, 2.0], help="Gaussian sigma per level")
-    p.add_argument("--distance", default="mean_min", choices=("mean_min", "hausdorff", "modified_hausdorff", "centroid"))
+    p.add_argument("--distance", default="mean_min", choices=get_args(SetDistance))
     p.add_argument("--far", type=float, default=0.01, help="open set: false accept rate the TAR is read at")
     graph_arg(p)
     p.set_defaults(func=cmd_eval)
