@@ -6,8 +6,7 @@ from typing import Literal
 
 import numpy as np
 
-SetDistance = Literal["mean_min", "hausdorff", "modified_hausdorff", "centroid", "trimmed_mean_min"]
-TRIMMED = 0.5  # trimmed_mean_min averages the nearer half of a's faces' nearest distances
+SetDistance = Literal["mean_min", "hausdorff", "modified_hausdorff", "centroid"]
 
 
 def unit(v: np.ndarray) -> np.ndarray:
@@ -33,10 +32,6 @@ def _set_distance(a: np.ndarray, b: np.ndarray, method: SetDistance, weights: np
     d = 1 - a @ b.T
     if method == "mean_min":
         return float(np.average(d.min(axis=1), weights=w))
-    if method == "trimmed_mean_min":  # the faces that match best: a blurred, turned or covered face counts less
-        nearest = d.min(axis=1)
-        kept = np.argsort(nearest, kind="stable")[:max(1, int(np.ceil(len(nearest) * TRIMMED)))]
-        return float(np.average(nearest[kept], weights=None if w is None or not np.any(w[kept] > 0) else w[kept]))
     if method == "hausdorff":
         return float(max(d.min(axis=1).max(), d.min(axis=0).max()))
     return float(max(np.average(d.min(axis=1), weights=w), d.min(axis=0).mean()))
