@@ -21,7 +21,7 @@ def dressed_apart_from(conn: psycopg.Connection, sequence_db_id: int, cluster_id
         return set()
     rows = conn.execute(
         "SELECT s.cluster_id, s.torso, q.torso FROM sequences q JOIN sequences s ON s.source_id = q.source_id "
-        f"WHERE q.id = %(q)s AND q.torso IS NOT NULL AND s.id <> q.id AND s.cluster_id = ANY(%(ids)s) "
+        "WHERE q.id = %(q)s AND q.torso IS NOT NULL AND s.id <> q.id AND s.cluster_id = ANY(%(ids)s) "
         f"AND s.torso IS NOT NULL AND {SAME_VISIT}",
         {"q": sequence_db_id, "ids": cluster_ids, "visit": s.visit_s}).fetchall()
     seen: dict[int, list[np.ndarray]] = {}
@@ -39,7 +39,7 @@ def clusters_dressed_apart(conn: psycopg.Connection, a: int, b: int, s: ReidSett
         return False
     rows = conn.execute(
         "SELECT q.torso, s.torso FROM sequences q JOIN sequences s ON s.source_id = q.source_id "
-        f"WHERE q.cluster_id = %(a)s AND s.cluster_id = %(b)s AND q.torso IS NOT NULL AND s.torso IS NOT NULL "
+        "WHERE q.cluster_id = %(a)s AND s.cluster_id = %(b)s AND q.torso IS NOT NULL AND s.torso IS NOT NULL "
         f"AND {SAME_VISIT}", {"a": a, "b": b, "visit": s.visit_s}).fetchall()
     distances = [torso_distance(np.asarray(x, np.float32), np.asarray(y, np.float32)) for x, y in rows]
     return bool(distances) and min(distances) > s.torso_apart
