@@ -30,7 +30,7 @@ def cmd_eval_video(args: argparse.Namespace) -> int:
             return 1
     graph = load_graph(args.graph, args.overrides)
     store = open_store(graph)
-    report = store.evaluate_video(truth, video_id, args.first_visit, reid_settings(graph).torso_apart)
+    report = store.evaluate_video(truth, video_id, args.first_visit, torso_apart=reid_settings(graph).torso_apart)
     print(json.dumps(report, indent=1))
     return 0
 

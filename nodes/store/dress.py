@@ -19,17 +19,18 @@ def dressed_apart_from(conn: psycopg.Connection, sequence_db_id: int, cluster_id
     """The clusters whose every sequence of the same visit as `sequence_db_id` is dressed differently from it."""
     if not s.torso_apart or not cluster_ids:
         return set()
+    own = conn.execute("SELECT torso FROM sequences WHERE id = %s", (sequence_db_id,)).fetchone()
+    if own is None or own[0] is None:
+        return set()
     rows = conn.execute(
-        "SELECT s.cluster_id, s.torso, q.torso FROM sequences q JOIN sequences s ON s.source_id = q.source_id "
-        "WHERE q.id = %(q)s AND q.torso IS NOT NULL AND s.id <> q.id AND s.cluster_id = ANY(%(ids)s) "
-        f"AND s.torso IS NOT NULL AND {SAME_VISIT}",
+        "SELECT s.cluster_id, s.torso FROM sequences q JOIN sequences s ON s.source_id = q.source_id "
+        f"WHERE q.id = %(q)s AND s.id <> q.id AND s.cluster_id = ANY(%(ids)s) AND s.torso IS NOT NULL AND {SAME_VISIT}",
         {"q": sequence_db_id, "ids": cluster_ids, "visit": s.visit_s}).fetchall()
     seen: dict[int, list[np.ndarray]] = {}
-    query = None
-    for cluster_id, torso, own in rows:
+    for cluster_id, torso in rows:
         seen.setdefault(cluster_id, []).append(np.asarray(torso, np.float32))
-        query = np.asarray(own, np.float32)
-    return {c for c, torsos in seen.items() if query is not None and dressed_apart(query, torsos, s.torso_apart)}
+    query = np.asarray(own[0], np.float32)
+    return {c for c, torsos in seen.items() if dressed_apart(query, torsos, s.torso_apart)}
 
 
 def clusters_dressed_apart(conn: psycopg.Connection, a: int, b: int, s: ReidSettings) -> bool:

@@ -160,8 +160,8 @@ def clothing(conn: psycopg.Connection, rows: list[Row], limit: float) -> dict:
     return out
 
 
-def evaluate_video(conn: psycopg.Connection, truth: Truth, video: str, first_visit: str | None = None,
-                   torso_apart: float = 0.5) -> dict:
+def evaluate_video(conn: psycopg.Connection, truth: Truth, video: str, first_visit: str | None = None, *,
+                   torso_apart: float) -> dict:
     rows = visit_rows(conn, video, truth)
     decisions = published(conn, rows)
     report = {video: score_visit(rows)}

@@ -112,7 +112,7 @@ class FaceStore(Protocol):
     def export(self) -> Iterator[dict]:
         """One row per sequence, as they are read: source, key, frames, times, faces, cluster id and name, distance."""
 
-    def evaluate_video(self, truth: Truth, video: str, first_visit: str | None = None, torso_apart: float = 0.5) -> dict:
+    def evaluate_video(self, truth: Truth, video: str, first_visit: str | None = None, *, torso_apart: float) -> dict:
         """A visit's clusters scored against positional truth (nodes.store.evaluation)."""
 
     def close(self) -> None: ...

@@ -149,8 +149,8 @@ class PgFaceStore:
     def export(self) -> Iterator[dict]:
         return export.sequence_rows(self.conn)
 
-    def evaluate_video(self, truth: Truth, video: str, first_visit: str | None = None, torso_apart: float = 0.5) -> dict:
-        return evaluation.evaluate_video(self.conn, truth, video, first_visit, torso_apart)
+    def evaluate_video(self, truth: Truth, video: str, first_visit: str | None = None, *, torso_apart: float) -> dict:
+        return evaluation.evaluate_video(self.conn, truth, video, first_visit, torso_apart=torso_apart)
 
     def close(self) -> None:
         self.conn.close()

@@ -226,9 +226,10 @@ def ensure_db_password(folder: Path) -> Path | None:
 def images_of(graph: Graph, host: str | None = None, store_image: str | None = None) -> list[str]:
     """The images a graph's (or one box's) services run."""
     mine = [n for n in compile_plan(graph).nodes.values() if host is None or n.host == host]
-    if not any(uses_store(n, graph) for n in mine):
-        return sorted({image_of(n) for n in mine})
-    return sorted({image_of(n) for n in mine} | {store_image or store_service().image})
+    images = {image_of(n) for n in mine}
+    if any(uses_store(n, graph) for n in mine):
+        images.add(store_image or store_service().image)
+    return sorted(images)
 
 
 def published_topics(graph: Graph, host: str | None = None) -> list[str]:

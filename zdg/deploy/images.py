@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
 
-from zdg import __version__
 from zdg.config import Graph
 from zdg.deploy.compose import (
     BASE_IMAGE,
@@ -21,6 +20,7 @@ from zdg.deploy.compose import (
     images_of,
     render,
     runs_store,
+    tagged,
 )
 from zdg.registry import load_entry_point
 from zdg.shared_store import store_service
@@ -40,12 +40,13 @@ class AppImage:
 
     @property
     def tag(self) -> str:
-        return f"{self.name}:{__version__}"
+        return tagged(self.name)
 
 
 def app_images() -> list[AppImage]:
     """The images installed applications build (entry point group `zdg.images`), by entry point name."""
     return [load_entry_point(ep) for ep in sorted(entry_points(group=IMAGE_GROUP), key=lambda ep: ep.name)]
+
 
 CONTAINER_UID = 1000  # the images' user (`useradd --uid 1000 zdg` in the Dockerfile)
 LOAD_SH = """#!/bin/sh
