@@ -9,9 +9,12 @@ into a fresh embedded store:
             small, soft faces in other light, where different people's embeddings come closer
   cross     the clip's first part (before `--split-s`) clean, then its second part degraded as a second
             visit of the same people into the same store: other shots, other light
+  strangers the clip, then clips of other people (`--stranger`; default: the other clips beside the shared
+            sample) degraded the same way, into one store: other people in another scene, where the looser
+            join across sources applies; a cluster holding two of the clips is a false merge
 and prints each case's figures, then the totals. `--set` overrides go to every run (compare rules side by
 side: `--set reid.margin=0`).
-    python bench/reid_dev.py [--clip CLIP --truth TRUTH [--split-s S]]... [--set node.param=value]...
+    python bench/reid_dev.py [--clip CLIP --truth TRUTH [--split-s S]]... [--stranger CLIP]... [--set node.param=value]...
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections import defaultdict
 from pathlib import Path
 
 import cv2
@@ -87,6 +91,20 @@ def run_clip(clip: Path, truth: Path, split_s: float, work: Path, overrides: lis
     return rows
 
 
+def strangers(clip: Path, others: list[Path], work: Path, overrides: list[str], scale: float, gamma: float) -> dict:
+    """The clip and degraded clips of other people in one store: its clusters, and those holding two clips."""
+    store = work / f"{clip.stem}_strangers"
+    for video in (clip, *(degrade(other, work / f"{other.stem}_degraded.mp4", scale, gamma) for other in others)):
+        visit(video, video.stem, store, overrides)
+    held: dict[int, set[str]] = defaultdict(set)
+    for line in zdg("export", store=store).splitlines():
+        row = json.loads(line)
+        if row["cluster_id"] is not None:
+            held[row["cluster_id"]].add(row["source"])
+    return {"clip": clip.stem, "clips": 1 + len(others), "clusters": len(held),
+            "cross_cast_merges": sum(len(sources) > 1 for sources in held.values())}
+
+
 def fmt(value: float | None) -> str:
     return "" if value is None else f"{value:.2f}"
 
@@ -94,7 +112,8 @@ def fmt(value: float | None) -> str:
 def table(rows: list[dict]) -> None:
     print(f"{'clip':<16} {'case':<14} {'reappear.':>9} {'false m.':>8} {'precision':>9} {'recall':>6} "
           f"{'cross same/else/of':>18} {'pair AUC':>8} {'closest diff':>12} {'dressed apart: diff / same':>26}")
-    for r in rows:
+    apart = [r for r in rows if "cross_cast_merges" in r]
+    for r in (r for r in rows if r not in apart):
         sep = r.get("separation", {})
         cross = (f"{r['joined_same_person_from_first_visit']}/{r['joined_someone_else']}/{r['person_sequences']}"
                  if "joined_someone_else" in r else "")
@@ -110,9 +129,14 @@ def table(rows: list[dict]) -> None:
     found, later = sum(r["reappearances_found"] for r in visits), sum(r["reappearances"] for r in visits)
     joined, wrong = sum(r["joined_same_person_from_first_visit"] for r in crosses), sum(r["joined_someone_else"] for r in crosses)
     of = sum(r["person_sequences"] for r in crosses)
+    for r in apart:
+        print(f"{r['clip']:<16} {'strangers':<14} {r['clips']} clips of different people (the others degraded), "
+              f"{r['clusters']} clusters, "
+              f"{r['cross_cast_merges']} holding two clips")
     print(f"totals: within-clip reappearances {found}/{later} = {found / max(later, 1):.2f}; cross-video {joined}/{of} "
           f"= {joined / max(of, 1):.2f} ({wrong} joined someone else); false merges "
-          f"{sum(r['false_merges'] for r in visits)}; worst pair precision {min(r['pair_precision'] for r in visits):.2f}")
+          f"{sum(r['false_merges'] for r in visits) + sum(r['cross_cast_merges'] for r in apart)}; worst pair precision "
+          f"{min(r['pair_precision'] for r in visits):.2f}")
 
 
 def main() -> None:
@@ -124,6 +148,9 @@ def main() -> None:
     ap.add_argument("--scale", type=float, default=0.18, help="resolution of the degraded copy")
     ap.add_argument("--gamma", type=float, default=1.6, help="gamma of the degraded copy (>1: darker)")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="NODE.PARAM=VALUE")
+    ap.add_argument("--stranger", type=Path, action="append", help="a clip of people in none of the labelled "
+                    "clips (default: the other clips beside the shared sample)")
+    ap.add_argument("--no-strangers", action="store_true", help="skip the strangers case")
     ap.add_argument("--work", type=Path, help="folder for the degraded clips and stores (default: a temporary one)")
     args = ap.parse_args()
     clips = args.clip or [DATA / "videos" / "friends_poker.mp4"]
@@ -139,6 +166,9 @@ def main() -> None:
             cap = cv2.VideoCapture(str(clip))
             middle = cap.get(cv2.CAP_PROP_FRAME_COUNT) / max(cap.get(cv2.CAP_PROP_FPS), 1) / 2
             rows += run_clip(clip, truth, split or middle, work, args.overrides, args.scale, args.gamma)
+            others = args.stranger or sorted(p for p in (DATA / "videos").glob("*.mp4") if p.name != clip.name)
+            if others and not args.no_strangers:
+                rows.append(strangers(clip, others, work, args.overrides, args.scale, args.gamma))
         print(f"overrides: {' '.join(args.overrides) or '(none)'}")
         table(rows)
 

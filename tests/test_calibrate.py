@@ -36,8 +36,9 @@ def test_the_join_threshold_lets_through_only_the_target_share_of_different_peop
     pairs = collect_pairs(sets, "mean_min", disjoint=True)
     assert len(pairs.different) == 66 and not pairs.same
     link, split = sequencer_cosines(pairs.face_cosines_different, 0.05)
-    found = thresholds("m", pairs, 0.05, link, split, "mean_min", "zdg calibrate", [])
+    found = thresholds("m", pairs, 0.05, 0.2, link, split, "mean_min", "zdg calibrate", [])
     assert np.mean(np.asarray(pairs.different) < found.join) <= 0.05
+    assert found.join < found.cross_join and np.mean(np.asarray(pairs.different) < found.cross_join) <= 0.2
     assert set_distance(person(0), person(0), "mean_min") < found.join, "one person's sets stay under it"
     assert link >= split, "appearance alone needs more than a continuing track"
 
@@ -53,7 +54,7 @@ def test_the_shipped_calibration_is_what_zdg_calibrate_gives(tmp_path):
                env={**os.environ, "ZDG_MODEL_ROOT": os.environ.get("ZDG_MODEL_ROOT") or str(shared_path("models"))})
     assert done.returncode == 0, done.stderr
     again = json.loads(out.read_text())
-    for key in ("join", "named_join", "link_cosine", "split_cosine"):
+    for key in ("join", "named_join", "cross_join", "link_cosine", "split_cosine"):
         assert again[key] == pytest.approx(getattr(shipped, key), abs=0.002), key
     assert shipped_path("mfn128").is_file()
 

@@ -244,6 +244,39 @@ def test_a_source_whose_people_look_alike_tightens_its_own_threshold_and_no_othe
         "the calibration alone makes her the mother"
 
 
+def test_someone_in_another_scene_is_merged_only_when_each_is_the_others_clear_nearest(faces, conn):
+    s = S.model_copy(update={"cross_threshold": 0.6})
+    ann = sequence("ann", at_cosine(1.0, 1), "first")
+    ann_id = decide(faces, store(faces, ann), ann.embeddings, s).cluster_id
+    bob = together(ann, "bob", at_cosine(0.0, 2))
+    decide(faces, store(faces, bob), bob.embeddings, s)
+    again = sequence("again", at_cosine(0.5, 6), "first")  # 0.5 from her in the same scene: over the join
+    again_id = decide(faces, store(faces, again), again.embeddings, s).cluster_id
+    later = sequence("later", at_cosine(0.5, 3), "second")  # as far, in another scene, with no one else as near
+    later_id = decide(faces, store(faces, later), later.embeddings, s).cluster_id
+    assert len({ann_id, again_id, later_id}) == 3, "each decided new: over the join"
+    assert faces.maintain(s).merges == [(later_id, ann_id)], "across scenes only, where the match is clear"
+    cid = sequence("cid", at_cosine(0.49, 4), "third")  # two people of a third scene, both about as near to her
+    dan = together(cid, "dan", at_cosine(0.47, 5))
+    for seq in (cid, dan):
+        decide(faces, store(faces, seq), seq.embeddings, s)
+    assert faces.maintain(s).merges == [], "neither is clearly her"
+
+
+def test_a_pass_over_what_changed_still_sees_every_rival_of_a_cluster_that_did_not(faces, conn):
+    s = S.model_copy(update={"cross_threshold": 0.6})
+    ann = sequence("ann", at_cosine(1.0, 1), "first")
+    ann_id = decide(faces, store(faces, ann), ann.embeddings, s).cluster_id
+    rival = sequence("rival", at_cosine(0.45, 2), "second")  # 0.55 from her: decided new, never looked at since
+    decide(faces, store(faces, rival), rival.embeddings, s)
+    conn.execute("INSERT INTO zdg_meta VALUES ('maintained_at', now()::text) "
+                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+    later = sequence("later", at_cosine(0.5, 3), "third")  # 0.5 from her: nearer, but not by the margin
+    later_id = decide(faces, store(faces, later), later.embeddings, s).cluster_id
+    assert faces.maintain(s).merges == [], "she has someone of another scene nearly as near"
+    assert ann_id != later_id
+
+
 def test_forgetting_caps_vectors_and_drops_the_least_cohesive(faces, conn):
     vectors = np.concatenate([person(0, 30), person(3, 5)])  # 5 outliers that belong elsewhere
     decision = decide(faces, store(faces, sequence("1", vectors)), vectors, S)

@@ -102,11 +102,12 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         sets += [s for root in args.photos for s in photo_sets(root, detector, embedder)]
     data = [*args.video, *(str(p) for p in args.photos)]
     command = "zdg calibrate " + " ".join(recipe_args(sys.argv[2:]))
-    found = thresholds(model, collect_pairs(sets, args.distance, args.disjoint), args.false_merge_rate, link, split,
-                       args.distance, command, data)
+    found = thresholds(model, collect_pairs(sets, args.distance, args.disjoint), args.false_merge_rate,
+                       args.cross_false_merge_rate, link, split, args.distance, command, data)
     out = args.output or shipped_path(model)
     out.write_text(found.model_dump_json(indent=1) + "\n")
-    print(f"{model}: join {found.join}, named_join {found.named_join}, link_cosine {found.link_cosine}, "
+    print(f"{model}: join {found.join}, named_join {found.named_join}, cross_join {found.cross_join}, "
+          f"link_cosine {found.link_cosine}, "
           f"split_cosine {found.split_cosine} -> {out}")
     print(json.dumps(found.figures, indent=1))
     return 0
@@ -159,6 +160,8 @@ def add_tool_commands(sub: argparse._SubParsersAction, graph_arg: Callable[[argp
                    help="DIR/<identity>/*.jpg (repeatable): photo sets, compared with the clips' sequences")
     p.add_argument("--disjoint", action="store_true", help="no person is in two of the sources (clips, photo folders)")
     p.add_argument("--false-merge-rate", type=float, default=0.01, help="share of different-person pairs allowed to join")
+    p.add_argument("--cross-false-merge-rate", type=float, default=0.05, help="the same for `cross_join`: clusters of "
+                   "two sources that are each other's clear nearest (by reid's margin) merge below it")
     p.add_argument("--distance", default="mean_min", choices=get_args(SetDistance))
     p.add_argument("-o", "--output", type=Path, help="default: the file shipped for the model (nodes/matching/calibrated/)")
     p.add_argument("--store", action="store_true", help="report instead what the store learnt: each source's "

@@ -4,6 +4,7 @@ candidate merges of constrained agglomerative clustering with the rules that kee
 from __future__ import annotations
 
 import heapq
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -123,11 +124,12 @@ class CandidatePairs:
             self.measured[other].pop(cluster, None)
         return others
 
-    def clear_match(self, a: int, b: int, distance: float, margin: float) -> bool:
-        """Are a and b each other's nearest by the margin: every other cluster measured against either farther
-        than distance / (1 - margin)?"""
+    def clear_match(self, a: int, b: int, distance: float, margin: float,
+                    rival: Callable[[int, int], bool] = lambda x, other: True) -> bool:
+        """Are a and b each other's nearest by the margin: every other cluster measured against either (x), for
+        which `rival(x, other)` holds, farther than distance / (1 - margin)?"""
         return all(distance <= (1 - margin) * d for x, y in ((a, b), (b, a))
-                   for other, d in self.measured.get(x, {}).items() if other != y)
+                   for other, d in self.measured.get(x, {}).items() if other != y and rival(x, other))
 
 
 def contested_merge(a: int, b: int, distance: float, sets: dict[int, np.ndarray], apart: dict[int, set[int]],

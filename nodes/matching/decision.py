@@ -20,6 +20,11 @@ class ReidSettings(BaseModel):
                                     "(default: the embedding model's calibrated `join`)")
     named_threshold: float | None = Field(None, gt=0, le=2, description="tolerance for named (enrolled) clusters "
                                           "(default: the model's calibrated `named_join`)")
+    cross_threshold: float | None = Field(None, gt=0, le=2, description="across sources (another scene, other "
+                                          "light), maintenance merges two unnamed clusters under this set distance "
+                                          "when each is the other's nearest by the margin among the clusters of "
+                                          "sources other than its own (margin 0: off; default: the model's calibrated "
+                                          "`cross_join`, or `join` where it has none; `threshold` where that is set)")
     calibration: str | None = Field(None, description="calibration file (default: the one shipped for the model)")
     margin: float = Field(0.1, ge=0, lt=1, description="a join needs its cluster nearer than (1 - margin) x the "
                           "distance to anyone known to be someone else (on screen with the sequence or with that "
@@ -53,12 +58,14 @@ class ReidSettings(BaseModel):
 def for_model(s: ReidSettings, model: str) -> ReidSettings:
     """The settings with every threshold a number: those the graph leaves out come from the model's calibration."""
     if s.threshold is not None and s.named_threshold is not None:
-        return s
+        return s.model_copy(update={"cross_threshold": s.cross_threshold or s.threshold})
     from nodes.matching.thresholds import load_thresholds
 
     calibrated = load_thresholds(model, s.calibration)
+    cross = calibrated.cross_join or calibrated.join if s.threshold is None else s.threshold
     return s.model_copy(update={"threshold": s.threshold or calibrated.join,
-                                "named_threshold": s.named_threshold or calibrated.named_join})
+                                "named_threshold": s.named_threshold or calibrated.named_join,
+                                "cross_threshold": s.cross_threshold or cross})
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,12 @@ class Thresholds(BaseModel):
     distance: str = Field("mean_min", description="set distance the join thresholds are measured in")
     join: float = Field(gt=0, le=2, description="reid: a sequence joins a cluster below this set distance")
     named_join: float = Field(gt=0, le=2, description="reid: tolerance for enrolled (named) identities")
+    cross_join: float | None = Field(None, gt=0, le=2, description="reid: two clusters of different sources (another "
+                                     "scene) that are each other's clear nearest merge below this (None: `join`)")
     link_cosine: float = Field(ge=-1, le=1, description="sequencer: appearance alone links faces at or above this")
     split_cosine: float = Field(ge=-1, le=1, description="sequencer: a match below this cosine starts a new sequence")
     false_merge_rate: float = Field(description="target: share of different-person pairs under `join`")
+    cross_false_merge_rate: float | None = Field(None, description="share of different-person pairs under `cross_join`")
     command: str = Field("", description="the command that wrote this file")
     figures: dict = Field(default_factory=dict, description="pair counts and what the thresholds give on the data")
 

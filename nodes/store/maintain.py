@@ -110,15 +110,27 @@ class Neighbourhood:
         sets = by_cluster(*sampled(conn, sorted(set(changed) | {c for cs in near.values() for c in cs})))
         return cls(sets, {c: [n for n in cs if n in sets] for c, cs in near.items() if c in sets}, names_of(conn))
 
+    def widen(self, conn: psycopg.Connection, cluster_id: int) -> list[int]:
+        """Load the NEIGHBOURS nearest of a cluster whose own were not looked at (it did not change, a changed one
+        has it as a neighbour); the clusters new to the pass."""
+        if cluster_id in self.near:
+            return []
+        self.near[cluster_id] = nearest_in_store(conn, [cluster_id], NEIGHBOURS)[cluster_id]
+        new = [c for c in self.near[cluster_id] if c not in self.sets]
+        self.sets.update(by_cluster(*sampled(conn, new)) if new else {})
+        self.near[cluster_id] = [c for c in self.near[cluster_id] if c in self.sets]
+        return [c for c in new if c in self.sets]
+
 
 def merge_close(conn: psycopg.Connection, s: ReidSettings, report: MaintenanceReport,
                 changed: list[int] | None = None) -> None:
     """Constrained agglomerative clustering over the clusters: the closest pair within the join threshold
     (named: its own; both tightened by their sources, nodes/store/apart.py) merges first, unless the two were on
     screen together or marked different (cannot-link), carry two names, or someone known to be another person is
-    within the margin of either (`contested_merge`); repeated until no pair qualifies. Across sources (another
-    scene, other light) a pair over its sources' tightened threshold but under the calibrated one still merges
-    when the two are each other's nearest by the margin (`CandidatePairs.clear_match`). Sequences of one cluster
+    within the margin of either (`contested_merge`); repeated until no pair qualifies. Two unnamed clusters of
+    different sources (another scene, other light) merge instead under the cross threshold when each is the
+    other's nearest by the margin among the clusters of other scenes than its own (`clear_across`: one scene's
+    people sit closer together, so they are no rivals across scenes). Sequences of one cluster
     stay together (must-link). Each cluster is compared with its NEIGHBOURS nearest clusters by centroid (a merged
     cluster with both sides' neighbours), so a pass grows with the clusters, not with their square; with
     `changed`, only those clusters and their neighbours (pairs of two clusters that did not change were looked at
@@ -133,20 +145,40 @@ def merge_close(conn: psycopg.Connection, s: ReidSettings, report: MaintenanceRe
         for b in near:
             if (a, b) not in pairs:
                 pairs.add(a, b, nearer_side_distance(sets[a], sets[b], s.distance))
-    widest = max(s.threshold, s.named_threshold)
+    cross = s.cross_threshold or s.threshold
+
+    def other_scene(x: int, other: int) -> bool:
+        """Is `other` from other sources than x? Faces of one scene are nearer each other than across scenes."""
+        return not sources.get(x, set()) & sources.get(other, set())
+
+    def clear_across(a: int, b: int, distance: float) -> bool:
+        """Are a and b each other's nearest by the margin among the clusters of other scenes than each one's own,
+        with both one's nearest clusters measured (a pass over what changed measured only the changed one's)?"""
+        for x in (a, b):
+            new = hood.widen(conn, x)
+            sources.update(cluster_sources(conn, new) if new else {})
+            for other in hood.near[x]:
+                if other in sets and other not in (a, b) and other not in pairs.measured.get(x, {}):
+                    pairs.measure(x, other, nearer_side_distance(sets[x], sets[other], s.distance))
+        return pairs.clear_match(a, b, distance, s.margin, other_scene)
+
+    widest = max(s.threshold, s.named_threshold, cross if s.margin else 0)
     while (closest := pairs.pop()) is not None:
         (a, b), distance = closest
         if distance >= widest:
             return
-        limit = s.named_threshold if names.get(a) or names.get(b) else s.threshold
-        if distance >= limit:
-            continue
-        if distance >= limit * min(factors.get(a, 1.0), factors.get(b, 1.0)) and not (
-                s.margin and not sources.get(a, set()) & sources.get(b, set()) and pairs.clear_match(a, b, distance, s.margin)):
+        if names.get(a) or names.get(b) or not s.margin or not other_scene(a, b):
+            limit = s.named_threshold if names.get(a) or names.get(b) else s.threshold
+            if distance >= limit:
+                continue
+            if distance >= limit * min(factors.get(a, 1.0), factors.get(b, 1.0)) and not (
+                    s.margin and other_scene(a, b) and pairs.clear_match(a, b, distance, s.margin)):
+                continue
+            if s.margin and contested_merge(a, b, distance, sets, apart, s):
+                continue
+        elif distance >= cross or not clear_across(a, b, distance):
             continue
         if (names.get(a) and names.get(b)) or b in apart.get(a, ()) or clusters_dressed_apart(conn, a, b, s):
-            continue
-        if s.margin and contested_merge(a, b, distance, sets, apart, s):
             continue
         weak, target = (a, b) if names.get(b) or (not names.get(a) and a > b) else (b, a)
         report.moved += [MovedSequence(*row, target, weak, names.get(weak) or names.get(target))

@@ -6,7 +6,8 @@ The data are sets of faces with what is known about who they are:
   - with `disjoint`, faces from different sources (clips, photo folders) are different people;
   - photos, a folder per identity: each photo becomes a set of frame-like variants.
 From the different-person pairs ("impostors"), a threshold is the distance under which only
-`false_merge_rate` of them fall; same-person pairs, where labels give some, say what recall that leaves.
+`false_merge_rate` of them fall (`cross_false_merge_rate` for the looser join across sources, which also needs
+the two clusters to be each other's clear nearest); same-person pairs, where labels give some, say what recall that leaves.
 The sequencer's cosines are picked first, from sequences tracked by position alone.
 """
 
@@ -99,18 +100,21 @@ def sequencer_cosines(face_cosines_different: list[float], false_merge_rate: flo
             float(np.quantile(cos, 1 - false_merge_rate, method="higher")))
 
 
-def thresholds(model: str, pairs: Pairs, false_merge_rate: float, link: float, split: float, method: str,
-               command: str, data: list[str]) -> Thresholds:
+def thresholds(model: str, pairs: Pairs, false_merge_rate: float, cross_false_merge_rate: float, link: float,
+               split: float, method: str, command: str, data: list[str]) -> Thresholds:
     if not pairs.different:
         raise ValueError("no different-person sequence pairs to calibrate the join on")
     join = float(np.quantile(pairs.different, false_merge_rate, method="lower"))  # at most the rate falls under it
     named = float(np.quantile(pairs.named_different, false_merge_rate, method="lower")) if pairs.named_different else join
+    cross = max(join, float(np.quantile(pairs.different, cross_false_merge_rate, method="lower")))
     figures = {
         "data": data,
         "different_person_pairs": len(pairs.different), "same_person_pairs": len(pairs.same),
         "named_different_pairs": len(pairs.named_different), "named_same_pairs": len(pairs.named_same),
         "different_person_face_pairs": len(pairs.face_cosines_different),
         "false_merges_at_join": under(pairs.different, join), "same_person_joined_at_join": under(pairs.same, join),
+        "false_merges_at_cross_join": under(pairs.different, cross),
+        "same_person_joined_at_cross_join": under(pairs.same, cross),
         "named_false_at_named_join": under(pairs.named_different, named),
         "named_same_at_named_join": under(pairs.named_same, named),
         "different_person_distance_quantiles": np.quantile(pairs.different, [0, 0.01, 0.05, 0.5]).round(4).tolist(),
@@ -118,5 +122,6 @@ def thresholds(model: str, pairs: Pairs, false_merge_rate: float, link: float, s
                                            if pairs.same else []),
     }
     return Thresholds(model=model, distance=method, join=round(join, 4), named_join=round(named, 4),
-                      link_cosine=round(link, 4), split_cosine=round(split, 4), false_merge_rate=false_merge_rate,
+                      cross_join=round(cross, 4), link_cosine=round(link, 4), split_cosine=round(split, 4),
+                      false_merge_rate=false_merge_rate, cross_false_merge_rate=cross_false_merge_rate,
                       command=command, figures=figures)
