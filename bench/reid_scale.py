@@ -17,7 +17,11 @@ database it measures:
             fresh sequences decided and the reid node's pass (every `maintain_every` decisions: the clusters changed
             since the last pass and their neighbours), then a full pass (`zdg maintain`): seconds, merges, silhouette;
             over FULL_PASS_UP_TO clusters only the reid node's passes (a pass over every cluster is O(clusters^2))
-    python bench/reid_scale.py --n 100000 [--dim 128] [--ef 40 100] [--maintain] [--shared-buffers 3GB | --dsn DSN]
+  purge    - with --purge, very last: the retention purge of a maintenance pass, its limit just under the bulk
+            load's age: each bulk identity deleted with its sequences, faces and history (not those the writer rows
+            joined): faces/s
+    python bench/reid_scale.py --n 100000 [--dim 128] [--ef 40 100] [--maintain] [--purge]
+                                [--shared-buffers 3GB | --dsn DSN]
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from psycopg import sql
 
 from nodes.matching.decision import ReidSettings, ranked
 from nodes.messages import Sequence
+from nodes.store.maintain import MaintenanceReport, purge_stale
 from nodes.store.pg import PgFaceStore
 from nodes.store.reid import Query
 
@@ -91,6 +96,7 @@ def main() -> None:
     parser.add_argument("--dsn", help="external server (default: a throw-away embedded one)")
     parser.add_argument("--shared-buffers", help="shared_buffers of the throw-away server, e.g. 3GB (default: PostgreSQL's)")
     parser.add_argument("--maintain", action="store_true", help="time one maintenance pass on the full store, last")
+    parser.add_argument("--purge", action="store_true", help="time the retention purge of the bulk load's identities, last")
     parser.add_argument("--query-only", action="store_true",
                         help="skip the bulk load: the --dsn database already holds this run's --n vectors")
     args = parser.parse_args()
@@ -127,7 +133,27 @@ def measure(args: argparse.Namespace, dsn: str) -> None:
         write_and_decide(store, args, rng, centres)
     if args.maintain:
         maintenance(store, args, rng, centres)
+    if args.purge:
+        purge(store)
     store.close()
+
+
+def purge(store: PgFaceStore) -> None:
+    """The retention purge of a maintenance pass whose limit is just under the bulk load's age: every identity of
+    the bulk load goes, those the writer rows decided into stay (seen since). No row is backdated: an UPDATE of
+    every cluster and sequence would re-insert each into its HNSW index."""
+    conn = store.conn
+    age_s = conn.execute("SELECT extract(epoch FROM now() - max(created_at)) FROM sequences WHERE source_id = "
+                         "(SELECT id FROM sources WHERE name = %s)", (BULK_SOURCE,)).fetchone()[0]
+    faces_before = conn.execute("SELECT count(*) FROM faces").fetchone()[0]
+    report = MaintenanceReport()
+    started = time.perf_counter()
+    with conn.transaction():
+        purge_stale(conn, (float(age_s) - 1) / 3600, report)  # what a pass with `retention_hours` does first
+    seconds = time.perf_counter() - started
+    left = conn.execute("SELECT count(*) FROM faces").fetchone()[0]
+    print(f"retention purge: {len(report.purged.ids)} identities, {report.purged.faces} faces "
+          f"({faces_before - left} rows gone, {left} left) in {seconds:.1f} s: {report.purged.faces / seconds:.0f} faces/s")
 
 
 def maintenance(store: PgFaceStore, args: argparse.Namespace, rng: np.random.Generator, centres: np.ndarray) -> None:
@@ -190,6 +216,8 @@ def bulk_load(conn: psycopg.Connection, centres: np.ndarray, labels: np.ndarray,
                                   ("bbox", "float4[]"), ("embedding", "vector"), ("cluster_id", "int8")],
                   ((source, i, 0, int(labels[i]) + 1, [0, 0, 0, 0], vectors[i], int(labels[i]) + 1)
                    for i in range(len(vectors))))
+        copy_rows(conn, "cluster_events", [("kind", "text"), ("cluster_id", "int8")],  # each one's decision, as
+                  (("new", k + 1) for k in range(identities)))                        # the reid node records it
         for table in ("clusters", "sequences"):
             conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")
     print(f"bulk COPY (clusters, sequences, faces): {len(vectors) / (time.perf_counter() - started):8.0f} faces/s")

@@ -108,6 +108,9 @@ def test_retention_purges_unnamed_identities_and_old_junk_keeps_named_ones_and_l
     from nodes.vision.annotate import remove_strips
 
     old_seq, old = stored(faces, "old", 0)
+    other_seq, other = stored(faces, "other", 4)  # stale too, with an identity merged into it: one purge takes both
+    merged_seq, merged = stored(faces, "merged", 5)
+    faces.merge(merged, other)
     junk = store(faces, sequence("junk", person(2)))
     faces.decide(Query(junk, person(2), junk="blurred"), S)
     ann = faces.enroll("Ann", [("ann.jpg", "photos/ann.jpg", person(1, 1)[0], np.zeros(4), np.zeros((5, 2)), 0.9)])
@@ -119,10 +122,13 @@ def test_retention_purges_unnamed_identities_and_old_junk_keeps_named_ones_and_l
     conn.execute("UPDATE clusters SET updated_at = updated_at - interval '2 hours'")
     recent_seq, recent = stored(faces, "recent", 3)
     report = faces.maintain(ReidSettings(threshold=0.45, named_threshold=0.6, retention_hours=1))
-    assert sorted(report.purged.sequences) == [("v", "v:junk"), ("v", "v:old")]
+    assert sorted(report.purged.sequences) == [("v", "v:junk"), ("v", "v:merged"), ("v", "v:old"), ("v", "v:other")]
+    assert report.purged.faces == 3 * 12 and sorted(report.purged.ids) == sorted([old, other, merged])
     assert remove_strips(tmp_path, report.purged.sequences) == 2 and not list((tmp_path / "v").iterdir())
     assert {i.id for i in faces.identities()} == {ann, recent}, "named Ann and the recent identity are kept"
     assert set(everything_about(conn, old, [old_seq, junk]).values()) == {0}
+    assert set(everything_about(conn, other, [other_seq, merged_seq]).values()) == {0}
+    assert set(everything_about(conn, merged, []).values()) == {0}
     assert [(e.kind, e.actor) for e in faces.events(old)][:1] == [("purge", "retention")]
     gone = faces.delete(ann)
     assert (gone.faces, gone.sequences) == (1, [])

@@ -135,23 +135,34 @@ class Deleted:
 
 
 def delete_cluster(conn: psycopg.Connection, cluster_id: int, actor: str | None = None, kind: str = "delete") -> Deleted:
-    """Remove the identity and every trace of it: the identities merged into it, every face ever assigned to it
-    (those maintenance forgot and enrolment photos too), sequences, crops, enrolment photo paths, and its history;
-    one `kind` event (delete, purge) without detail is left, and others' history keeps no detail about it."""
+    """Remove the identity and every trace of it (`delete_clusters`); LookupError if there is none."""
     if not conn.execute("SELECT 1 FROM clusters WHERE id = %s", (cluster_id,)).fetchone():
         raise LookupError(f"no identity {cluster_id}")
-    ids = [cluster_id, *(r[0] for r in conn.execute("SELECT old_id FROM cluster_aliases WHERE new_id = %s ORDER BY old_id",
-                                                     (cluster_id,)))]
-    faces = conn.execute("SELECT count(*) FROM faces WHERE cluster_id = %s OR forgotten_from = ANY(%s) OR sequence_id IN "
-                         "(SELECT id FROM sequences WHERE cluster_id = %s)", (cluster_id, ids, cluster_id)).fetchone()[0]
-    sequences = delete_sequences(conn, "s.cluster_id = %s", (cluster_id,))
-    conn.execute("DELETE FROM faces WHERE cluster_id = %s OR forgotten_from = ANY(%s)", (cluster_id, ids))
-    conn.execute("DELETE FROM clusters WHERE id = %s", (cluster_id,))  # its aliases and cannot-links cascade
+    return delete_clusters(conn, [cluster_id], actor, kind)
+
+
+def delete_clusters(conn: psycopg.Connection, cluster_ids: list[int], actor: str | None = None,
+                    kind: str = "delete") -> Deleted:
+    """Remove these identities and every trace of them: the identities merged into them, every face ever assigned
+    to them (those maintenance forgot and enrolment photos too), sequences, crops, enrolment photo paths, and
+    their history; one `kind` event (delete, purge) each without detail is left, and others' history keeps no
+    detail about them. A few statements whatever their number (a retention purge of a million faces)."""
+    ids = [*cluster_ids, *(r[0] for r in conn.execute(
+        "SELECT old_id FROM cluster_aliases WHERE new_id = ANY(%s) ORDER BY old_id", (cluster_ids,)))]
+    faces = conn.execute(
+        "SELECT count(*) FROM (SELECT id FROM faces WHERE cluster_id = ANY(%s) UNION SELECT id FROM faces WHERE "
+        "forgotten_from = ANY(%s) UNION SELECT f.id FROM faces f JOIN sequences s ON s.id = f.sequence_id WHERE "
+        "s.cluster_id = ANY(%s)) gone", (cluster_ids, ids, cluster_ids)).fetchone()[0]
+    sequences = delete_sequences(conn, "s.cluster_id = ANY(%s)", (cluster_ids,))
+    conn.execute("DELETE FROM faces WHERE cluster_id = ANY(%s)", (cluster_ids,))
+    conn.execute("DELETE FROM faces WHERE forgotten_from = ANY(%s)", (ids,))
+    conn.execute("DELETE FROM clusters WHERE id = ANY(%s)", (cluster_ids,))  # their aliases and cannot-links cascade
     conn.execute("DELETE FROM sources s WHERE s.name LIKE 'photo:%%' AND NOT EXISTS "
-                 "(SELECT 1 FROM faces f WHERE f.source_id = s.id)")  # its enrolment photos' paths
+                 "(SELECT 1 FROM faces f WHERE f.source_id = s.id)")  # their enrolment photos' paths
     conn.execute("DELETE FROM cluster_events WHERE cluster_id = ANY(%s)", (ids,))
     conn.execute("UPDATE cluster_events SET detail = NULL WHERE other_id = ANY(%s)", (ids,))
-    record_event(conn, kind, cluster_id, actor=actor)
+    conn.execute("INSERT INTO cluster_events (kind, cluster_id, actor) SELECT %s, unnest(%s::bigint[]), %s",
+                 (kind, cluster_ids, actor))
     return Deleted(faces, sorted(sequences), ids)
 
 

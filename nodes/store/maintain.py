@@ -22,7 +22,7 @@ from nodes.matching.setdist import l2_normalise, nearer_side_distance
 from nodes.store.apart import apart_of, cluster_factors, cluster_sources
 from nodes.store.clusters import (
     Deleted,
-    delete_cluster,
+    delete_clusters,
     delete_sequences,
     merge_clusters,
     moved_sequences,
@@ -216,11 +216,8 @@ def purge_stale(conn: psycopg.Connection, hours: float, report: MaintenanceRepor
     stale = [r[0] for r in conn.execute(
         "SELECT c.id FROM clusters c WHERE c.name IS NULL AND coalesce((SELECT max(s.created_at) FROM sequences s "
         "WHERE s.cluster_id = c.id), c.updated_at) < now() - make_interval(secs => %s) ORDER BY c.id", (hours * 3600,))]
-    for cluster_id in stale:
-        gone = delete_cluster(conn, cluster_id, "retention", kind="purge")
-        report.purged.faces += gone.faces
-        report.purged.sequences += gone.sequences
-        report.purged.ids += gone.ids
+    if stale:
+        report.purged = delete_clusters(conn, stale, "retention", kind="purge")
     junk = delete_sequences(conn, "s.cluster_id IS NULL AND s.created_at < now() - make_interval(secs => %s)",
                             (hours * 3600,))
     if junk:

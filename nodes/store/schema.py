@@ -133,6 +133,13 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE sequences ADD COLUMN torso real[];
     """,
+    # 10: deleting an identity finds its history, aliases and cannot-links by index, not by reading every row
+    """
+    CREATE INDEX cluster_events_cluster ON cluster_events (cluster_id);
+    CREATE INDEX cluster_events_other ON cluster_events (other_id) WHERE other_id IS NOT NULL;
+    CREATE INDEX cluster_aliases_new ON cluster_aliases (new_id);
+    CREATE INDEX cannot_links_b ON cannot_links (b);
+    """,
 ]
 
 
