@@ -160,7 +160,7 @@ def add_tool_commands(sub: argparse._SubParsersAction, graph_arg: Callable[[argp
                    help="DIR/<identity>/*.jpg (repeatable): photo sets, compared with the clips' sequences")
     p.add_argument("--disjoint", action="store_true", help="no person is in two of the sources (clips, photo folders)")
     p.add_argument("--false-merge-rate", type=float, default=0.01, help="share of different-person pairs allowed to join")
-    p.add_argument("--cross-false-merge-rate", type=float, default=0.05, help="the same for `cross_join`: clusters of "
+    p.add_argument("--cross-false-merge-rate", type=float, default=0.02, help="the same for `cross_join`: clusters of "
                    "two sources that are each other's clear nearest (by reid's margin) merge below it")
     p.add_argument("--distance", default="mean_min", choices=get_args(SetDistance))
     p.add_argument("-o", "--output", type=Path, help="default: the file shipped for the model (nodes/matching/calibrated/)")
