@@ -131,8 +131,7 @@ def table(rows: list[dict]) -> None:
     of = sum(r["person_sequences"] for r in crosses)
     for r in apart:
         print(f"{r['clip']:<16} {'strangers':<14} {r['clips']} clips of different people (the others degraded), "
-              f"{r['clusters']} clusters, "
-              f"{r['cross_cast_merges']} holding two clips")
+              f"{r['clusters']} clusters, {r['cross_cast_merges']} holding two clips")
     print(f"totals: within-clip reappearances {found}/{later} = {found / max(later, 1):.2f}; cross-video {joined}/{of} "
           f"= {joined / max(of, 1):.2f} ({wrong} joined someone else); false merges "
           f"{sum(r['false_merges'] for r in visits) + sum(r['cross_cast_merges'] for r in apart)}; worst pair precision "
