@@ -12,7 +12,6 @@ from pydantic import Field
 
 from nodes.environment import FaceEnvironment
 from nodes.matching.setdist import l2_normalise
-from nodes.matching.thresholds import embedding_space
 from nodes.messages import Faces
 from nodes.vision.providers import GPU_PROVIDERS, Providers
 from zdg.node import Deploy, Node, Params
@@ -26,8 +25,6 @@ class EmbedderParams(Params):
     batch_size: int = Field(8, ge=1, le=256, description="frames gathered per call")
     batch_timeout_ms: float = Field(20, ge=0, description="wait at most this long to fill a batch")
     threads: int = Field(1, ge=1, le=64)
-    flip: bool = Field(False, description="average each face's embedding with its mirror image's (twice the "
-                       "recogniser's work; its own calibration, filed as '<model>+flip')")
     providers: Providers = Field("auto", description="onnxruntime execution providers (insightface backend): auto, "
                                  "cpu, cuda or tensorrt (these two ask the container engine for a GPU)")
 
@@ -58,23 +55,19 @@ class EmbedderNode(Node):
             root = FaceEnvironment.of(self.context.env).model_root_for(p.model_root)
             self.recogniser = InsightfaceRecogniser(p.pack, p.model, root, p.threads, p.providers)
             self.context.counters[f"on_{'cpu' if self.recogniser.model.ctx_id < 0 else 'gpu'}"] = 1
-        self.space = embedding_space(p.backend, p.pack, p.model, p.flip)
-        self.log.info("embedding dimension %d, space %s", self.recogniser.dim, self.space)
+        self.log.info("embedding dimension %d", self.recogniser.dim)
 
     def embed(self, crops: list[np.ndarray]) -> np.ndarray:
         """(len(crops), dim) L2-normalised embeddings."""
         if not crops:
             return np.zeros((0, self.recogniser.dim), np.float32)
-        if not self.params.flip:
-            return l2_normalise(self.recogniser.embed(crops))
-        both = self.recogniser.embed(crops + [np.ascontiguousarray(c[:, ::-1]) for c in crops])
-        return l2_normalise(l2_normalise(both[:len(crops)]) + l2_normalise(both[len(crops):]))
+        return l2_normalise(self.recogniser.embed(crops))
 
     def process_batch(self, batch: list[Faces]) -> list[Faces]:
         vectors = self.embed([crop for faces in batch for crop in faces.crops])
         out, start = [], 0
         for faces in batch:
-            out.append(faces.embedded(vectors[start:start + len(faces)], self.space))
+            out.append(faces.embedded(vectors[start:start + len(faces)], self.recogniser.name))
             start += len(faces)
         return out
 

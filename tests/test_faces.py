@@ -202,26 +202,6 @@ def test_embedder_backends_tell_the_two_people_apart_across_frames(model_root, b
     assert sim[0, 0] > sim[0, 1] and sim[1, 1] > sim[1, 0], sim
 
 
-def test_flip_averaging_makes_a_face_and_its_mirror_image_one_embedding_in_a_space_of_its_own(model_root):
-    from nodes.detector import DetectorNode
-    from nodes.embedder import EmbedderNode
-    from nodes.matching.thresholds import load_thresholds
-    from nodes.messages import Frame
-    from zdg.testing import NodeHarness
-
-    cap = cv2.VideoCapture(str(shared_path("data", "videos", "friends_poker.mp4")))
-    with NodeHarness(DetectorNode) as detector:
-        crops = list(detector.node.detect(Frame(video="v", video_path="", frame=0, seq=0, ts=0.0,
-                                                image=cap.read()[1])).crops)
-    mirrored = [np.ascontiguousarray(c[:, ::-1]) for c in crops]
-    with NodeHarness(EmbedderNode, pack="mfn128") as plain, NodeHarness(EmbedderNode, pack="mfn128", flip=True) as flip:
-        plain_cos = (plain.node.embed(crops) * plain.node.embed(mirrored)).sum(axis=1)
-        flip_cos = (flip.node.embed(crops) * flip.node.embed(mirrored)).sum(axis=1)
-        assert (plain.node.space, flip.node.space) == ("mfn128", "mfn128+flip")  # a store never mixes the two
-    assert len(crops) == 2 and (plain_cos < 0.99).all() and (flip_cos > 0.9999).all(), (plain_cos, flip_cos)
-    assert load_thresholds("mfn128+flip").join != load_thresholds("mfn128").join
-
-
 def test_folder_of_photos_is_a_source(tmp_path):
     from nodes.video_source import VideoSourceNode
     from zdg.testing import NodeHarness

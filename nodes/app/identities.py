@@ -21,4 +21,4 @@ def enroll(store: FaceStore, name: str, photos: list[Path], detector: DetectorNo
 
     found, skipped = photo_faces([(str(photo), cv2.imread(str(photo))) for photo in photos], detector, embedder)
     faces = [(str(Path(label).resolve()), label, *face) for label, face in found]
-    return (store.enroll(name, faces, embedder.space) if faces else None), skipped
+    return (store.enroll(name, faces, embedder.recogniser.name) if faces else None), skipped

@@ -29,7 +29,7 @@ def embedding_model(graph: Graph) -> str:
     from nodes.matching.thresholds import embedding_space
 
     p = node_of_type(graph, "embedder").params
-    return embedding_space(p.backend, p.pack, p.model, p.flip)
+    return embedding_space(p.backend, p.pack, p.model)
 
 
 def reid_settings(graph: Graph) -> ReidSettings:

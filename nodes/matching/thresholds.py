@@ -31,13 +31,11 @@ class Thresholds(BaseModel):
     figures: dict = Field(default_factory=dict, description="pair counts and what the thresholds give on the data")
 
 
-def embedding_space(backend: str, pack: str, model: str | None, flip: bool = False) -> str:
-    """The name calibrations are filed under: the recogniser family and model that made the vectors.
-
-    Flip averaging changes the distances, so it is a space of its own ("+flip").
-    """
-    name = "dlib" if backend == "dlib" else pack if model is None else f"{pack}/{Path(model).stem}"
-    return f"{name}+flip" if flip else name
+def embedding_space(backend: str, pack: str, model: str | None) -> str:
+    """The name calibrations are filed under: the recogniser family and model that made the vectors."""
+    if backend == "dlib":
+        return "dlib"
+    return pack if model is None else f"{pack}/{Path(model).stem}"
 
 
 def shipped_path(model: str) -> Path:

@@ -239,7 +239,7 @@ def enroll_uploads(wb: Any, name: str, uploads: list[Upload]) -> Enrolled:
         found, no_face = photo_faces(decoded(uploads, unreadable), detector, embedder)
     by_name = {u.name: u for u in uploads}
     faces = [(f"upload:sha256:{hashlib.sha256(by_name[label].data).hexdigest()}", label, *face) for label, face in found]
-    identity = wb.store.enroll(name, faces, embedder.space) if faces else None
+    identity = wb.store.enroll(name, faces, embedder.recogniser.name) if faces else None
     return Enrolled(identity=identity, no_face=no_face, unreadable=[uploads[i].name for i in sorted(unreadable)])
 
 
