@@ -80,6 +80,24 @@ def test_a_sequence_as_near_to_someone_known_to_be_another_person_as_to_its_best
     assert choose(seq, apart_and_far, S).cluster_id == 10, "someone else far away contests nothing"
 
 
+def test_across_scenes_a_sequence_joins_only_a_cluster_no_one_of_its_own_scene_is_as_near():
+    someone = person(0)  # seen in scene "a"
+    seq = l2_normalise(someone + 0.5 * person(1))  # in scene "b", as near to it as...
+    other = l2_normalise(someone + 0.5 * person(2))  # ...someone else of scene "b", whom the sequence is not near
+    assert set_distance(seq, other, "mean_min") > 1.5 * set_distance(seq, someone, "mean_min")
+
+    def joined(cluster_sources, other_sources=("b",), name=None, s=S):
+        stored = [Candidate(10, someone, name, sources=frozenset(cluster_sources)),
+                  Candidate(11, other, sources=frozenset(other_sources))]
+        return choose(seq, stored, s, source="b").cluster_id
+
+    assert joined({"a"}) is None, "10 could as well be the other one of scene b: wait for maintenance"
+    assert joined({"a"}, other_sources={"c"}) == 10, "no one of scene b is near 10"
+    assert joined({"a", "b"}) == 10, "10 is already in scene b: the within-scene rule alone"
+    assert joined({"a"}, name="Ross") == 10, "named identities keep their own rule"
+    assert joined({"a"}, s=S.model_copy(update={"margin": 0})) == 10
+
+
 def test_a_close_call_under_the_threshold_waits_for_maintenance_and_a_clear_one_joins_now():
     seq, stored = person(0), [Candidate(10, person(0))]
     distance = choose(seq, stored, S).distance

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import BaseModel, Field
 
-from nodes.matching.setdist import SetDistance, set_distance
+from nodes.matching.setdist import SetDistance, nearer_side_distance, set_distance
 
 
 class ReidSettings(BaseModel):
@@ -72,14 +72,15 @@ def for_model(s: ReidSettings, model: str) -> ReidSettings:
 class Candidate:
     """A stored cluster as the rule sees it: some of its embeddings, its name (enrolled) or None, whether it is
     someone else than the one deciding (it holds a sequence on screen at the same time, or everyone in it was
-    dressed differently in the same visit), and the other
-    candidates known to be other people than it (on screen with it, or marked different)."""
+    dressed differently in the same visit), the other candidates known to be other people than it (on screen
+    with it, or marked different), and the sources it holds sequences of."""
 
     cluster_id: int
     embeddings: np.ndarray
     name: str | None = None
     co_occurs: bool = False
     apart: frozenset[int] = frozenset()
+    sources: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -110,11 +111,23 @@ def contested(distance: float, best: Candidate, scored: list[tuple[float, Candid
                if c is not best and (c.co_occurs or c.cluster_id in best.apart or best.cluster_id in c.apart))
 
 
+def unclear_across(distance: float, best: Candidate, scored: list[tuple[float, Candidate]], s: ReidSettings,
+                   source: str | None) -> bool:
+    """Would the sequence join an unnamed cluster of other sources (another scene) while someone of its own
+    source's scene is nearly as near that cluster? Then the cluster's person is as likely that one: across scenes
+    a join needs the sequence to be the cluster's clear nearest of the scene too, as maintenance's merges do."""
+    if not s.margin or source is None or best.name or not best.sources or source in best.sources:
+        return False
+    return any(distance >= (1 - s.margin) * nearer_side_distance(best.embeddings, c.embeddings, s.distance)
+               for _, c in scored if c is not best and source in c.sources)
+
+
 def choose(embeddings: np.ndarray, candidates: list[Candidate], s: ReidSettings,
-           weights: np.ndarray | None = None) -> Choice:
+           weights: np.ndarray | None = None, source: str | None = None) -> Choice:
     """Join the nearest cluster that holds nobody on screen at the same time (that would make two people one),
     when it is clearly within its threshold (by the margin: a closer call waits for maintenance, which knows
-    more by then) and no one known to be someone else is within the margin (`contested`).
+    more by then), no one known to be someone else is within the margin (`contested`) and, for a cluster of
+    other sources than the sequence's `source`, no one of its own scene is nearly as near it (`unclear_across`).
     `silhouette` is the sequence's own: (runner-up - nearest) / runner-up over the other candidates, reported
     with the decision."""
     scored = ranked(embeddings, candidates, s, weights)
@@ -124,7 +137,8 @@ def choose(embeddings: np.ndarray, candidates: list[Candidate], s: ReidSettings,
     distance, best = joinable[0]
     others = [d for d, c in scored if c is not best]
     silhouette = (others[0] - distance) / max(others[0], 1e-12) if others else None
-    if distance >= (1 - s.margin) * limit_for(best, s) or contested(distance, best, scored, s.margin):
+    if (distance >= (1 - s.margin) * limit_for(best, s) or contested(distance, best, scored, s.margin)
+            or unclear_across(distance, best, scored, s, source)):
         return Choice(None, distance, silhouette)
     return Choice(best.cluster_id, distance, silhouette)
 

@@ -11,7 +11,7 @@ from pgvector import Vector
 
 from nodes.matching.decision import Candidate, Choice, ReidSettings, choose, sample
 from nodes.matching.setdist import set_distance, unit
-from nodes.store.apart import apart_of, co_occurring_clusters, for_source, record
+from nodes.store.apart import apart_of, cluster_sources, co_occurring_clusters, for_source, record
 from nodes.store.checkpoints import advance
 from nodes.store.clusters import names_of, new_cluster, record_event, refresh_cluster, vectors_by_cluster
 from nodes.store.dress import dressed_apart_from
@@ -72,7 +72,9 @@ def candidates(conn: psycopg.Connection, embeddings: np.ndarray, s: ReidSettings
     others = set() if exclude_sequence is None else (
         co_occurring_clusters(conn, exclude_sequence) | dressed_apart_from(conn, exclude_sequence, list(stored), s))
     apart = apart_of(conn, list(stored)) if s.margin else {}
-    return [Candidate(c, vecs, names.get(c), c in others, frozenset(apart.get(c, ()))) for c, vecs in stored.items()]
+    sources = cluster_sources(conn, list(stored)) if s.margin else {}
+    return [Candidate(c, vecs, names.get(c), c in others, frozenset(apart.get(c, ())), frozenset(sources.get(c, ())))
+            for c, vecs in stored.items()]
 
 
 @dataclass(frozen=True)
@@ -128,7 +130,8 @@ def _assign(conn: psycopg.Connection, query: Query, s: ReidSettings) -> Decision
     if choice is None:
         found = candidates(conn, embeddings, s, sequence_db_id)
         record(conn, sequence_db_id, embeddings, query.weights, s)
-        choice = choose(embeddings, found, for_source(conn, row[5], s) if row else s, query.weights)
+        choice = choose(embeddings, found, for_source(conn, row[5], s) if row else s, query.weights,
+                        row[5] if row else None)
     status = "recognised" if choice.cluster_id is not None else "new"
     cluster_id = choice.cluster_id if choice.cluster_id is not None else new_cluster(conn)
     conn.execute("UPDATE faces SET cluster_id = %s WHERE sequence_id = %s", (cluster_id, sequence_db_id))
