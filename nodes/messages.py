@@ -43,6 +43,7 @@ class FromFrame(FromSource):
     frame: int  # index in the source
     seq: int  # index among emitted frames (the order the sequencer restores)
     ts: float  # seconds into the clip, or wall-clock time for streams
+    shot: int = 0  # the source's cuts (camera changes) before this frame: no track crosses one
 
     def frame_fields(self) -> dict[str, Any]:
         """The source's and the frame's fields, to pass on to the next message."""

@@ -1,7 +1,8 @@
 """Sequencer: links faces across frames into face sequences (one person while on screen).
 
 Assignment is by IoU and embedding cosine together (Hungarian, scipy). A sequence closes after
-`max_gap` frames without a match; sequences shorter than `min_length` are dropped (counted); a
+`max_gap` frames without a match, and at a cut (the source numbers its shots: a new camera angle may
+put someone else where a face was); sequences shorter than `min_length` are dropped (counted); a
 match whose embedding jumps below `split_cosine` starts a new sequence; both cosines come from the
 embedding model's calibration (`zdg calibrate`) unless the graph sets them. Frames may arrive out of
 order from replicated upstream nodes and are put back in order first. When the graph recovers through
@@ -184,7 +185,10 @@ class SequencerNode(Node):
         state.next_frame = faces.frame + 1
         alive = []
         for track in state.tracks:
-            if faces.seq - track.last_seq > p.max_gap:
+            if track.shot != faces.shot:
+                self.context.count("sequences_ended_by_cuts")
+                out += self._close(track)
+            elif faces.seq - track.last_seq > p.max_gap:
                 out += self._close(track)
             else:
                 alive.append(track)

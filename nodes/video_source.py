@@ -30,6 +30,9 @@ class VideoSourceParams(StoreParams):
     start_s: float = Field(0, ge=0, description="skip to this time")
     end_s: float | None = Field(None, gt=0, description="stop at this time")
     skip_similar: float = Field(0, ge=0, le=1, description="skip frames whose colour histogram differs less (0 = off)")
+    cut_distance: float = Field(0.2, ge=0, le=1, description="a frame whose colour histogram differs this much from the "
+                                "last one is a cut (another shot): the sequencer ends every track there, so one "
+                                "sequence never holds the people of two shots (0 = off; bench/RESULTS.md)")
     reconnect_s: float = Field(2.0, gt=0, description="first backoff when a stream drops (doubles to 30 s)")
     rtsp_transport: Literal["tcp", "udp"] = Field("tcp", description="how an rtsp:// camera sends: tcp (nothing lost "
                                                   "while the graph is busy or restarting) or udp (late packets lost)")
@@ -90,6 +93,7 @@ class VideoSourceNode(SourceNode):
                        "start_time": self.start_time}
         self.emitted = 0
         self.last_hist: np.ndarray | None = None
+        self.shot = 0
         self.client = None
         self.resume_frame, self.finished = 0, False
         self.live: Iterator[Frame] | None = None  # a stream, read on across rewinds
@@ -120,6 +124,7 @@ class VideoSourceNode(SourceNode):
         """The graph restarted: a file resumes at its checkpoint; a stream replays its buffer from there."""
         self.emitted = 0
         self.last_hist = None
+        self.shot += 1  # where it resumes follows no frame it emitted
         if self.buffer is not None:
             self.replay_from = self._checkpoint(force=True)
             self.log.warning("%s: replaying from frame %d (the store's checkpoint)", self.shown, self.replay_from)
@@ -137,13 +142,19 @@ class VideoSourceNode(SourceNode):
                 self.client.lost()
         return self.checkpoint_at
 
-    def _similar_to_last(self, image: np.ndarray) -> bool:
+    def _change(self, image: np.ndarray) -> bool:
+        """Is the frame to be emitted (not too like the last one, skip_similar)? Counts a cut when it is another shot."""
+        p = self.params
         hist = self.reader.histogram(image)
         distance = 1.0 if self.last_hist is None else self.reader.histogram_distance(self.last_hist, hist)
-        if distance < self.params.skip_similar:
-            return True
+        if distance < p.skip_similar:
+            self.context.count("skipped_similar")
+            return False
+        if p.cut_distance and self.last_hist is not None and distance >= p.cut_distance:
+            self.shot += 1
+            self.context.count("cuts")
         self.last_hist = hist
-        return False
+        return True
 
     def generate(self) -> Iterator[Frame]:
         if self.finished:
@@ -189,16 +200,15 @@ class VideoSourceNode(SourceNode):
         for index, ts, image in frames:
             if not self._wanted(index):
                 continue
-            if p.skip_similar and self._similar_to_last(image):
-                self.context.count("skipped_similar")
+            if (p.skip_similar or p.cut_distance) and not self._change(image):
                 continue
             if p.max_fps:
                 delay = started + paced / p.max_fps - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)
                 paced += 1
-            yield Frame(video=self.video_id, video_path=self.shown, frame=index, seq=0, ts=float(ts), image=image,
-                        **self.camera)  # seq: generate() numbers them
+            yield Frame(video=self.video_id, video_path=self.shown, frame=index, seq=0, ts=float(ts), shot=self.shot,
+                        image=image, **self.camera)  # seq: generate() numbers them
 
     def teardown(self) -> None:
         if self.client is not None:

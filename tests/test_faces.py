@@ -219,6 +219,22 @@ def test_folder_of_photos_is_a_source(tmp_path):
     assert node.context.counters["unreadable_images"] == 1
 
 
+def test_the_source_numbers_the_shots_of_a_clip_at_its_cuts_and_only_there():
+    from nodes.video_source import VideoSourceNode
+    from zdg.testing import NodeHarness
+
+    def cuts(clip: str, **params) -> list[int]:
+        with NodeHarness(VideoSourceNode, path=str(shared_path("data", "videos", clip)), stride=2, **params) as node:
+            frames = node.generate()
+        shots = [m.fields["shot"] for m in frames]
+        assert shots == sorted(shots) and len(frames) > 50
+        return [m.fields["frame"] for m, before in zip(frames[1:], shots, strict=False) if m.fields["shot"] != before]
+
+    assert cuts("friends_poker.mp4") == [104, 270, 402, 452, 554]  # where the camera changes (truth file's shots)
+    assert cuts("facenet_pytorch_crowd.mp4") == []  # one moving shot
+    assert cuts("friends_poker.mp4", cut_distance=0) == []
+
+
 def tight_crops(folder: Path) -> Path:
     """The friends_ref photos cut to 150x150 face crops, where the 640 detector alone finds nothing."""
     from nodes.detector import DetectorNode

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import numpy as np
 
@@ -47,6 +48,16 @@ def test_occlusion_shorter_than_max_gap_keeps_one_sequence_longer_splits():
 def test_identity_jump_at_the_same_place_splits():
     frames = [frame(i, [(0 if i < 10 else 2, 100)]) for i in range(20)]
     assert sorted(s["size"] for s in run(frames)) == [10, 10]
+
+
+def test_a_cut_ends_every_sequence_even_where_a_lookalike_takes_the_same_place():
+    first = [frame(i, [(0, 100)]) for i in range(10)]
+    lookalike = [frame(i, [(0, 100)]) for i in range(10, 20)]  # someone whose face is cosine 0.7 from the first's
+    lookalike = [replace(f, embeddings=(f.embeddings + PEOPLE[2]) / np.linalg.norm(f.embeddings + PEOPLE[2]))
+                 for f in lookalike]
+    assert [s["size"] for s in run(first + lookalike)] == [20], "in one shot, the face alone does not split them"
+    after_cut = [replace(f, shot=1) for f in lookalike]
+    assert sorted(s["size"] for s in run(first + after_cut)) == [10, 10]
 
 
 def test_out_of_order_frames_are_reordered():

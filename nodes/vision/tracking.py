@@ -49,6 +49,7 @@ class Track:
     carried: tuple[np.ndarray, np.ndarray] | None = None  # (last box, recent embedding) of that part, for linking
     torso_sum: np.ndarray | None = None  # of its faces' measured clothing histograms
     torso_seen: int = 0
+    shot: int = 0  # of its last face: a cut ends it
 
     def __len__(self) -> int:
         return len(self.embeddings)
@@ -66,7 +67,7 @@ class Track:
         and matched to the next faces by this one's last box and recent embeddings."""
         key = sequence_key(self.video, self.frames[0], self.face_index[0])
         return Track(self.video, self.video_path, last_seq=self.last_seq, continues=key,
-                     carried=(self.boxes[-1], self.recent()))
+                     carried=(self.boxes[-1], self.recent()), shot=self.shot)
 
     def add(self, faces: Faces, i: int, keep_crops: int) -> None:
         self.embeddings.append(faces.embeddings[i])
@@ -81,6 +82,7 @@ class Track:
             self.torso_sum = faces.torso[i].copy() if self.torso_sum is None else self.torso_sum + faces.torso[i]
             self.torso_seen += 1
         self.last_seq = faces.seq
+        self.shot = faces.shot
         self.width, self.height, self.model = faces.width, faces.height, faces.model
         if self.updated_ts is None:
             self.updated_ts = faces.ts
