@@ -124,7 +124,6 @@ class VideoSourceNode(SourceNode):
         """The graph restarted: a file resumes at its checkpoint; a stream replays its buffer from there."""
         self.emitted = 0
         self.last_hist = None
-        self.shot += 1  # where it resumes follows no frame it emitted
         if self.buffer is not None:
             self.replay_from = self._checkpoint(force=True)
             self.log.warning("%s: replaying from frame %d (the store's checkpoint)", self.shown, self.replay_from)
