@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from nodes.matching.appearance import dressed_apart, torso_distance
+from nodes.matching.appearance import dress_factor, dressed_apart, torso_distance
 from nodes.matching.decision import ReidSettings
+from nodes.matching.setdist import l2_normalise, nearer_side_distance, set_distance
 from nodes.vision.torso import TORSO_BINS, torso_histogram
 from tests.stored import decide, person, sequence, store
 
@@ -67,6 +68,51 @@ def test_maintenance_does_not_merge_clusters_dressed_differently_in_one_visit(fa
     assert len(set(ids)) == 3
     merges = faces.maintain(loose).merges
     assert {frozenset(m) for m in merges} == {frozenset((ids[0], ids[2]))}, "the two in red merge, the one in blue not"
+
+
+def partly(share_red: float) -> np.ndarray:
+    """Clothes with `share_red` of the red shirt's colours and the rest the blue one's (a jacket over a shirt)."""
+    return share_red * worn((30, 30, 200)) + (1 - share_red) * worn((200, 60, 30))
+
+
+def test_clothes_alike_ask_nothing_of_the_face_and_the_more_unlike_they_are_the_more_they_ask():
+    assert dress_factor(None, 0.5) == 1 and dress_factor(0.9, 0) == 1, "unseen, or clothing off: the face alone"
+    assert dress_factor(0.1, 0.5) == 1 and dress_factor(0.25, 0.5) == 1, "up to half of torso_apart: nothing"
+    assert dress_factor(0.5, 0.5) == 0 and dress_factor(0.8, 0.5) == 0, "dressed apart: no face is near enough"
+    assert 0 < dress_factor(0.45, 0.5) < dress_factor(0.35, 0.5) < dress_factor(0.3, 0.5) < 1
+
+
+def test_within_a_visit_a_face_dressed_partly_unlike_a_cluster_must_be_nearer_to_join_it(faces):
+    red, jacket = worn((30, 30, 200)), partly(0.77)
+    assert 0.3 < torso_distance(red, jacket) < 0.4 < 0.5  # factor about 0.6
+    first = person(1)
+    decided = decide(faces, store(faces, sequence("a", first, torso=red)), first, S)
+    far_unlike, far_alike, near = person(1, noise=0.3), person(1, noise=0.3), person(1, noise=0.02)
+    farther = max(set_distance(far_unlike, first, S.distance), set_distance(far_alike, first, S.distance))
+    s = S.model_copy(update={"threshold": farther / 0.75})
+    assert set_distance(far_unlike, first, S.distance) > 0.6 * s.threshold
+    assert set_distance(near, first, S.distance) < 0.4 * s.threshold
+    unlike = decide(faces, store(faces, sequence("b", far_unlike, torso=jacket, ts=10)), far_unlike, s)
+    assert unlike.status == "new", "partly unlike: at 0.6-0.75 of the join, the face is too far now (precision)"
+    alike = decide(faces, store(faces, sequence("c", far_alike, torso=red, ts=20)), far_alike, s)
+    assert alike.cluster_id == decided.cluster_id, "dressed alike, as far: it joins (recall)"
+    closer = decide(faces, store(faces, sequence("d", near, torso=jacket, ts=30)), near, s)
+    assert closer.status == "recognised", "a much nearer face still joins, clothes partly unlike (recall)"
+
+
+def test_maintenance_merges_clusters_dressed_partly_unlike_only_when_their_faces_are_nearer(faces):
+    red, jacket = worn((30, 30, 200)), partly(0.77)
+    first = person(2)
+    again = l2_normalise(first + 0.01)
+    far = person(2, noise=0.3)
+    strict = S.model_copy(update={"threshold": 0.001})
+    ids = [decide(faces, store(faces, sequence(key, vectors, torso=torso, ts=ts)), vectors, strict).cluster_id
+           for key, vectors, torso, ts in (("r1", first, red, 0), ("j1", far, jacket, 10), ("r2", again, red, 20))]
+    assert len(set(ids)) == 3
+    loose = S.model_copy(update={"threshold": nearer_side_distance(far, first, S.distance) / 0.8, "margin": 0})
+    merges = faces.maintain(loose).merges
+    assert {frozenset(m) for m in merges} == {frozenset((ids[0], ids[2]))}, \
+        "at 0.8 of the join, the two in red merge and the one in a jacket over red stays apart"
 
 
 def test_a_sequence_wears_the_mean_of_its_faces_measured_clothes_through_the_wire():

@@ -98,6 +98,29 @@ def test_across_scenes_a_sequence_joins_only_a_cluster_no_one_of_its_own_scene_i
     assert joined({"a"}, s=S.model_copy(update={"margin": 0})) == 10
 
 
+def test_across_scenes_a_join_needs_its_cluster_clearly_nearer_than_the_other_scenes_runner_up():
+    seq, someone = person(0, noise=0.2), person(0, noise=0.2)  # in scene "b"; someone seen in scene "a"
+    d = set_distance(seq, someone, "mean_min")
+
+    def someone_else_at(ratio: float) -> np.ndarray:
+        """Someone's faces pulled toward person 1 until they are `ratio` x d from the sequence."""
+        pulled = [l2_normalise(someone + k * person.centres[1]) for k in np.linspace(0, 2, 401)]
+        return min(pulled, key=lambda c: abs(set_distance(seq, c, "mean_min") - ratio * d))
+
+    loose = S.model_copy(update={"threshold": 1.5})
+
+    def joined(ratio: float, rival_scene: str = "a", name: str | None = None, s: ReidSettings = loose) -> int | None:
+        stored = [Candidate(10, someone, name, sources=frozenset({"a"})),
+                  Candidate(11, someone_else_at(ratio), sources=frozenset({rival_scene}))]
+        return choose(seq, stored, s, source="b").cluster_id
+
+    assert joined(1.05) is None, "two of another scene about as near: wait for maintenance (precision)"
+    assert joined(1.05, rival_scene="c") is None, "of a third scene, the same"
+    assert joined(1.5) == 10, "clearly the nearer: join (recall)"
+    assert joined(1.05, name="Ross") == 10, "named identities keep their own rule"
+    assert joined(1.05, s=loose.model_copy(update={"margin": 0})) == 10, "margin 0: off"
+
+
 def test_a_close_call_under_the_threshold_waits_for_maintenance_and_a_clear_one_joins_now():
     seq, stored = person(0), [Candidate(10, person(0))]
     distance = choose(seq, stored, S).distance

@@ -17,8 +17,24 @@ def seen(torso: np.ndarray | None) -> bool:
     return torso is not None and len(torso) > 0 and float(torso.sum()) > 0
 
 
-def dressed_apart(torso: np.ndarray, others: list[np.ndarray], limit: float) -> bool:
-    """Is the person in `torso` dressed differently from everyone in `others` (the same cluster's sequences of the
-    same visit): every distance over `limit`? False when either side was never seen, or `limit` is 0 (off)."""
+def dressed_distance(torso: np.ndarray, others: list[np.ndarray]) -> float | None:
+    """How differently `torso` is dressed from the nearest-dressed of `others` (the same cluster's sequences of the
+    same visit); None when either side was never seen."""
     measured = [o for o in others if seen(o)]
-    return bool(limit) and seen(torso) and bool(measured) and min(torso_distance(torso, o) for o in measured) > limit
+    return min(torso_distance(torso, o) for o in measured) if seen(torso) and measured else None
+
+
+def dressed_apart(torso: np.ndarray, others: list[np.ndarray], limit: float) -> bool:
+    """Is the person in `torso` dressed differently from everyone in `others`: every distance over `limit`? False
+    when either side was never seen, or `limit` is 0 (off)."""
+    distance = dressed_distance(torso, others)
+    return bool(limit) and distance is not None and distance > limit
+
+
+def dress_factor(distance: float | None, limit: float) -> float:
+    """The share of the face's join threshold that clothing leaves within a visit: all of it up to half of `limit`
+    (reid.torso_apart), none from `limit` on (dressed apart: someone else), and linearly less between: the more
+    differently two are dressed, the nearer their faces must be. 1 when unseen (None) or off (`limit` 0)."""
+    if distance is None or not limit:
+        return 1.0
+    return float(np.clip(2 * (limit - distance) / limit, 0.0, 1.0))

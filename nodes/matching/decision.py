@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import BaseModel, Field
 
+from nodes.matching.appearance import dress_factor
 from nodes.matching.setdist import SetDistance, nearer_side_distance, set_distance
 
 
@@ -35,7 +36,8 @@ class ReidSettings(BaseModel):
     torso_apart: float = Field(0.5, ge=0, le=1, description="within one visit of one source, a sequence dressed this "
                                "differently (Hellinger distance of the colours below the face) from every sequence "
                                "of a cluster in that visit is someone else: it does not join that cluster, and two "
-                               "clusters so dressed are not merged (0: off)")
+                               "clusters so dressed are not merged; dressed over half as differently, the join "
+                               "threshold shrinks in proportion, to 0 at this distance (0: off)")
     visit_s: float = Field(300, gt=0, description="sequences of one source this close in time (seconds) are one "
                            "visit, where clothing tells people apart; never across visits (clothes stay the same "
                            "within a scene: a short window keeps a change of clothes between scenes from splitting "
@@ -73,7 +75,8 @@ class Candidate:
     """A stored cluster as the rule sees it: some of its embeddings, its name (enrolled) or None, whether it is
     someone else than the one deciding (it holds a sequence on screen at the same time, or everyone in it was
     dressed differently in the same visit), the other candidates known to be other people than it (on screen
-    with it, or marked different), and the sources it holds sequences of."""
+    with it, or marked different), the sources it holds sequences of, and how differently its nearest-dressed
+    sequence of the same visit is dressed from the one deciding (torso distance; None: none, or unseen)."""
 
     cluster_id: int
     embeddings: np.ndarray
@@ -81,6 +84,7 @@ class Candidate:
     co_occurs: bool = False
     apart: frozenset[int] = frozenset()
     sources: frozenset[str] = frozenset()
+    dressed: float | None = None
 
 
 @dataclass(frozen=True)
@@ -100,8 +104,9 @@ def ranked(embeddings: np.ndarray, candidates: list[Candidate], s: ReidSettings,
 
 
 def limit_for(candidate: Candidate, s: ReidSettings) -> float:
-    """The distance a sequence must stay under to join: the named tolerance for an enrolled identity."""
-    return s.named_threshold if candidate.name else s.threshold
+    """The distance a sequence must stay under to join: the named tolerance for an enrolled identity, less as
+    the clothes of the same visit differ (`dress_factor`)."""
+    return (s.named_threshold if candidate.name else s.threshold) * dress_factor(candidate.dressed, s.torso_apart)
 
 
 def contested(distance: float, best: Candidate, scored: list[tuple[float, Candidate]], margin: float) -> bool:
@@ -113,11 +118,14 @@ def contested(distance: float, best: Candidate, scored: list[tuple[float, Candid
 
 def unclear_across(distance: float, best: Candidate, scored: list[tuple[float, Candidate]], s: ReidSettings,
                    source: str | None) -> bool:
-    """Would the sequence join an unnamed cluster of other sources (another scene) while someone of its own
-    source's scene is nearly as near that cluster? Then the cluster's person is as likely that one: across scenes
-    a join needs the sequence to be the cluster's clear nearest of the scene too, as maintenance's merges do."""
+    """Would the sequence join an unnamed cluster of other sources (another scene) while another cluster of other
+    scenes is nearly as near the sequence, or someone of its own source's scene is nearly as near that cluster?
+    Across scenes everyone of a scene's light looks alike, so a join needs each to be the other's clear nearest,
+    as maintenance's merges do."""
     if not s.margin or source is None or best.name or not best.sources or source in best.sources:
         return False
+    if any(distance >= (1 - s.margin) * d for d, c in scored if c is not best and source not in c.sources):
+        return True
     return any(distance >= (1 - s.margin) * nearer_side_distance(best.embeddings, c.embeddings, s.distance)
                for _, c in scored if c is not best and source in c.sources)
 

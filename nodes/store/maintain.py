@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import psycopg
 
+from nodes.matching.appearance import dress_factor
 from nodes.matching.clustering import (
     NEIGHBOURS,
     CandidatePairs,
@@ -32,7 +33,7 @@ from nodes.store.clusters import (
     windowed_vectors,
 )
 from nodes.store.db import to_numpy
-from nodes.store.dress import clusters_dressed_apart
+from nodes.store.dress import clusters_dressed
 from nodes.store.reid import lock_decisions
 
 SAMPLE_PER_CLUSTER = 50
@@ -126,8 +127,9 @@ def merge_close(conn: psycopg.Connection, s: ReidSettings, report: MaintenanceRe
                 changed: list[int] | None = None) -> None:
     """Constrained agglomerative clustering over the clusters: the closest pair within the join threshold
     (named: its own; both tightened by their sources, nodes/store/apart.py) merges first, unless the two were on
-    screen together or marked different (cannot-link), carry two names, or someone known to be another person is
-    within the margin of either (`contested_merge`); repeated until no pair qualifies. Two unnamed clusters of
+    screen together or marked different (cannot-link), carry two names, someone known to be another person is
+    within the margin of either (`contested_merge`), or they were dressed too differently in one visit for how near
+    their faces are (`dress_factor`); repeated until no pair qualifies. Two unnamed clusters of
     different sources (another scene, other light) merge instead under the cross threshold when each is the
     other's nearest by the margin among the clusters of other scenes than its own (`clear_across`: one scene's
     people sit closer together, so they are no rivals across scenes). Sequences of one cluster
@@ -167,8 +169,9 @@ def merge_close(conn: psycopg.Connection, s: ReidSettings, report: MaintenanceRe
         (a, b), distance = closest
         if distance >= widest:
             return
-        if names.get(a) or names.get(b) or not s.margin or not other_scene(a, b):
-            limit = s.named_threshold if names.get(a) or names.get(b) else s.threshold
+        within = bool(names.get(a) or names.get(b) or not s.margin or not other_scene(a, b))
+        limit = (s.named_threshold if names.get(a) or names.get(b) else s.threshold) if within else cross
+        if within:
             if distance >= limit:
                 continue
             if distance >= limit * min(factors.get(a, 1.0), factors.get(b, 1.0)) and not (
@@ -176,9 +179,10 @@ def merge_close(conn: psycopg.Connection, s: ReidSettings, report: MaintenanceRe
                 continue
             if s.margin and contested_merge(a, b, distance, sets, apart, s):
                 continue
-        elif distance >= cross or not clear_across(a, b, distance):
+        elif distance >= limit or not clear_across(a, b, distance):
             continue
-        if (names.get(a) and names.get(b)) or b in apart.get(a, ()) or clusters_dressed_apart(conn, a, b, s):
+        if ((names.get(a) and names.get(b)) or b in apart.get(a, ())
+                or distance >= limit * dress_factor(clusters_dressed(conn, a, b, s), s.torso_apart)):
             continue
         weak, target = (a, b) if names.get(b) or (not names.get(a) and a > b) else (b, a)
         report.moved += [MovedSequence(*row, target, weak, names.get(weak) or names.get(target))

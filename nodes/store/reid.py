@@ -14,7 +14,7 @@ from nodes.matching.setdist import set_distance, unit
 from nodes.store.apart import apart_of, cluster_sources, co_occurring_clusters, for_source, record
 from nodes.store.checkpoints import advance
 from nodes.store.clusters import names_of, new_cluster, record_event, refresh_cluster, vectors_by_cluster
-from nodes.store.dress import dressed_apart_from
+from nodes.store.dress import dressed_from
 
 DECISION_LOCK = 7244
 
@@ -62,19 +62,21 @@ def candidate_ids(conn: psycopg.Connection, embeddings: np.ndarray, s: ReidSetti
 def candidates(conn: psycopg.Connection, embeddings: np.ndarray, s: ReidSettings,
                exclude_sequence: int | None) -> list[Candidate]:
     """The candidate clusters with the stored embeddings the rule scores them on, their names, whether they
-    hold someone on screen with the sequence (`exclude_sequence`, the one deciding), and which of them are
-    known to be other people than each other."""
+    hold someone on screen with the sequence (`exclude_sequence`, the one deciding) or dressed apart from it in the
+    same visit, how differently they are dressed from it there, and which of them are known to be other people than
+    each other."""
     ids = candidate_ids(conn, embeddings, s, exclude_sequence)
     if not ids:
         return []
     stored = vectors_by_cluster(conn, ids, s.vectors_per_cluster)
     names = names_of(conn, list(stored))
+    dressed = {} if exclude_sequence is None else dressed_from(conn, exclude_sequence, list(stored), s)
     others = set() if exclude_sequence is None else (
-        co_occurring_clusters(conn, exclude_sequence) | dressed_apart_from(conn, exclude_sequence, list(stored), s))
+        co_occurring_clusters(conn, exclude_sequence) | {c for c, d in dressed.items() if d > s.torso_apart})
     apart = apart_of(conn, list(stored)) if s.margin else {}
     sources = cluster_sources(conn, list(stored)) if s.margin else {}
-    return [Candidate(c, vecs, names.get(c), c in others, frozenset(apart.get(c, ())), frozenset(sources.get(c, ())))
-            for c, vecs in stored.items()]
+    return [Candidate(c, vecs, names.get(c), c in others, frozenset(apart.get(c, ())), frozenset(sources.get(c, ())),
+                      dressed.get(c)) for c, vecs in stored.items()]
 
 
 @dataclass(frozen=True)
