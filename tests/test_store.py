@@ -277,6 +277,20 @@ def test_a_pass_over_what_changed_still_sees_every_rival_of_a_cluster_that_did_n
     assert ann_id != later_id
 
 
+def test_a_small_store_scores_every_identity_so_a_runner_up_of_many_poses_is_not_missed(faces, conn):
+    s = S.model_copy(update={"threshold": 0.6, "max_candidates": 1, "centroid_candidates": 1})  # an ANN of one
+    ann = sequence("ann", at_cosine(0.6, 1), "first")  # 0.4 from the later sequence
+    # bea: half her faces about as near as ann's, half turned away, so her centroid is far and her nearest faces are not
+    bea = sequence("bea", np.concatenate([at_cosine(0.58, 2, 6), at_cosine(0.0, 3, 6)]), "first")
+    ann_id, _ = (decide(faces, store(faces, seq), seq.embeddings, s).cluster_id for seq in (ann, bea))
+    later = sequence("later", at_cosine(1.0, 4), "second")
+    ann_only = s.model_copy(update={"exact_clusters": 0})
+    assert [c.cluster_id for c in faces.candidates(later.embeddings, ann_only, None)] == [ann_id], \
+        "the ANN on centroids alone sees only ann"
+    assert decide(faces, store(faces, later), later.embeddings, s).status == "new", \
+        "bea of the same other scene is nearly as near: not clearly ann (precision)"
+
+
 def test_forgetting_caps_vectors_and_drops_the_least_cohesive(faces, conn):
     vectors = np.concatenate([person(0, 30), person(3, 5)])  # 5 outliers that belong elsewhere
     decision = decide(faces, store(faces, sequence("1", vectors)), vectors, S)

@@ -45,6 +45,10 @@ class ReidSettings(BaseModel):
     junk_score: float = Field(0.6, ge=0, le=1, description="a sequence whose median detector score is below this is junk")
     junk_edge: float = Field(0.5, gt=0, le=1, description="a sequence with at least this share of faces cut off by "
                              "the frame edge is junk")
+    exact_clusters: int = Field(50, ge=0, le=10_000, description="while the store holds at most this many identities, "
+                                "a decision scores every one of them, not only the ANN's candidates: a sequence's set "
+                                "distance to a cluster of many poses can be far nearer than their centroids are, so an "
+                                "ANN on centroids can miss the runner-up the margins need (0: always the ANN)")
     query_vectors: int = Field(4, ge=0, le=64, description="sequence vectors sent to the stored sequences' ANN index (0: none)")
     neighbours: int = Field(20, ge=1, le=1000, description="nearest stored sequences, and enrolled photos, per query vector")
     ef_search: int = Field(40, ge=10, le=1000, description="hnsw.ef_search for the sequences ANN (bench/RESULTS.md)")

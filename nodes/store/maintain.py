@@ -30,9 +30,8 @@ from nodes.store.clusters import (
     names_of,
     record_event,
     refresh_cluster,
-    windowed_vectors,
+    windowed_sets,
 )
-from nodes.store.db import to_numpy
 from nodes.store.dress import clusters_dressed
 from nodes.store.reid import lock_decisions
 
@@ -65,10 +64,11 @@ class MovedSequence:
 def sampled(conn: psycopg.Connection, ids: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Up to SAMPLE_PER_CLUSTER best-quality vectors of each cluster (of `ids`, or of all), unit length and ordered
     by cluster, and their cluster ids."""
-    rows = windowed_vectors(conn, SAMPLE_PER_CLUSTER, ids)
-    if not rows:
+    sets = windowed_sets(conn, SAMPLE_PER_CLUSTER, ids)
+    if not sets:
         return np.zeros((0, 0), np.float32), np.zeros(0, int)
-    return l2_normalise(np.stack([to_numpy(r[1]) for r in rows])), np.array([r[0] for r in rows])
+    return (l2_normalise(np.concatenate(list(sets.values()))),
+            np.concatenate([np.full(len(v), c) for c, v in sets.items()]))
 
 
 def sampled_vectors(conn: psycopg.Connection) -> tuple[np.ndarray, np.ndarray, dict[int, str | None]]:

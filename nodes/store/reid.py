@@ -13,7 +13,7 @@ from nodes.matching.decision import Candidate, Choice, ReidSettings, choose, sam
 from nodes.matching.setdist import set_distance, unit
 from nodes.store.apart import apart_of, cluster_sources, co_occurring_clusters, for_source, record
 from nodes.store.checkpoints import advance
-from nodes.store.clusters import names_of, new_cluster, record_event, refresh_cluster, vectors_by_cluster
+from nodes.store.clusters import names_of, new_cluster, record_event, refresh_cluster, windowed_sets
 from nodes.store.dress import dressed_from
 
 DECISION_LOCK = 7244
@@ -34,8 +34,13 @@ class Decision:
 
 
 def candidate_ids(conn: psycopg.Connection, embeddings: np.ndarray, s: ReidSettings, exclude_sequence: int | None) -> list[int]:
-    """Clusters voted for by the stored sequences (their centroids) and enrolled photos nearest the sequence's
-    embeddings, plus the clusters with the nearest centroids."""
+    """Every cluster while the store holds at most `exact_clusters` of them; past that, the clusters voted for by
+    the stored sequences (their centroids) and enrolled photos nearest the sequence's embeddings, plus the clusters
+    with the nearest centroids."""
+    if s.exact_clusters:
+        every = [r[0] for r in conn.execute("SELECT id FROM clusters ORDER BY id LIMIT %s", (s.exact_clusters + 1,))]
+        if len(every) <= s.exact_clusters:
+            return every
     conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
     ranked: list[int] = []
     if s.query_vectors:
@@ -68,7 +73,7 @@ def candidates(conn: psycopg.Connection, embeddings: np.ndarray, s: ReidSettings
     ids = candidate_ids(conn, embeddings, s, exclude_sequence)
     if not ids:
         return []
-    stored = vectors_by_cluster(conn, ids, s.vectors_per_cluster)
+    stored = windowed_sets(conn, s.vectors_per_cluster, ids)
     names = names_of(conn, list(stored))
     dressed = {} if exclude_sequence is None else dressed_from(conn, exclude_sequence, list(stored), s)
     others = set() if exclude_sequence is None else (
@@ -109,7 +114,7 @@ def continued(conn: psycopg.Connection, query: Query, s: ReidSettings) -> Choice
     row = conn.execute("SELECT cluster_id FROM sequences WHERE seq_key = %s", (query.continues,)).fetchone()
     if row is None or row[0] is None:
         return None
-    stored = vectors_by_cluster(conn, [row[0]], s.vectors_per_cluster).get(row[0])
+    stored = windowed_sets(conn, s.vectors_per_cluster, [row[0]]).get(row[0])
     distance = None if stored is None else set_distance(query.embeddings, stored, s.distance, query.weights)
     return Choice(row[0], distance, None)
 
