@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nodes.matching.appearance import dress_factor, dressed_apart, torso_distance
+from nodes.matching.appearance import dress_factor, dressed_distance, torso_distance
 from nodes.matching.decision import ReidSettings
 from nodes.matching.setdist import l2_normalise, nearer_side_distance, set_distance
 from nodes.vision.torso import TORSO_BINS, torso_histogram
@@ -31,15 +31,16 @@ def test_a_red_and_a_blue_shirt_are_far_apart_and_one_shirt_twice_is_near():
     assert red.shape == (TORSO_BINS,) and abs(float(red.sum()) - 1) < 1e-5
     assert torso_distance(red, blue) > 0.9
     assert torso_distance(red, red_again) < 0.2
-    assert dressed_apart(red, [blue], 0.5) and not dressed_apart(red, [blue, red_again], 0.5), "one alike is enough"
-    assert not dressed_apart(red, [blue], 0.0), "0: off"
+    assert dress_factor(dressed_distance(red, [blue]), 0.5) == 0, "dressed apart"
+    assert dress_factor(dressed_distance(red, [blue, red_again]), 0.5) == 1, "one alike is enough"
+    assert dress_factor(dressed_distance(red, [blue]), 0.0) == 1, "0: off"
 
 
 def test_a_body_outside_the_frame_is_not_seen_and_decides_nothing():
     at_bottom = torso_histogram(shirt((30, 30, 200), face_top=415), np.array([300, 415, 350, 475], np.float32))
     assert not at_bottom.any()
-    assert not dressed_apart(at_bottom, [worn((200, 60, 30))], 0.5)
-    assert not dressed_apart(worn((30, 30, 200)), [np.zeros(0, np.float32)], 0.5)
+    assert dressed_distance(at_bottom, [worn((200, 60, 30))]) is None
+    assert dressed_distance(worn((30, 30, 200)), [np.zeros(0, np.float32)]) is None
 
 
 def test_one_face_dressed_differently_in_the_same_visit_starts_its_own_identity(faces):

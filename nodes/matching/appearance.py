@@ -24,13 +24,6 @@ def dressed_distance(torso: np.ndarray, others: list[np.ndarray]) -> float | Non
     return min(torso_distance(torso, o) for o in measured) if seen(torso) and measured else None
 
 
-def dressed_apart(torso: np.ndarray, others: list[np.ndarray], limit: float) -> bool:
-    """Is the person in `torso` dressed differently from everyone in `others`: every distance over `limit`? False
-    when either side was never seen, or `limit` is 0 (off)."""
-    distance = dressed_distance(torso, others)
-    return bool(limit) and distance is not None and distance > limit
-
-
 def dress_factor(distance: float | None, limit: float) -> float:
     """The share of the face's join threshold that clothing leaves within a visit: all of it up to half of `limit`
     (reid.torso_apart), none from `limit` on (dressed apart: someone else), and linearly less between: the more
