@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -122,7 +123,10 @@ def test_a_node_killed_mid_video_leaves_the_store_of_a_clean_run(node, clean, tm
     assert f"node {label} killed by SIGKILL; restarting it" in err
     assert "restarted after a crash: graph epoch 2, every node starts afresh" in err  # the restarted node moved it
     assert "graph moved to epoch 2: starting afresh" in err  # every other node
-    assert node == "source" or "graph epoch 2: rewinding to the checkpoint" in err  # the source, in place
+    # the source goes back to the store's checkpoint: in place while it still reads frames, or started afresh like
+    # every other node when it had read the whole clip before the graph moved (a race the test cannot steer)
+    assert node == "source" or "graph epoch 2: rewinding to the checkpoint" in err or re.search(
+        r"zdg\.source\.0 INFO .*: resuming at frame [1-9]\d* \(the store's checkpoint\)", err)
     assert json.loads((run_dir / "metrics.json").read_text())["graph_restarts"] >= 1
     assert_same_store(export(env), clean)
 
