@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import os
 import signal
@@ -96,9 +97,11 @@ def exit_on_sigterm(signum: int, _frame: object) -> None:
 
 def start_process(verbose: bool) -> None:
     """What every `zdg` process sets first: private files, exit handlers run on SIGTERM (a store this process
-    started is stopped), log lines with time and logger."""
+    started is stopped), every thread's stack on stderr at SIGUSR1 (a process that seems stuck), log lines with
+    time and logger."""
     os.umask(PRIVATE_UMASK)
     signal.signal(signal.SIGTERM, exit_on_sigterm)
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     if not verbose:  # an application quiets its own libraries where it imports them

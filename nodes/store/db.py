@@ -9,6 +9,13 @@ from pgvector.psycopg import register_vector
 from nodes.environment import FaceEnvironment
 
 EXTENSION_LOCK = 7242
+# A peer that vanished without closing (a container killed or cut off mid-query, a network that drops packets) is
+# noticed in about half a minute on both ends, not after TCP's quarter of an hour: a node never waits forever on a
+# silent socket, and the server drops a dead node's session, with any lock it held. A DSN's own values win.
+CLIENT_LIVENESS = {"keepalives": "1", "keepalives_idle": "10", "keepalives_interval": "5", "keepalives_count": "3",
+                   "tcp_user_timeout": "30000", "connect_timeout": "5"}
+SERVER_LIVENESS = {"tcp_keepalives_idle": "10", "tcp_keepalives_interval": "5", "tcp_keepalives_count": "3",
+                   "tcp_user_timeout": "30000"}
 
 
 def resolve_dsn(dsn: str | None, store_dir: str | None, env: FaceEnvironment) -> str:
@@ -32,9 +39,21 @@ def to_numpy(value: object) -> np.ndarray:
     return np.asarray(value.to_numpy() if hasattr(value, "to_numpy") else value, np.float32)
 
 
+def open_connection(dsn: str) -> psycopg.Connection:
+    """An autocommit connection that notices a dead peer (CLIENT_LIVENESS, SERVER_LIVENESS); raises
+    psycopg.OperationalError if the store is unreachable."""
+    given = psycopg.conninfo.conninfo_to_dict(dsn)
+    conn = psycopg.connect(dsn, autocommit=True, **{k: v for k, v in CLIENT_LIVENESS.items() if k not in given})
+    settings = [(k, v) for k, v in SERVER_LIVENESS.items() if k not in given.get("options", "")]
+    if settings:
+        conn.execute("SELECT " + ", ".join(["set_config(%s, %s, false)"] * len(settings)),
+                     [x for pair in settings for x in pair])
+    return conn
+
+
 def connect(dsn: str) -> psycopg.Connection:
-    """Connect (autocommit) with pgvector registered; raises psycopg.OperationalError if unreachable."""
-    conn = psycopg.connect(dsn, autocommit=True, connect_timeout=5)
+    """open_connection with pgvector registered."""
+    conn = open_connection(dsn)
     with conn.transaction():  # one node at a time: concurrent CREATE EXTENSION on a fresh store collide
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (EXTENSION_LOCK,))
         conn.execute("CREATE EXTENSION IF NOT EXISTS vector")

@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 
 import psycopg
 
+from nodes.store.db import open_connection
 from zdg.recovery import Joined
 
 log = logging.getLogger("zdg.recovery")
@@ -34,7 +35,7 @@ class PgEpochBoard:
 
     def _connected(self) -> psycopg.Connection:
         if self.conn is None or self.conn.closed:
-            self.conn = psycopg.connect(self.dsn, autocommit=True, connect_timeout=5)
+            self.conn = open_connection(self.dsn)
             with self.conn.transaction():
                 self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK,))
                 for statement in DDL:

@@ -14,6 +14,7 @@ import json
 import os
 import random
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -43,13 +44,25 @@ def containers(project: str, folder: Path, service: str, env: dict[str, str]) ->
     return compose(project, folder, "ps", "-q", service, env=env).split()
 
 
-def frames_emitted(container: str) -> int:
-    """What the source's metrics say it emitted (0 before it runs)."""
-    text = sh("docker", "exec", container, "sh", "-c", "cat /tmp/zdg*/video_reid/metrics/source.0.json", check=False)
-    try:
-        return int(json.loads(text)["out"])
-    except (ValueError, KeyError):
-        return 0
+def container_pid(container: str) -> int:
+    return int(sh("docker", "inspect", "-f", "{{.State.Pid}}", container).strip())
+
+
+def node_metrics(pid: int, node: str) -> dict:
+    """A node's metrics read through its container's root as this host sees it (/proc/PID/root), not by `docker
+    exec`: a poll takes microseconds, so a kill lands at its frame, not seconds later ({} before they exist)."""
+    for path in Path(f"/proc/{pid}/root/tmp").glob(f"zdg*/video_reid/metrics/{node}.0.json"):
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError):
+            return {}
+    return {}
+
+
+def container_log(container: str) -> str:
+    """The container's own output, stdout and stderr (compose logs shows too little of one that hangs)."""
+    done = subprocess.run(["docker", "logs", "--tail", "150", container], capture_output=True, text=True)
+    return done.stdout + done.stderr
 
 
 def wait_finished(project: str, folder: Path, env: dict[str, str], timeout: float = 400) -> None:
@@ -64,8 +77,13 @@ def wait_finished(project: str, folder: Path, env: dict[str, str], timeout: floa
         time.sleep(2)
     states = {c: sh("docker", "inspect", "-f", "{{.Name}} {{.State.Status}} {{.State.ExitCode}} restarts={{.RestartCount}}",
                     c).strip() for n in nodes for c in containers(project, folder, n, env)}
+    stuck = [c for c, state in states.items() if " running " in state]
+    for container in stuck:  # every thread's stack into its log (zdg.node_process.start_process)
+        sh("docker", "kill", "--signal", "USR1", container, check=False)
+    time.sleep(1)
+    stacks = "\n".join(f"--- {states[c]}\n{container_log(c)[-8000:]}" for c in stuck)
     logs = compose(project, folder, "logs", "--tail", "30", env=env)
-    raise AssertionError(f"{project} not finished in {timeout}s: {sorted(states.values())}\n{logs[-6000:]}")
+    raise AssertionError(f"{project} not finished in {timeout}s: {sorted(states.values())}\n{stacks}\n{logs[-6000:]}")
 
 
 def export(project: str, folder: Path, env: dict[str, str]) -> list[dict]:
@@ -85,13 +103,18 @@ def run(folder: Path, name: str, kill: str | None = None) -> tuple[list[dict], s
             rng = random.Random(f"{SEED}:{kill}")
             after = rng.randrange(30, 140)
             print(f"ZDG_FAULT_SEED={SEED}: kill -9 {kill} after {after} frames")
-            source = containers(project, folder, "source", env)[0]
-            deadline = time.monotonic() + 300
-            while frames_emitted(source) < after:
-                assert time.monotonic() < deadline, compose(project, folder, "logs", "--tail", "30", env=env)[-6000:]
-                time.sleep(0.2)
+            source = container_pid(containers(project, folder, "source", env)[0])
             victim = rng.choice(containers(project, folder, kill, env))
-            os.kill(int(sh("docker", "inspect", "-f", "{{.State.Pid}}", victim).strip()), signal.SIGKILL)
+            pid = container_pid(victim)
+            deadline = time.monotonic() + 300
+            while int(node_metrics(source, "source").get("out", 0)) < after:
+                assert time.monotonic() < deadline, compose(project, folder, "logs", "--tail", "30", env=env)[-6000:]
+                time.sleep(0.01)
+            before = node_metrics(pid, kill)
+            os.kill(pid, signal.SIGKILL)
+            print(f"killed {kill} in state {before.get('state')} after {before.get('in', 0)} messages in, "
+                  f"{before.get('out', 0)} out")
+            assert before.get("state") != "done", f"{kill} had finished its stream when killed: {before}"
         wait_finished(project, folder, env)
         if kill is not None:
             assert int(sh("docker", "inspect", "-f", "{{.RestartCount}}", victim).strip()) >= 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ import zmq.auth
 from tests.conftest import REPO
 from tests.containers.conftest import zdg
 from tests.containers.swarm import EDGE_NODES, Engine, TwoNodeSwarm, deploy_face_graph, missing_support, out_folder
+from tests.containers.test_container_faults import node_metrics
 from tests.faults.test_faults import assert_same_store
 from zdg.deploy.compose import BASE_IMAGE
 from zdg.deploy.images import app_images
@@ -103,13 +105,12 @@ def container_of(swarm: TwoNodeSwarm, service: str) -> tuple[Engine, str]:
     raise AssertionError(f"no container of {service}")
 
 
-def source_frames(swarm: TwoNodeSwarm, stack: str) -> int:
+def task_pid(swarm: TwoNodeSwarm, service: str) -> int:
+    """The host pid of the service's running container (0 while there is none)."""
     try:
-        engine, container = container_of(swarm, f"{stack}_source")
-        text = swarm.docker(engine, "exec", container, "sh", "-c", "cat /tmp/zdg*/video_reid/metrics/source.0.json",
-                            check=False)
-        return int(json.loads(text)["out"])
-    except (AssertionError, ValueError, KeyError):
+        engine, container = container_of(swarm, service)
+        return int(swarm.docker(engine, "inspect", "-f", "{{.State.Pid}}", container).strip())
+    except (AssertionError, ValueError):
         return 0
 
 
@@ -181,12 +182,16 @@ def test_a_sequencer_killed_on_the_swarm_is_replaced_and_the_graph_recovers(swar
         try:
             if run == "killed":
                 deadline = time.monotonic() + 300
-                while source_frames(swarm, stack) < 60:
+                source = victim = 0
+                while not (source and victim) or int(node_metrics(source, "source").get("out", 0)) < 60:
                     assert time.monotonic() < deadline, swarm.logs(stack)
-                    time.sleep(0.2)
-                engine, container = container_of(swarm, f"{stack}_sequencer")
+                    source = source or task_pid(swarm, f"{stack}_source")
+                    victim = victim or task_pid(swarm, f"{stack}_sequencer")
+                    time.sleep(0.01 if source and victim else 0.5)
+                before = node_metrics(victim, "sequencer")
                 killed_at = time.monotonic()
-                swarm.docker(engine, "kill", container)
+                os.kill(victim, signal.SIGKILL)
+                assert before.get("state") != "done", f"the sequencer had finished its stream when killed: {before}"
                 replaced_in_slot(swarm, stack, "sequencer", 120)
             swarm.wait_complete(stack, 400)
             if run == "killed":

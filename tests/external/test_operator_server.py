@@ -110,3 +110,21 @@ def test_the_store_on_an_operators_server_through_zdg_dsn(server, env, tmp_path)
     assert count(server, "SELECT count(*) FROM clusters WHERE size > 0 AND name IS NULL") == 0, "unnamed ones purged"
     assert count(server, "SELECT count(*) FROM faces WHERE cluster_id = %s", biggest) > 0, "the named one stays"
     assert server.password not in "".join(printed), "the password is never printed"
+
+
+def test_a_store_connection_notices_a_vanished_peer_on_both_ends_and_the_dsns_own_settings_win(server):
+    from nodes.store.db import open_connection
+
+    with open_connection(server.dsn()) as conn:
+        server_side = {name: conn.execute(f"SHOW {name}").fetchone()[0]
+                       for name in ("tcp_keepalives_idle", "tcp_keepalives_interval", "tcp_keepalives_count",
+                                    "tcp_user_timeout")}
+        client_side = conn.info.get_parameters()
+    assert server_side == {"tcp_keepalives_idle": "10", "tcp_keepalives_interval": "5", "tcp_keepalives_count": "3",
+                           "tcp_user_timeout": "30000"}
+    assert {k: client_side.get(k) for k in ("keepalives", "keepalives_idle", "tcp_user_timeout")} == {
+        "keepalives": "1", "keepalives_idle": "10", "tcp_user_timeout": "30000"}
+    with open_connection(server.dsn() + "&keepalives_idle=60&options=-c%20tcp_keepalives_idle%3D60") as conn:
+        assert conn.info.get_parameters()["keepalives_idle"] == "60"
+        assert conn.execute("SHOW tcp_keepalives_idle").fetchone()[0] == "60"
+        assert conn.execute("SHOW tcp_keepalives_count").fetchone()[0] == "3"
