@@ -25,7 +25,9 @@ class Settings(Strict):
     hwm: int = Field(16, ge=1, le=100_000, description="messages in flight per edge")
     policy: Policy = Field("block", description="block = backpressure (files); drop = drop and count (live cameras)")
     max_message_mb: float = Field(64, gt=0, description="largest frame a socket accepts (ZMQ_MAXMSGSIZE)")
-    connect_timeout_s: float = Field(30, gt=0, description="how long a publisher waits for its subscribers")
+    connect_timeout_s: float = Field(
+        120, gt=0, description="how long a publisher waits for its internal subscribers, and a sender for its "
+                               "receivers, to connect (one that connects later misses what came before)")
     eos_timeout_s: float = Field(600, gt=0, description="how long a node waits for downstream to confirm end of stream")
     on_crash: Literal["restart_node", "restart_graph"] = Field(
         "restart_node", description="restart_node: restart the crashed replica; restart_graph: restart every node, "

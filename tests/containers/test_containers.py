@@ -50,6 +50,13 @@ def wait_exited(project: str, folder: Path, services: list[str], timeout: float,
     raise AssertionError(f"{services} of {project} still running after {timeout}s\n{logs[-4000:]}")
 
 
+def history(project: str, folder: Path, env: dict | None = None) -> str:
+    """Each container's state and restarts, then the project's whole log: what a failed run needs explained."""
+    states = [sh("docker", "inspect", "-f", "{{.Name}} {{.State.Status}} {{.State.ExitCode}} restarts={{.RestartCount}}",
+                 i).strip() for i in compose(project, folder, "ps", "-q", env=env).split()]
+    return "\n".join(sorted(states)) + "\n" + compose(project, folder, "logs", "--no-color", env=env)[-12000:]
+
+
 def subscribe(endpoint: str, topic: str, timeout: float) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "zdg", "sub", endpoint, topic, "--until-eos", "--timeout", str(timeout)],
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -90,7 +97,8 @@ def test_face_graph_on_a_real_clip_stores_and_publishes(box):
                         "SELECT count(*), count(DISTINCT sequence_id) FROM faces", env=env)
         faces, sequences = map(int, count.strip().split("|"))
         assert faces > 50 and sequences == 2
-        assert (box / "out" / "reid" / "friends_poker_annotated.mp4").stat().st_size > 0
+        annotated = box / "out" / "reid" / "friends_poker_annotated.mp4"
+        assert annotated.is_file() and annotated.stat().st_size > 0, f"no {annotated}\n{history('zdgt-reid', box, env)}"
     finally:
         sub.kill()
         compose("zdgt-reid", box, "down", "-v", env=env)
