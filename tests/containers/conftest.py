@@ -31,6 +31,12 @@ def compose(project: str, folder: Path, *args: str, env: dict | None = None, tim
     return sh("docker-compose", "-p", project, *args, cwd=folder, env=env, timeout=timeout)
 
 
+def described(container: str) -> str:
+    """`/name status exit-code restarts=N`: a container's state, as a failed run reports it."""
+    return sh("docker", "inspect", "-f", "{{.Name}} {{.State.Status}} {{.State.ExitCode}} restarts={{.RestartCount}}",
+              container).strip()
+
+
 def is_podman() -> bool:
     return "podman" in sh("docker", "version", check=False).lower()
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, SHARED
-from tests.containers.conftest import compose, sh, zdg
+from tests.containers.conftest import compose, described, sh, zdg
 from tests.faults.test_faults import SEED, assert_same_store
 
 pytestmark = pytest.mark.container_faults
@@ -75,8 +75,7 @@ def wait_finished(project: str, folder: Path, env: dict[str, str], timeout: floa
         if states and all(s == "exited 0" for s in states):
             return
         time.sleep(2)
-    states = {c: sh("docker", "inspect", "-f", "{{.Name}} {{.State.Status}} {{.State.ExitCode}} restarts={{.RestartCount}}",
-                    c).strip() for n in nodes for c in containers(project, folder, n, env)}
+    states = {c: described(c) for n in nodes for c in containers(project, folder, n, env)}
     stuck = [c for c, state in states.items() if " running " in state]
     for container in stuck:  # every thread's stack into its log (zdg.node_process.start_process)
         sh("docker", "kill", "--signal", "USR1", container, check=False)

@@ -22,7 +22,7 @@ import zmq
 import zmq.auth
 
 from tests.conftest import REPO, SHARED
-from tests.containers.conftest import compose, is_podman, sh, zdg
+from tests.containers.conftest import compose, described, is_podman, sh, zdg
 
 pytestmark = pytest.mark.containers
 TWO_BOXES = REPO / "tests" / "containers" / "two_boxes.yaml"
@@ -52,8 +52,7 @@ def wait_exited(project: str, folder: Path, services: list[str], timeout: float,
 
 def history(project: str, folder: Path, env: dict | None = None) -> str:
     """Each container's state and restarts, then the project's whole log: what a failed run needs explained."""
-    states = [sh("docker", "inspect", "-f", "{{.Name}} {{.State.Status}} {{.State.ExitCode}} restarts={{.RestartCount}}",
-                 i).strip() for i in compose(project, folder, "ps", "-q", env=env).split()]
+    states = [described(i) for i in compose(project, folder, "ps", "-q", env=env).split()]
     return "\n".join(sorted(states)) + "\n" + compose(project, folder, "logs", "--no-color", env=env)[-12000:]
 
 
