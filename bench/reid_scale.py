@@ -8,11 +8,15 @@ database it measures:
             the clusters' HNSW indexes, their vectors, set distances), as the reid node runs it, for the node's
             settings and two single-index variants: p50/p99 latency, and recall@1 = the best cluster is the
             one an exhaustive numpy search over every stored vector ranks first; plus the recall@1 of
-            single probes (ANN top-1 sequence against the exact nearest sequence centroid)
+            single probes (ANN top-1 sequence against the exact nearest sequence centroid), and of the sequence's
+            mean in the centroids index alone, for each --centroid-ef
+  variants - with --index-variants: the cluster centroids' index denser (m 32, ef_construction 128), on halfvec, and
+            on binary codes with re-ranking, each built in a transaction rolled back: build time, size, recall@1, p50
   writer  - on that full store, `--writer-sequences` fresh sequences of stored identities through the
             db-writer path (write_sequences, 16 per transaction): faces/s; then each one's whole decision as
-            the reid node makes it (read, rule, assignment, cluster refresh, one transaction): p50/p99, how
-            many joined their own identity, and faces/s stored and decided one after the other in one process
+            the reid node makes it (read, rule, assignment, cluster refresh, one transaction; the first --ef and
+            --centroid-ef): p50/p99, how many joined their own identity, and faces/s stored and decided one after
+            the other in one process
   maintain - with --maintain, last: maintenance on the full store: the first pass (every cluster), then twice 50
             fresh sequences decided and the reid node's pass (every `maintain_every` decisions: the clusters changed
             since the last pass and their neighbours), then a full pass (`zdg maintain`): seconds, merges, silhouette;
@@ -20,7 +24,8 @@ database it measures:
   purge    - with --purge, very last: the retention purge of a maintenance pass, its limit just under the bulk
             load's age: each bulk identity deleted with its sequences, faces and history (not those the writer rows
             joined): faces/s
-    python bench/reid_scale.py --n 100000 [--dim 128] [--ef 40 100] [--maintain] [--purge]
+    python bench/reid_scale.py --n 100000 [--dim 128] [--ef 40 100] [--centroid-ef 100 400] [--maintain] [--purge]
+                                [--index-variants] [--maintenance-work-mem 4GB]
                                 [--shared-buffers 3GB | --dsn DSN]
 """
 
@@ -46,7 +51,8 @@ from nodes.store.reid import Query
 
 BULK_SOURCE = "bench"
 FULL_PASS_UP_TO = 100_000  # clusters: beyond, --maintain times only the reid node's passes (what changed)
-WRITER_SOURCE = "bench-writer"
+WRITER_SOURCE = f"bench-writer-{time.time_ns():x}"  # a source of this run's own: a run on a kept store (--query-only)
+                                                    # writes and decides afresh, not the same frames again
 FRAMES = itertools.count(0, 1000)  # each written sequence starts at a frame of its own (at most 1,000 faces)
 
 
@@ -88,15 +94,25 @@ def main() -> None:
     parser.add_argument("--per-identity", type=int, default=10, help="stored vectors per identity (one sequence)")
     parser.add_argument("--seq-len", type=int, nargs="+", default=[20, 100],
                         help="faces per fresh sequence: queries use the first, writes and decisions each")
-    parser.add_argument("--writer-sequences", type=int, default=500, help="fresh sequences written and decided")
-    parser.add_argument("--threshold", type=float, default=0.7,
-                        help="join threshold of the writer decisions (synthetic data: genuine about 0.35, others about 1)")
+    parser.add_argument("--writer-sequences", type=int, default=500,
+                        help="fresh sequences written and decided (0: none), with the first --ef and --centroid-ef")
+    parser.add_argument("--threshold", type=float, default=0.48,
+                        help="join threshold of the writer decisions and maintenance (synthetic data: a sequence's set "
+                             "distance to its own identity about 0.33, to the nearest of a million others about 0.65)")
     parser.add_argument("--queries", type=int, default=200, help="fresh sequences looked up")
     parser.add_argument("--ef", type=int, nargs="+", default=[40, 100], help="hnsw.ef_search values for the sequences ANN")
+    parser.add_argument("--centroid-ef", type=int, nargs="+", default=[100],
+                        help="hnsw.ef_search values for the cluster centroids ANN")
+    parser.add_argument("--maintenance-work-mem", default="1GB",
+                        help="maintenance_work_mem of the HNSW builds (pgvector builds far faster when the graph fits)")
     parser.add_argument("--dsn", help="external server (default: a throw-away embedded one)")
     parser.add_argument("--shared-buffers", help="shared_buffers of the throw-away server, e.g. 3GB (default: PostgreSQL's)")
     parser.add_argument("--maintain", action="store_true", help="time one maintenance pass on the full store, last")
     parser.add_argument("--purge", action="store_true", help="time the retention purge of the bulk load's identities, last")
+    parser.add_argument("--index-variants", nargs="+", default=[], choices=sorted(INDEX_VARIANTS),
+                        help="also build the cluster centroids' index denser (m32: m 32, ef_construction 128), on "
+                             "halfvec, or on binary codes re-ranked, and measure each against the stored one (build "
+                             "time, size, recall@1, latency), each in a transaction rolled back")
     parser.add_argument("--query-only", action="store_true",
                         help="skip the bulk load: the --dsn database already holds this run's --n vectors")
     args = parser.parse_args()
@@ -122,14 +138,16 @@ def measure(args: argparse.Namespace, dsn: str) -> None:
     """Every part of the benchmark the arguments ask for, on the store at `dsn`."""
     rng = np.random.default_rng(0)
     store = PgFaceStore.open(dsn, args.dim)
-    store.conn.execute("SET maintenance_work_mem = '1GB'")
+    store.conn.execute(sql.SQL("SET maintenance_work_mem = {}").format(sql.Literal(args.maintenance_work_mem)))
     centres, labels, vectors = make_data(args.n, args.dim, args.per_identity, rng)
     print(f"{args.n} vectors, {len(centres)} identities, dim {args.dim}, "
           f"shared_buffers {store.conn.execute('SHOW shared_buffers').fetchone()[0]}")
     if not args.query_only:
         bulk_load(store.conn, centres, labels, vectors)
-    query(store, args, rng, centres, labels, vectors)
-    if not args.query_only:
+    probes_for = query(store, args, rng, centres, labels, vectors)
+    if args.index_variants:
+        index_variants(store.conn, args, probes_for)
+    if args.writer_sequences:
         write_and_decide(store, args, rng, centres)
     if args.maintain:
         maintenance(store, args, rng, centres)
@@ -274,7 +292,7 @@ def fresh_sequences(rng: np.random.Generator, centres: np.ndarray, count: int,
 
 
 def query(store: PgFaceStore, args: argparse.Namespace, rng: np.random.Generator, centres: np.ndarray,
-          labels: np.ndarray, vectors: np.ndarray) -> None:
+          labels: np.ndarray, vectors: np.ndarray) -> list[np.ndarray]:
     """For each ef_search and retrieval variant, on a prewarmed store: latency of a decision's read side for a
     fresh sequence (candidates, their vectors, set distances) and recall@1 of its best cluster against
     exhaustive numpy search; also recall@1 of single probes (ANN top-1 sequence against the exact nearest)."""
@@ -292,17 +310,18 @@ def query(store: PgFaceStore, args: argparse.Namespace, rng: np.random.Generator
     own = [int(cluster[np.flatnonzero(labels == q)[0]]) for q in wanted]
     print(f"exact search: {time.perf_counter() - started:.1f} s for {len(truth)} sequences; its best cluster is the "
           f"sequence's own identity for {np.mean(np.equal(truth, own)):.3f} of them")
-    for ef in args.ef:
+    for ef, centroid_ef in itertools.product(args.ef, args.centroid_ef):
         for variant, overrides in VARIANTS.items():
-            settings = ReidSettings(ef_search=ef, **overrides)
+            settings = ReidSettings(ef_search=ef, centroid_ef_search=centroid_ef, **overrides)
             latencies, hits = [], 0
             for probe, best in zip(probes_for, truth, strict=True):
                 started = time.perf_counter()
                 scored = ranked(probe, store.candidates(probe, settings, None), settings)
                 latencies.append((time.perf_counter() - started) * 1000)
                 hits += int(bool(scored) and scored[0][1].cluster_id == best)
-            print(f"ef_search {ef:4d}  {variant:18s}: p50 {np.percentile(latencies, 50):6.1f} ms  "
+            print(f"ef_search {ef:4d}, centroids {centroid_ef:4d}  {variant:18s}: p50 {np.percentile(latencies, 50):6.1f} ms  "
                   f"p99 {np.percentile(latencies, 99):6.1f} ms  recall@1 {hits / len(truth):.3f}")
+    for ef in args.ef:
         hits, total = 0, 0
         with conn.transaction():
             conn.execute(f"SET LOCAL hnsw.ef_search = {ef}")
@@ -312,13 +331,80 @@ def query(store: PgFaceStore, args: argparse.Namespace, rng: np.random.Generator
                     hits += int(got - 1 == int(np.argmax(sequence_centroids @ q)))
                     total += 1
         print(f"ef_search {ef:4d}  single probes     : recall@1 {hits / total:.3f} (ANN top-1 sequence, {total} probes)")
+    for centroid_ef in args.centroid_ef:
+        hits = 0
+        with conn.transaction():
+            conn.execute(f"SET LOCAL hnsw.ef_search = {centroid_ef}")
+            for probe, best in zip(probes_for, truth, strict=True):
+                got = conn.execute("SELECT id FROM clusters WHERE size > 0 ORDER BY centroid <=> %s LIMIT 1",
+                                   (unit(probe.mean(axis=0)),)).fetchone()[0]
+                hits += int(got == best)
+        print(f"centroids ef_search {centroid_ef:4d}: recall@1 {hits / len(truth):.3f} (ANN top-1 cluster of the "
+              "sequence's mean against the exhaustive search's best)")
+    return probes_for
+
+
+RERANKED = 100  # binary codes: candidates re-ranked by their full vectors
+VECTOR_NEAREST = "SELECT id FROM clusters WHERE size > 0 ORDER BY centroid <=> %(q)s LIMIT 1"
+INDEX_VARIANTS: dict[str, tuple[str, str]] = {  # name: (index, nearest cluster), {dim} the model's dimension
+    "m32": ("USING hnsw (centroid vector_cosine_ops) WITH (m = 32, ef_construction = 128)", VECTOR_NEAREST),
+    "halfvec": ("USING hnsw ((centroid::halfvec({dim})) halfvec_cosine_ops)",
+                "SELECT id FROM clusters WHERE size > 0 ORDER BY centroid::halfvec({dim}) <=> %(q)s::halfvec({dim}) LIMIT 1"),
+    "binary": ("USING hnsw ((binary_quantize(centroid)::bit({dim})) bit_hamming_ops)",
+               "SELECT id FROM (SELECT id, centroid FROM clusters WHERE size > 0 ORDER BY binary_quantize(centroid)::bit({dim}) "
+               f"<~> binary_quantize(%(q)s::vector) LIMIT {RERANKED}) c ORDER BY centroid <=> %(q)s LIMIT 1"),
+}
+
+
+def index_variants(conn: psycopg.Connection, args: argparse.Namespace, probes_for: list[np.ndarray]) -> None:
+    """The cluster centroids' HNSW index as stored, then each --index-variants (INDEX_VARIANTS; binary codes: the
+    nearest RERANKED re-ranked by the full vectors), built in a transaction rolled back: build time, size, and for each
+    --centroid-ef the recall@1 and p50 of a sequence mean's nearest cluster against the exact nearest centroid."""
+    dim = args.dim
+    ids, centroids = [], []
+    for cluster_id, raw in conn.execute("SELECT id, vector_send(centroid) FROM clusters WHERE size > 0"):
+        ids.append(cluster_id)
+        centroids.append(np.frombuffer(raw, ">f4", dim, 4))
+    by_id = np.asarray(ids)
+    stacked = np.asarray(centroids, np.float32)
+    means = [unit(p.mean(axis=0)) for p in probes_for]
+    truth = [int(by_id[np.argmax(stacked @ m)]) for m in means]
+    del centroids, stacked
+    variants = {"vector": None} | {name: INDEX_VARIANTS[name] for name in args.index_variants}
+    for name, variant in variants.items():
+        index, statement = (None, VECTOR_NEAREST) if variant is None else (part.format(dim=dim) for part in variant)
+        with conn.transaction(force_rollback=True):  # the variant's index goes, the stored one comes back
+            if index is not None:
+                if "vector_cosine_ops" in index:  # the same expression: the planner must see only the variant
+                    conn.execute("DROP INDEX clusters_centroid_hnsw")
+                started = time.perf_counter()
+                conn.execute(f"CREATE INDEX bench_variant_hnsw ON clusters {index}")
+                print(f"index variant {name}: built in {time.perf_counter() - started:.1f} s")
+            relation = "clusters_centroid_hnsw" if index is None else "bench_variant_hnsw"
+            conn.execute("SELECT pg_prewarm(%s)", (relation,))
+            size = conn.execute("SELECT pg_relation_size(%s::regclass)", (relation,)).fetchone()[0]
+            conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+            for centroid_ef in args.centroid_ef:
+                conn.execute(f"SET LOCAL hnsw.ef_search = {max(centroid_ef, RERANKED if name == 'binary' else 0)}")
+                latencies, hits = [], 0
+                for mean, best in zip(means, truth, strict=True):
+                    started = time.perf_counter()
+                    got = conn.execute(statement, {"q": mean}).fetchone()[0]
+                    latencies.append((time.perf_counter() - started) * 1000)
+                    hits += int(got == best)
+                print(f"index variant {name:22s} ({size / 2**20:6.0f} MiB), ef_search {centroid_ef:4d}: "
+                      f"p50 {np.percentile(latencies, 50):5.1f} ms  recall@1 {hits / len(truth):.3f}")
+    stored, halved = conn.execute(f"SELECT avg(pg_column_size(embedding)), avg(pg_column_size(embedding::halfvec({dim}))) "
+                                  "FROM faces TABLESAMPLE SYSTEM (0.1)").fetchone()
+    print(f"a stored face's embedding: {float(stored):.0f} bytes as vector, {float(halved):.0f} as halfvec")
 
 
 def write_and_decide(store: PgFaceStore, args: argparse.Namespace, rng: np.random.Generator, centres: np.ndarray) -> None:
     """For each sequence length: fresh sequences of stored identities through the db-writer path, then each one's
     whole decision, on the full store: faces/s written, decision p50/p99, where the sequences went (their own
     identity, another one, a new cluster), faces/s written and decided one after the other."""
-    settings = ReidSettings(threshold=args.threshold, named_threshold=args.threshold)
+    settings = ReidSettings(threshold=args.threshold, named_threshold=args.threshold, ef_search=args.ef[0],
+                            centroid_ef_search=args.centroid_ef[0])
     for length in args.seq_len:
         wanted, fresh = fresh_sequences(rng, centres, args.writer_sequences, length)
         faces = sum(len(v) for v in fresh)
