@@ -8,10 +8,10 @@ database it measures:
             the clusters' HNSW indexes, their vectors, set distances), as the reid node runs it, for the node's
             settings and two single-index variants: p50/p99 latency, and recall@1 = the best cluster is the
             one an exhaustive numpy search over every stored vector ranks first; plus the recall@1 of
-            single probes (ANN top-1 sequence against the exact nearest sequence centroid), and of the sequence's
-            mean in the centroids index alone, for each --centroid-ef
-  variants - with --index-variants: the cluster centroids' index denser (m 32, ef_construction 128), on halfvec, and
-            on binary codes with re-ranking, each built in a transaction rolled back: build time, size, recall@1, p50
+            single probes (ANN top-1 sequence against the exact nearest sequence centroid)
+  variants - the cluster centroids' index alone, for each --centroid-ef: a sequence mean's top-1 cluster against the
+            exact nearest centroid, recall@1 and p50; with --index-variants also that index built denser (m 32,
+            ef_construction 128), on halfvec, or on binary codes with re-ranking, each in a transaction rolled back
   writer  - on that full store, `--writer-sequences` fresh sequences of stored identities through the
             db-writer path (write_sequences, 16 per transaction): faces/s; then each one's whole decision as
             the reid node makes it (read, rule, assignment, cluster refresh, one transaction; the first --ef and
@@ -144,9 +144,7 @@ def measure(args: argparse.Namespace, dsn: str) -> None:
           f"shared_buffers {store.conn.execute('SHOW shared_buffers').fetchone()[0]}")
     if not args.query_only:
         bulk_load(store.conn, centres, labels, vectors)
-    probes_for = query(store, args, rng, centres, labels, vectors)
-    if args.index_variants:
-        index_variants(store.conn, args, probes_for)
+    index_variants(store.conn, args, query(store, args, rng, centres, labels, vectors))
     if args.writer_sequences:
         write_and_decide(store, args, rng, centres)
     if args.maintain:
@@ -331,16 +329,6 @@ def query(store: PgFaceStore, args: argparse.Namespace, rng: np.random.Generator
                     hits += int(got - 1 == int(np.argmax(sequence_centroids @ q)))
                     total += 1
         print(f"ef_search {ef:4d}  single probes     : recall@1 {hits / total:.3f} (ANN top-1 sequence, {total} probes)")
-    for centroid_ef in args.centroid_ef:
-        hits = 0
-        with conn.transaction():
-            conn.execute(f"SET LOCAL hnsw.ef_search = {centroid_ef}")
-            for probe, best in zip(probes_for, truth, strict=True):
-                got = conn.execute("SELECT id FROM clusters WHERE size > 0 ORDER BY centroid <=> %s LIMIT 1",
-                                   (unit(probe.mean(axis=0)),)).fetchone()[0]
-                hits += int(got == best)
-        print(f"centroids ef_search {centroid_ef:4d}: recall@1 {hits / len(truth):.3f} (ANN top-1 cluster of the "
-              "sequence's mean against the exhaustive search's best)")
     return probes_for
 
 
