@@ -293,7 +293,8 @@ def query(store: PgFaceStore, args: argparse.Namespace, rng: np.random.Generator
           labels: np.ndarray, vectors: np.ndarray) -> list[np.ndarray]:
     """For each ef_search and retrieval variant, on a prewarmed store: latency of a decision's read side for a
     fresh sequence (candidates, their vectors, set distances) and recall@1 of its best cluster against
-    exhaustive numpy search; also recall@1 of single probes (ANN top-1 sequence against the exact nearest)."""
+    exhaustive numpy search; also recall@1 of single probes (ANN top-1 sequence against the exact nearest).
+    Returns the fresh sequences it looked up, for the index variants."""
     conn = store.conn
     cluster = stored_clusters(conn, len(vectors))
     in_order = bool(np.all(cluster[1:] >= cluster[:-1]))  # as bulk_load stores them: no 5 GB copy at 10 M
