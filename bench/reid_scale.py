@@ -3,20 +3,22 @@
 Clustered synthetic vectors of the model's dimension (identity centres, `--per-identity` samples
 each, stored as one sequence per identity in its own cluster; genuine cosine about 0.6). On a fresh
 database it measures:
-  bulk    - binary COPY of the clusters, sequences and faces, then the HNSW builds (sequence and cluster centroids)
+  bulk    - binary COPY of the clusters, sequences and faces, then the centroid indexes the store's maintenance
+            builds for that many sequences and clusters (HNSW, or IVFFlat from nodes.store.centroid_index.IVF_FROM on)
   query   - the read side of a re-id decision for a fresh sequence (candidates from the stored sequences' and
-            the clusters' HNSW indexes, their vectors, set distances), as the reid node runs it, for the node's
+            the clusters' ANN indexes, their vectors, set distances), as the reid node runs it, for the node's
             settings and two single-index variants: p50/p99 latency, and recall@1 = the best cluster is the
             one an exhaustive numpy search over every stored vector ranks first; plus the recall@1 of
             single probes (ANN top-1 sequence against the exact nearest sequence centroid)
-  variants - the cluster centroids' index alone, for each --centroid-ef: a sequence mean's top-1 cluster against the
-            exact nearest centroid, recall@1 and p50; with --index-variants also that index built denser (m 32,
-            ef_construction 128), on halfvec, or on binary codes with re-ranking, each in a transaction rolled back
+  variants - the cluster centroids' index alone, for each --centroid-probes (IVFFlat) or --centroid-ef (HNSW): a
+            sequence mean's top-1 cluster against the exact nearest centroid, recall@1 and p50; with --index-variants
+            also HNSW indexes in its place (as the schema builds it, denser: m 32 and ef_construction 128, on halfvec,
+            or on binary codes with re-ranking), each in a transaction rolled back
   writer  - on that full store, `--writer-sequences` fresh sequences of stored identities through the
             db-writer path (write_sequences, 16 per transaction): faces/s; then each one's whole decision as
-            the reid node makes it (read, rule, assignment, cluster refresh, one transaction; the first --ef and
-            --centroid-ef): p50/p99, how many joined their own identity, and faces/s stored and decided one after
-            the other in one process
+            the reid node makes it (read, rule, assignment, cluster refresh, one transaction; the first --ef,
+            --probes, --centroid-ef and --centroid-probes): p50/p99, how many joined their own identity, and
+            faces/s stored and decided one after the other in one process
   maintain - with --maintain, last: maintenance on the full store: the first pass (every cluster), then twice 50
             fresh sequences decided and the reid node's pass (every `maintain_every` decisions: the clusters changed
             since the last pass and their neighbours), then a full pass (`zdg maintain`): seconds, merges, silhouette;
@@ -24,8 +26,9 @@ database it measures:
   purge    - with --purge, very last: the retention purge of a maintenance pass, its limit just under the bulk
             load's age: each bulk identity deleted with its sequences, faces and history (not those the writer rows
             joined): faces/s
-    python bench/reid_scale.py --n 100000 [--dim 128] [--ef 40 100] [--centroid-ef 100 400] [--maintain] [--purge]
-                                [--index-variants] [--maintenance-work-mem 4GB]
+    python bench/reid_scale.py --n 100000 [--dim 128] [--ef 40 100] [--probes 5 10] [--centroid-ef 100 400]
+                                [--centroid-probes 10 20] [--maintain] [--purge]
+                                [--index-variants hnsw ...] [--maintenance-work-mem 4GB]
                                 [--shared-buffers 3GB | --dsn DSN]
 """
 
@@ -45,6 +48,8 @@ from psycopg import sql
 
 from nodes.matching.decision import ReidSettings, ranked
 from nodes.messages import Sequence
+from nodes.store import centroid_index
+from nodes.store.centroid_index import TABLES, current_lists, refresh_centroid_index
 from nodes.store.maintain import MaintenanceReport, purge_stale
 from nodes.store.pg import PgFaceStore
 from nodes.store.reid import Query
@@ -95,14 +100,19 @@ def main() -> None:
     parser.add_argument("--seq-len", type=int, nargs="+", default=[20, 100],
                         help="faces per fresh sequence: queries use the first, writes and decisions each")
     parser.add_argument("--writer-sequences", type=int, default=500,
-                        help="fresh sequences written and decided (0: none), with the first --ef and --centroid-ef")
+                        help="fresh sequences written and decided (0: none), with the first of each ANN setting")
     parser.add_argument("--threshold", type=float, default=0.48,
                         help="join threshold of the writer decisions and maintenance (synthetic data: a sequence's set "
                              "distance to its own identity about 0.33, to the nearest of a million others about 0.65)")
     parser.add_argument("--queries", type=int, default=200, help="fresh sequences looked up")
-    parser.add_argument("--ef", type=int, nargs="+", default=[40, 100], help="hnsw.ef_search values for the sequences ANN")
+    parser.add_argument("--ef", type=int, nargs="+", default=[40, 100],
+                        help="hnsw.ef_search values for the sequences ANN (while it is HNSW)")
+    parser.add_argument("--probes", type=int, nargs="+", default=[5],
+                        help="ivfflat.probes values for the sequences ANN (once it is IVFFlat)")
     parser.add_argument("--centroid-ef", type=int, nargs="+", default=[100],
-                        help="hnsw.ef_search values for the cluster centroids ANN")
+                        help="hnsw.ef_search values for the cluster centroids ANN (while it is HNSW)")
+    parser.add_argument("--centroid-probes", type=int, nargs="+", default=[20],
+                        help="ivfflat.probes values for the cluster centroids ANN (once it is IVFFlat)")
     parser.add_argument("--maintenance-work-mem", default="1GB",
                         help="maintenance_work_mem of the HNSW builds (pgvector builds far faster when the graph fits)")
     parser.add_argument("--dsn", help="external server (default: a throw-away embedded one)")
@@ -110,9 +120,13 @@ def main() -> None:
     parser.add_argument("--maintain", action="store_true", help="time one maintenance pass on the full store, last")
     parser.add_argument("--purge", action="store_true", help="time the retention purge of the bulk load's identities, last")
     parser.add_argument("--index-variants", nargs="+", default=[], choices=sorted(INDEX_VARIANTS),
-                        help="also build the cluster centroids' index denser (m32: m 32, ef_construction 128), on "
-                             "halfvec, or on binary codes re-ranked, and measure each against the stored one (build "
-                             "time, size, recall@1, latency), each in a transaction rolled back")
+                        help="also build HNSW in place of the cluster centroids' index (hnsw: as the schema does; "
+                             "m32: m 32, ef_construction 128; on halfvec; on binary codes re-ranked) and measure "
+                             "each against the stored one (build time, size, recall@1, latency), each in a "
+                             "transaction rolled back")
+    parser.add_argument("--ivf-from", type=int, default=centroid_index.IVF_FROM,
+                        help="rows from which the centroid indexes are IVFFlat (default: the store's); one over the "
+                             "identities keeps HNSW, for comparison")
     parser.add_argument("--query-only", action="store_true",
                         help="skip the bulk load: the --dsn database already holds this run's --n vectors")
     args = parser.parse_args()
@@ -137,6 +151,7 @@ def main() -> None:
 def measure(args: argparse.Namespace, dsn: str) -> None:
     """Every part of the benchmark the arguments ask for, on the store at `dsn`."""
     rng = np.random.default_rng(0)
+    centroid_index.IVF_FROM = args.ivf_from  # what bulk_load and every maintenance pass of this run build
     store = PgFaceStore.open(dsn, args.dim)
     store.conn.execute(sql.SQL("SET maintenance_work_mem = {}").format(sql.Literal(args.maintenance_work_mem)))
     centres, labels, vectors = make_data(args.n, args.dim, args.per_identity, rng)
@@ -211,14 +226,16 @@ def copy_rows(conn: psycopg.Connection, table: str, columns: list[tuple[str, str
 
 
 def bulk_load(conn: psycopg.Connection, centres: np.ndarray, labels: np.ndarray, vectors: np.ndarray) -> None:
-    """One cluster and one sequence per identity, its faces, with binary COPY and the vector indexes dropped;
-    then the HNSW builds (as the pgvector notes advise at scale); prints each rate."""
+    """One cluster and one sequence per identity, its faces, with binary COPY and the centroid indexes dropped;
+    then the builds of those the first maintenance pass on such a store makes (as the pgvector notes advise at
+    scale, after the rows); prints each rate."""
     identities = len(centres)
     starts = np.searchsorted(labels, np.arange(identities))
     sizes = np.bincount(labels, minlength=identities)
     centroids = unit(np.add.reduceat(vectors, starts))
-    conn.execute("DROP INDEX sequences_centroid_hnsw")
-    conn.execute("DROP INDEX clusters_centroid_hnsw")
+    for table in TABLES:
+        for index in current_lists(conn, table)[0]:
+            conn.execute(f"DROP INDEX {index}")
     source = conn.execute("INSERT INTO sources (name) VALUES (%s) RETURNING id", (BULK_SOURCE,)).fetchone()[0]
     started = time.perf_counter()
     with conn.transaction():
@@ -237,13 +254,14 @@ def bulk_load(conn: psycopg.Connection, centres: np.ndarray, labels: np.ndarray,
         for table in ("clusters", "sequences"):
             conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")
     print(f"bulk COPY (clusters, sequences, faces): {len(vectors) / (time.perf_counter() - started):8.0f} faces/s")
-    for index, table in (("sequences_centroid_hnsw", "sequences"), ("clusters_centroid_hnsw", "clusters")):
+    for table in TABLES:
         started = time.perf_counter()
-        conn.execute(f"CREATE INDEX {index} ON {table} USING hnsw (centroid vector_cosine_ops)")
-        print(f"HNSW build, {identities} {table} (m=16, ef_construction=64): {time.perf_counter() - started:.1f} s")
+        built = refresh_centroid_index(conn, table)
+        print(f"centroid index, {identities} {table}: {time.perf_counter() - started:.1f} s for {built}")
     sizes = dict(conn.execute(
         "SELECT 'database', pg_database_size(current_database()) UNION ALL SELECT relname::text, "
-        "pg_total_relation_size(oid) FROM pg_class WHERE relname IN ('faces', 'sequences', 'clusters')").fetchall())
+        "pg_total_relation_size(oid) FROM pg_class WHERE relname IN ('faces', 'sequences', 'clusters') "
+        "AND relnamespace = 'public'::regnamespace").fetchall())  # not information_schema's view `sequences`
     print(f"disk: {sizes['database'] / len(vectors):.0f} bytes per stored face in all (faces table with its indexes "
           f"{sizes['faces'] / len(vectors):.0f}, sequences {sizes['sequences'] / len(vectors):.0f}, clusters "
           f"{sizes['clusters'] / len(vectors):.0f}); {sizes['database'] / 2**30:.1f} GiB")
@@ -277,7 +295,8 @@ def prewarm(conn: psycopg.Connection) -> None:
     for table in ("clusters", "sequences", "faces"):
         conn.execute(f"VACUUM ANALYZE {table}")
     conn.execute("CREATE EXTENSION IF NOT EXISTS pg_prewarm")
-    for relation in ("sequences_centroid_hnsw", "clusters_centroid_hnsw", "sequences", "faces", "faces_cluster", "clusters"):
+    indexes = [index for table in TABLES for index in current_lists(conn, table)[0]]
+    for relation in (*indexes, "sequences", "faces", "faces_cluster", "clusters"):
         conn.execute("SELECT pg_prewarm(%s)", (relation,))
 
 
@@ -309,33 +328,42 @@ def query(store: PgFaceStore, args: argparse.Namespace, rng: np.random.Generator
     own = [int(cluster[np.flatnonzero(labels == q)[0]]) for q in wanted]
     print(f"exact search: {time.perf_counter() - started:.1f} s for {len(truth)} sequences; its best cluster is the "
           f"sequence's own identity for {np.mean(np.equal(truth, own)):.3f} of them")
-    for ef, centroid_ef in itertools.product(args.ef, args.centroid_ef):
+    sequences_ivf, centroids_ivf = (current_lists(conn, table)[1] > 0 for table in TABLES)
+    sweeps = itertools.product(args.ef[:1] if sequences_ivf else args.ef, args.probes if sequences_ivf else args.probes[:1],
+                               args.centroid_ef[:1] if centroids_ivf else args.centroid_ef,
+                               args.centroid_probes if centroids_ivf else args.centroid_probes[:1])
+    for ef, probes, centroid_ef, centroid_probes in sweeps:
         for variant, overrides in VARIANTS.items():
-            settings = ReidSettings(ef_search=ef, centroid_ef_search=centroid_ef, **overrides)
+            settings = ReidSettings(ef_search=ef, probes=probes, centroid_ef_search=centroid_ef,
+                                    centroid_probes=centroid_probes, **overrides)
             latencies, hits = [], 0
             for probe, best in zip(probes_for, truth, strict=True):
                 started = time.perf_counter()
                 scored = ranked(probe, store.candidates(probe, settings, None), settings)
                 latencies.append((time.perf_counter() - started) * 1000)
                 hits += int(bool(scored) and scored[0][1].cluster_id == best)
-            print(f"ef_search {ef:4d}, centroids {centroid_ef:4d}  {variant:18s}: p50 {np.percentile(latencies, 50):6.1f} ms  "
+            sequences = f"probes {probes:4d}" if sequences_ivf else f"ef {ef:4d}"
+            centroids = f"probes {centroid_probes:4d}" if centroids_ivf else f"ef {centroid_ef:4d}"
+            print(f"sequences {sequences}, centroids {centroids}  {variant:18s}: p50 {np.percentile(latencies, 50):6.1f} ms  "
                   f"p99 {np.percentile(latencies, 99):6.1f} ms  recall@1 {hits / len(truth):.3f}")
-    for ef in args.ef:
+    knob, values = ("ivfflat.probes", args.probes) if sequences_ivf else ("hnsw.ef_search", args.ef)
+    for value in values:
         hits, total = 0, 0
         with conn.transaction():
-            conn.execute(f"SET LOCAL hnsw.ef_search = {ef}")
+            conn.execute(f"SET LOCAL {knob} = {value}")
             for probe in probes_for[:50]:
                 for q in probe[:8]:
                     got = conn.execute("SELECT id FROM sequences ORDER BY centroid <=> %s LIMIT 1", (q,)).fetchone()[0]
                     hits += int(got - 1 == int(np.argmax(sequence_centroids @ q)))
                     total += 1
-        print(f"ef_search {ef:4d}  single probes     : recall@1 {hits / total:.3f} (ANN top-1 sequence, {total} probes)")
+        print(f"{knob} {value:4d}  single probes     : recall@1 {hits / total:.3f} (ANN top-1 sequence, {total} probes)")
     return probes_for
 
 
 RERANKED = 100  # binary codes: candidates re-ranked by their full vectors
 VECTOR_NEAREST = "SELECT id FROM clusters WHERE size > 0 ORDER BY centroid <=> %(q)s LIMIT 1"
 INDEX_VARIANTS: dict[str, tuple[str, str]] = {  # name: (index, nearest cluster), {dim} the model's dimension
+    "hnsw": ("USING hnsw (centroid vector_cosine_ops)", VECTOR_NEAREST),
     "m32": ("USING hnsw (centroid vector_cosine_ops) WITH (m = 32, ef_construction = 128)", VECTOR_NEAREST),
     "halfvec": ("USING hnsw ((centroid::halfvec({dim})) halfvec_cosine_ops)",
                 "SELECT id FROM clusters WHERE size > 0 ORDER BY centroid::halfvec({dim}) <=> %(q)s::halfvec({dim}) LIMIT 1"),
@@ -346,9 +374,10 @@ INDEX_VARIANTS: dict[str, tuple[str, str]] = {  # name: (index, nearest cluster)
 
 
 def index_variants(conn: psycopg.Connection, args: argparse.Namespace, probes_for: list[np.ndarray]) -> None:
-    """The cluster centroids' HNSW index as stored, then each --index-variants (INDEX_VARIANTS; binary codes: the
-    nearest RERANKED re-ranked by the full vectors), built in a transaction rolled back: build time, size, and for each
-    --centroid-ef the recall@1 and p50 of a sequence mean's nearest cluster against the exact nearest centroid."""
+    """The cluster centroids' index as stored, then each --index-variants (INDEX_VARIANTS; binary codes: the nearest
+    RERANKED re-ranked by the full vectors), built in a transaction rolled back: build time, size, and for each
+    --centroid-probes (IVFFlat) or --centroid-ef (HNSW) the recall@1 and p50 of a sequence mean's nearest cluster
+    against the exact nearest centroid."""
     dim = args.dim
     ids, centroids = [], []
     for cluster_id, raw in conn.execute("SELECT id, vector_send(centroid) FROM clusters WHERE size > 0"):
@@ -359,29 +388,37 @@ def index_variants(conn: psycopg.Connection, args: argparse.Namespace, probes_fo
     means = [unit(p.mean(axis=0)) for p in probes_for]
     truth = [int(by_id[np.argmax(stacked @ m)]) for m in means]
     del centroids, stacked
-    variants = {"vector": None} | {name: INDEX_VARIANTS[name] for name in args.index_variants}
+    held, lists = current_lists(conn, "clusters")
+    variants = {"stored": None} | {name: INDEX_VARIANTS[name] for name in args.index_variants}
     for name, variant in variants.items():
         index, statement = (None, VECTOR_NEAREST) if variant is None else (part.format(dim=dim) for part in variant)
         with conn.transaction(force_rollback=True):  # the variant's index goes, the stored one comes back
             if index is not None:
                 if "vector_cosine_ops" in index:  # the same expression: the planner must see only the variant
-                    conn.execute("DROP INDEX clusters_centroid_hnsw")
+                    for stored in held:
+                        conn.execute(f"DROP INDEX {stored}")
                 started = time.perf_counter()
                 conn.execute(f"CREATE INDEX bench_variant_hnsw ON clusters {index}")
                 print(f"index variant {name}: built in {time.perf_counter() - started:.1f} s")
-            relation = "clusters_centroid_hnsw" if index is None else "bench_variant_hnsw"
+            relation = held[0] if index is None else "bench_variant_hnsw"
             conn.execute("SELECT pg_prewarm(%s)", (relation,))
             size = conn.execute("SELECT pg_relation_size(%s::regclass)", (relation,)).fetchone()[0]
             conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-            for centroid_ef in args.centroid_ef:
-                conn.execute(f"SET LOCAL hnsw.ef_search = {max(centroid_ef, RERANKED if name == 'binary' else 0)}")
+            conn.execute("SET LOCAL ivfflat.iterative_scan = relaxed_order")
+            label = f"{name} ({f'ivfflat, {lists} lists' if index is None and lists else 'hnsw'})"
+            knob, values = ("probes", args.centroid_probes) if index is None and lists else ("ef_search", args.centroid_ef)
+            for value in values:
+                if knob == "probes":
+                    conn.execute(f"SET LOCAL ivfflat.probes = {value}")
+                else:
+                    conn.execute(f"SET LOCAL hnsw.ef_search = {max(value, RERANKED if name == 'binary' else 0)}")
                 latencies, hits = [], 0
                 for mean, best in zip(means, truth, strict=True):
                     started = time.perf_counter()
                     got = conn.execute(statement, {"q": mean}).fetchone()[0]
                     latencies.append((time.perf_counter() - started) * 1000)
                     hits += int(got == best)
-                print(f"index variant {name:22s} ({size / 2**20:6.0f} MiB), ef_search {centroid_ef:4d}: "
+                print(f"index variant {label:24s} ({size / 2**20:6.0f} MiB), {knob} {value:4d}: "
                       f"p50 {np.percentile(latencies, 50):5.1f} ms  recall@1 {hits / len(truth):.3f}")
     stored, halved = conn.execute(f"SELECT avg(pg_column_size(embedding)), avg(pg_column_size(embedding::halfvec({dim}))) "
                                   "FROM faces TABLESAMPLE SYSTEM (0.1)").fetchone()
@@ -393,7 +430,8 @@ def write_and_decide(store: PgFaceStore, args: argparse.Namespace, rng: np.rando
     whole decision, on the full store: faces/s written, decision p50/p99, where the sequences went (their own
     identity, another one, a new cluster), faces/s written and decided one after the other."""
     settings = ReidSettings(threshold=args.threshold, named_threshold=args.threshold, ef_search=args.ef[0],
-                            centroid_ef_search=args.centroid_ef[0])
+                            probes=args.probes[0], centroid_ef_search=args.centroid_ef[0],
+                            centroid_probes=args.centroid_probes[0])
     for length in args.seq_len:
         wanted, fresh = fresh_sequences(rng, centres, args.writer_sequences, length)
         faces = sum(len(v) for v in fresh)

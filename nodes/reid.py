@@ -109,6 +109,8 @@ class ReidNode(Node):
         """One maintenance pass; a `merged` decision for each sequence it moved to another cluster."""
         report = self.client.call(dim, lambda store: store.maintain(self.settings_for(self.model)))
         self.context.count("merged", len(report.moved))
+        for statement in report.reindexed:
+            self.log.info("centroid index rebuilt for the store's size: %s", statement)
         empty = np.zeros(0, np.int32)
         return [ReidDecision(
             sequence_id=m.sequence_key, sequence_db_id=m.sequence_db_id, video=m.source, video_path="",

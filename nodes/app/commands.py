@@ -131,6 +131,8 @@ def cmd_maintain(args: argparse.Namespace) -> int:
     if settings.retention_hours:
         print(f"purged (older than {settings.retention_hours:g} h, unnamed): {len(report.purged.sequences)} sequences, "
               f"{report.purged.faces} faces, {strips} crop strips")
+    for statement in report.reindexed:
+        print(f"centroid index rebuilt for the store's size: {statement}")
     if args.erase:
         print_erased(store)
     return 0

@@ -51,10 +51,17 @@ class ReidSettings(BaseModel):
                                 "ANN on centroids can miss the runner-up the margins need (0: always the ANN)")
     query_vectors: int = Field(4, ge=0, le=64, description="sequence vectors sent to the stored sequences' ANN index (0: none)")
     neighbours: int = Field(20, ge=1, le=1000, description="nearest stored sequences, and enrolled photos, per query vector")
-    ef_search: int = Field(40, ge=10, le=1000, description="hnsw.ef_search for the sequences ANN (bench/RESULTS.md)")
+    ef_search: int = Field(40, ge=10, le=1000, description="hnsw.ef_search for the sequences ANN while it is HNSW "
+                           "(under 100,000 stored sequences; bench/RESULTS.md)")
+    probes: int = Field(5, ge=1, le=10_000, description="ivfflat.probes for the sequences ANN once it is IVFFlat "
+                        "(from 100,000 stored sequences on; lists: a thousandth of them, or their square root past a "
+                        "million): raise it with the lists (bench/RESULTS.md)")
     max_candidates: int = Field(5, ge=1, le=50, description="clusters voted for by the sequences ANN that are scored")
     centroid_candidates: int = Field(5, ge=0, le=100, description="clusters with the nearest centroids that are scored")
-    centroid_ef_search: int = Field(100, ge=10, le=1000, description="hnsw.ef_search for the centroids ANN")
+    centroid_ef_search: int = Field(100, ge=10, le=1000, description="hnsw.ef_search for the centroids ANN while "
+                                    "it is HNSW (under 100,000 identities)")
+    centroid_probes: int = Field(20, ge=1, le=10_000, description="ivfflat.probes for the centroids ANN once it is "
+                                 "IVFFlat (from 100,000 identities on), as `probes` for the sequences")
     vectors_per_cluster: int = Field(200, ge=1, description="vectors fetched per candidate cluster")
     retention_hours: float | None = Field(None, gt=0, description="maintenance purges unnamed identities not seen for "
                                           "this long, and junk as old (faces, sequences, crops; `zdg maintain` also "

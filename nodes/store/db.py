@@ -9,6 +9,7 @@ from pgvector.psycopg import register_vector
 from nodes.environment import FaceEnvironment
 
 EXTENSION_LOCK = 7242
+NEIGHBOUR_PROBES = 10  # ivfflat.probes of the store's own nearest-cluster lookups (maintenance, corrections)
 # A peer that vanished without closing (a container killed or cut off mid-query, a network that drops packets) is
 # noticed in about half a minute on both ends, not after TCP's quarter of an hour: a node never waits forever on a
 # silent socket, and the server drops a dead node's session, with any lock it held. A DSN's own values win.
@@ -52,10 +53,11 @@ def open_connection(dsn: str) -> psycopg.Connection:
 
 
 def connect(dsn: str) -> psycopg.Connection:
-    """open_connection with pgvector registered."""
+    """open_connection with pgvector registered, and the IVFFlat lists its nearest-cluster lookups probe."""
     conn = open_connection(dsn)
     with conn.transaction():  # one node at a time: concurrent CREATE EXTENSION on a fresh store collide
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (EXTENSION_LOCK,))
         conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
     register_vector(conn)
+    conn.execute("SELECT set_config('ivfflat.probes', %s, false)", (str(NEIGHBOUR_PROBES),))
     return conn

@@ -21,6 +21,7 @@ from nodes.matching.clustering import (
 from nodes.matching.decision import ReidSettings
 from nodes.matching.setdist import l2_normalise, nearer_side_distance
 from nodes.store.apart import apart_of, cluster_factors, cluster_sources
+from nodes.store.centroid_index import refresh_centroid_indexes
 from nodes.store.clusters import (
     Deleted,
     delete_clusters,
@@ -45,6 +46,7 @@ class MaintenanceReport:
     forgotten: int = 0
     silhouette: float | None = None
     purged: Deleted = field(default_factory=Deleted)  # by retention: identities' and junk sequences' (source, key)
+    reindexed: list[str] = field(default_factory=list)  # centroid indexes the store outgrew (or shrank past), rebuilt
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,8 @@ def changed_since(conn: psycopg.Connection, since: str) -> list[int]:
 
 
 def nearest_in_store(conn: psycopg.Connection, cluster_ids: list[int], k: int) -> dict[int, list[int]]:
-    """Each cluster's `k` nearest other clusters by stored centroid (the clusters' HNSW index)."""
+    """Each cluster's `k` nearest other clusters by stored centroid (the clusters' ANN index; at scale IVFFlat,
+    probed as nodes.store.db.NEIGHBOUR_PROBES says)."""
     out = {}
     for cluster_id in cluster_ids:
         centroid = conn.execute("SELECT centroid FROM clusters WHERE id = %s", (cluster_id,)).fetchone()
@@ -267,4 +270,5 @@ def maintain(conn: psycopg.Connection, s: ReidSettings, max_vectors: int = 500, 
         conn.execute("UPDATE clusters SET updated_at = clock_timestamp() WHERE id = ANY(%s)", (targets,))
         conn.execute("INSERT INTO zdg_meta VALUES ('maintained_at', now()::text) "
                      "ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+        report.reindexed = refresh_centroid_indexes(conn)
     return report

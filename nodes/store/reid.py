@@ -42,9 +42,11 @@ def candidate_ids(conn: psycopg.Connection, embeddings: np.ndarray, s: ReidSetti
         if len(every) <= s.exact_clusters:
             return every
     conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+    conn.execute("SET LOCAL ivfflat.iterative_scan = relaxed_order")
     ranked: list[int] = []
     if s.query_vectors:
         conn.execute(f"SET LOCAL hnsw.ef_search = {int(s.ef_search)}")
+        conn.execute(f"SET LOCAL ivfflat.probes = {int(s.probes)}")
         probes = [Vector(q) for q in sample(embeddings, s.query_vectors)]
         rows = conn.execute(
             "SELECT v.cluster_id FROM unnest(%s::vector[]) AS q(v) CROSS JOIN LATERAL ("
@@ -56,6 +58,7 @@ def candidate_ids(conn: psycopg.Connection, embeddings: np.ndarray, s: ReidSetti
         ranked = [c for c, _ in Counter(r[0] for r in rows).most_common(s.max_candidates)]
     if s.centroid_candidates:
         conn.execute(f"SET LOCAL hnsw.ef_search = {int(s.centroid_ef_search)}")
+        conn.execute(f"SET LOCAL ivfflat.probes = {int(s.centroid_probes)}")
         centroid = unit(embeddings.mean(axis=0)).astype(np.float32)
         for (cluster_id,) in conn.execute("SELECT id FROM clusters WHERE size > 0 ORDER BY centroid <=> %s LIMIT %s",
                                           (centroid, s.centroid_candidates)):
