@@ -13,7 +13,8 @@ database it measures:
   variants - the cluster centroids' index alone, for each --centroid-probes (IVFFlat) or --centroid-ef (HNSW): a
             sequence mean's top-1 cluster against the exact nearest centroid, recall@1 and p50; with --index-variants
             also HNSW indexes in its place (as the schema builds it, denser: m 32 and ef_construction 128, on halfvec,
-            or on binary codes with re-ranking), each in a transaction rolled back
+            or on binary codes with re-ranking), each in a transaction rolled back; with --partitions, the centroids
+            split by id (by time) into partitions of their own IVFFlat index, queried across them
   writer  - on that full store, `--writer-sequences` fresh sequences of stored identities through the
             db-writer path (write_sequences, 16 per transaction): faces/s; then each one's whole decision as
             the reid node makes it (read, rule, assignment, cluster refresh, one transaction; the first --ef,
@@ -28,7 +29,7 @@ database it measures:
             joined): faces/s
     python bench/reid_scale.py --n 100000 [--dim 128] [--ef 40 100] [--probes 5 10] [--centroid-ef 100 400]
                                 [--centroid-probes 10 20] [--maintain] [--purge]
-                                [--index-variants hnsw ...] [--maintenance-work-mem 4GB]
+                                [--index-variants hnsw ...] [--partitions 10] [--maintenance-work-mem 4GB]
                                 [--shared-buffers 3GB | --dsn DSN]
 """
 
@@ -49,7 +50,7 @@ from psycopg import sql
 from nodes.matching.decision import ReidSettings, ranked
 from nodes.messages import Sequence
 from nodes.store import centroid_index
-from nodes.store.centroid_index import TABLES, current_lists, refresh_centroid_index
+from nodes.store.centroid_index import IVFFLAT, TABLES, current_lists, refresh_centroid_index, wanted_lists
 from nodes.store.maintain import MaintenanceReport, purge_stale
 from nodes.store.pg import PgFaceStore
 from nodes.store.reid import Query
@@ -127,6 +128,9 @@ def main() -> None:
     parser.add_argument("--ivf-from", type=int, default=centroid_index.IVF_FROM,
                         help="rows from which the centroid indexes are IVFFlat (default: the store's); one over the "
                              "identities keeps HNSW, for comparison")
+    parser.add_argument("--partitions", type=int, default=0,
+                        help="also split the cluster centroids into this many partitions by id (by time) and measure "
+                             "the nearest-cluster query across them, in a transaction rolled back")
     parser.add_argument("--query-only", action="store_true",
                         help="skip the bulk load: the --dsn database already holds this run's --n vectors")
     args = parser.parse_args()
@@ -159,7 +163,10 @@ def measure(args: argparse.Namespace, dsn: str) -> None:
           f"shared_buffers {store.conn.execute('SHOW shared_buffers').fetchone()[0]}")
     if not args.query_only:
         bulk_load(store.conn, centres, labels, vectors)
-    index_variants(store.conn, args, query(store, args, rng, centres, labels, vectors))
+    means, truth = exact_nearest_centroids(store.conn, args.dim, query(store, args, rng, centres, labels, vectors))
+    index_variants(store.conn, args, means, truth)
+    if args.partitions:
+        time_partitions(store.conn, args, means, truth)
     if args.writer_sequences:
         write_and_decide(store, args, rng, centres)
     if args.maintain:
@@ -373,12 +380,9 @@ INDEX_VARIANTS: dict[str, tuple[str, str]] = {  # name: (index, nearest cluster)
 }
 
 
-def index_variants(conn: psycopg.Connection, args: argparse.Namespace, probes_for: list[np.ndarray]) -> None:
-    """The cluster centroids' index as stored, then each --index-variants (INDEX_VARIANTS; binary codes: the nearest
-    RERANKED re-ranked by the full vectors), built in a transaction rolled back: build time, size, and for each
-    --centroid-probes (IVFFlat) or --centroid-ef (HNSW) the recall@1 and p50 of a sequence mean's nearest cluster
-    against the exact nearest centroid."""
-    dim = args.dim
+def exact_nearest_centroids(conn: psycopg.Connection, dim: int,
+                            probes_for: list[np.ndarray]) -> tuple[list[np.ndarray], list[int]]:
+    """The looked-up sequences' means, and the cluster whose stored centroid is nearest each (exhaustive)."""
     ids, centroids = [], []
     for cluster_id, raw in conn.execute("SELECT id, vector_send(centroid) FROM clusters WHERE size > 0"):
         ids.append(cluster_id)
@@ -386,8 +390,26 @@ def index_variants(conn: psycopg.Connection, args: argparse.Namespace, probes_fo
     by_id = np.asarray(ids)
     stacked = np.asarray(centroids, np.float32)
     means = [unit(p.mean(axis=0)) for p in probes_for]
-    truth = [int(by_id[np.argmax(stacked @ m)]) for m in means]
-    del centroids, stacked
+    return means, [int(by_id[np.argmax(stacked @ m)]) for m in means]
+
+
+def nearest_recall(conn: psycopg.Connection, statement: str, means: list[np.ndarray], truth: list[int]) -> tuple[float, float]:
+    """p50 (ms) and recall@1 of `statement` (a nearest cluster for %(q)s) against the exact nearest centroids."""
+    latencies, hits = [], 0
+    for mean, best in zip(means, truth, strict=True):
+        started = time.perf_counter()
+        got = conn.execute(statement, {"q": mean}).fetchone()[0]
+        latencies.append((time.perf_counter() - started) * 1000)
+        hits += int(got == best)
+    return float(np.percentile(latencies, 50)), hits / len(truth)
+
+
+def index_variants(conn: psycopg.Connection, args: argparse.Namespace, means: list[np.ndarray], truth: list[int]) -> None:
+    """The cluster centroids' index as stored, then each --index-variants (INDEX_VARIANTS; binary codes: the nearest
+    RERANKED re-ranked by the full vectors), built in a transaction rolled back: build time, size, and for each
+    --centroid-probes (IVFFlat) or --centroid-ef (HNSW) the recall@1 and p50 of a sequence mean's nearest cluster
+    against the exact nearest centroid."""
+    dim = args.dim
     held, lists = current_lists(conn, "clusters")
     variants = {"stored": None} | {name: INDEX_VARIANTS[name] for name in args.index_variants}
     for name, variant in variants.items():
@@ -412,17 +434,45 @@ def index_variants(conn: psycopg.Connection, args: argparse.Namespace, probes_fo
                     conn.execute(f"SET LOCAL ivfflat.probes = {value}")
                 else:
                     conn.execute(f"SET LOCAL hnsw.ef_search = {max(value, RERANKED if name == 'binary' else 0)}")
-                latencies, hits = [], 0
-                for mean, best in zip(means, truth, strict=True):
-                    started = time.perf_counter()
-                    got = conn.execute(statement, {"q": mean}).fetchone()[0]
-                    latencies.append((time.perf_counter() - started) * 1000)
-                    hits += int(got == best)
+                p50, recall = nearest_recall(conn, statement, means, truth)
                 print(f"index variant {label:24s} ({size / 2**20:6.0f} MiB), {knob} {value:4d}: "
-                      f"p50 {np.percentile(latencies, 50):5.1f} ms  recall@1 {hits / len(truth):.3f}")
+                      f"p50 {p50:5.1f} ms  recall@1 {recall:.3f}")
     stored, halved = conn.execute(f"SELECT avg(pg_column_size(embedding)), avg(pg_column_size(embedding::halfvec({dim}))) "
                                   "FROM faces TABLESAMPLE SYSTEM (0.1)").fetchone()
     print(f"a stored face's embedding: {float(stored):.0f} bytes as vector, {float(halved):.0f} as halfvec")
+
+
+def time_partitions(conn: psycopg.Connection, args: argparse.Namespace, means: list[np.ndarray], truth: list[int]) -> None:
+    """The cluster centroids split into --partitions ranges of id (ids grow with time: a partition a period), each
+    with the IVFFlat index the store builds for its rows, probed as the stored one is: p50 and recall@1 of a
+    sequence mean's nearest cluster; then the oldest period dropped whole. In a transaction rolled back."""
+    parts = args.partitions
+    top = conn.execute("SELECT max(id) FROM clusters").fetchone()[0]
+    bounds = np.linspace(0, top + 1, parts + 1).astype(int)
+    with conn.transaction(force_rollback=True):
+        conn.execute(f"CREATE TABLE bench_parts (id bigint NOT NULL, size int, centroid vector({args.dim})) "
+                     "PARTITION BY RANGE (id)")
+        for k in range(parts):
+            conn.execute(f"CREATE TABLE bench_parts_{k} PARTITION OF bench_parts FOR VALUES FROM ({bounds[k]}) "
+                         f"TO ({bounds[k + 1]})")
+        conn.execute("INSERT INTO bench_parts SELECT id, size, centroid FROM clusters")
+        started = time.perf_counter()
+        for k in range(parts):
+            rows = conn.execute(f"SELECT count(*) FROM bench_parts_{k}").fetchone()[0]
+            conn.execute(IVFFLAT.format(name=f"bench_parts_{k}_ivfflat", table=f"bench_parts_{k}",
+                                        lists=wanted_lists(rows, 0)))
+        conn.execute("ANALYZE bench_parts")
+        print(f"time partitions: {parts} of about {top // parts} clusters, IVFFlat on each built in "
+              f"{time.perf_counter() - started:.1f} s")
+        conn.execute("SET LOCAL ivfflat.iterative_scan = relaxed_order")
+        for probes in args.centroid_probes:
+            conn.execute(f"SET LOCAL ivfflat.probes = {probes}")
+            p50, recall = nearest_recall(conn, "SELECT id FROM bench_parts WHERE size > 0 ORDER BY centroid <=> "
+                                         "%(q)s LIMIT 1", means, truth)
+            print(f"time partitions ({parts}), probes {probes:4d} in each: p50 {p50:5.1f} ms  recall@1 {recall:.3f}")
+        started = time.perf_counter()
+        conn.execute("DROP TABLE bench_parts_0")
+        print(f"time partitions: the oldest period's {bounds[1]} clusters dropped in {time.perf_counter() - started:.3f} s")
 
 
 def write_and_decide(store: PgFaceStore, args: argparse.Namespace, rng: np.random.Generator, centres: np.ndarray) -> None:
