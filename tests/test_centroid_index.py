@@ -6,16 +6,13 @@ from __future__ import annotations
 import numpy as np
 
 from nodes.matching.decision import ReidSettings
+from nodes.matching.setdist import l2_normalise
 from nodes.store import centroid_index
 from nodes.store.centroid_index import TABLES, current_lists, rebuild_needed, wanted_lists
 from nodes.store.reid import candidate_ids
 from tests.stored import DIM
 
 S = ReidSettings(threshold=0.45, named_threshold=0.6)
-
-
-def unit(v: np.ndarray) -> np.ndarray:
-    return (v / np.linalg.norm(v, axis=-1, keepdims=True)).astype(np.float32)
 
 
 def add_people(conn, first_id: int, centroids: np.ndarray) -> None:
@@ -47,7 +44,7 @@ def test_lists_follow_pgvectors_advice_and_a_rebuild_waits_for_a_doubling_or_hal
 def test_a_grown_store_answers_from_ivfflat_probing_as_many_lists_as_the_decision_is_told(faces, conn, monkeypatch):
     monkeypatch.setattr(centroid_index, "IVF_FROM", 1000)
     rng = np.random.default_rng(3)
-    centroids = unit(rng.normal(size=(3000, DIM)))
+    centroids = l2_normalise(rng.normal(size=(3000, DIM)))
     add_people(conn, 1, centroids[:900])
     assert faces.maintain(S).reindexed == []
     assert [current_lists(conn, t) for t in TABLES] == [(["sequences_centroid_hnsw"], 0), (["clusters_centroid_hnsw"], 0)]
@@ -58,7 +55,7 @@ def test_a_grown_store_answers_from_ivfflat_probing_as_many_lists_as_the_decisio
                                                          (["clusters_centroid_ivfflat"], 3)]
 
     picks = rng.integers(0, len(centroids), 200)
-    probes = unit(centroids[picks] + rng.normal(scale=0.6 / np.sqrt(DIM), size=(len(picks), DIM)))
+    probes = l2_normalise(centroids[picks] + rng.normal(scale=0.6 / np.sqrt(DIM), size=(len(picks), DIM)))
     truth = np.argmax(probes @ centroids.T, axis=1) + 1
     conn.execute("SET enable_seqscan = off")  # tables this small would be read whole
 
