@@ -6,6 +6,9 @@
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 
 FROM ${BASE_IMAGE} AS build
+# Every stage of zdg's images carries this label: after a build, `zdg build` removes the untagged ones (older build
+# stages, images a rebuild replaced), and only those; the newest build stage stays, tagged zdg:VERSION-build, as cache.
+LABEL zdg.image=true
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 # docker/build-ca/ may hold a CA bundle for pip behind a proxy; it stays in this stage only.
 COPY docker/build-ca/ /tmp/build-ca/
@@ -21,6 +24,7 @@ RUN if [ -f /tmp/build-ca/ca.crt ]; then export PIP_CERT=/tmp/build-ca/ca.crt; f
  && /opt/zdg/bin/pip install --no-deps /src
 
 FROM ${BASE_IMAGE}
+LABEL zdg.image=true
 RUN useradd --create-home --uid 1000 zdg && mkdir -p /work/out /etc/zdg && chown zdg /work /work/out
 COPY --from=build /opt/zdg /opt/zdg
 ENV PATH=/opt/zdg/bin:$PATH PYTHONUNBUFFERED=1

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -340,12 +341,20 @@ def main() -> int:
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="zdg-soak-"))
-    code, dsn, samples, decisions, metrics = run(args, work)
-    result = summarise(args, code, dsn, samples, decisions, metrics)
+    try:
+        code, dsn, samples, decisions, metrics = run(args, work)
+        result = summarise(args, code, dsn, samples, decisions, metrics)
+    finally:  # the store and gallery hold faces: nothing of the run stays in /tmp but its log, kept in --out
+        from nodes.store import embedded
+
+        if (work / "run.log").exists():
+            shutil.copyfile(work / "run.log", args.out / "run.log")
+        embedded.stop(work / "store", force=True)
+        shutil.rmtree(work)
     (args.out / "soak.json").write_text(json.dumps(result, indent=1))
     plot(samples, args.out / "soak_memory.png", args.minutes)
     print(json.dumps(result, indent=1))
-    print(f"wrote {args.out / 'soak.json'} and {args.out / 'soak_memory.png'}; run log {work / 'run.log'}", file=sys.stderr)
+    print(f"wrote {args.out / 'soak.json'}, {args.out / 'soak_memory.png'} and {args.out / 'run.log'}", file=sys.stderr)
     failed = [name for name, ok in result["checks"].items() if not ok]
     for name in failed:
         print(f"soak: FAILED: {name}", file=sys.stderr)

