@@ -45,11 +45,16 @@ def open_connection(dsn: str) -> psycopg.Connection:
     psycopg.OperationalError if the store is unreachable."""
     given = psycopg.conninfo.conninfo_to_dict(dsn)
     conn = psycopg.connect(dsn, autocommit=True, **{k: v for k, v in CLIENT_LIVENESS.items() if k not in given})
-    settings = [(k, v) for k, v in SERVER_LIVENESS.items() if k not in given.get("options", "")]
-    if settings:
-        conn.execute("SELECT " + ", ".join(["set_config(%s, %s, false)"] * len(settings)),
-                     [x for pair in settings for x in pair])
+    set_configs(conn, {k: v for k, v in SERVER_LIVENESS.items() if k not in given.get("options", "")})
     return conn
+
+
+def set_configs(conn: psycopg.Connection, settings: dict[str, object], local: bool = False) -> None:
+    """Set server settings for the session (`local`: for the rest of the transaction, as SET LOCAL), in one round
+    trip."""
+    if settings:
+        conn.execute("SELECT " + ", ".join(["set_config(%s, %s, %s)"] * len(settings)),
+                     [x for name, value in settings.items() for x in (name, str(value), local)])
 
 
 def connect(dsn: str) -> psycopg.Connection:
@@ -59,5 +64,5 @@ def connect(dsn: str) -> psycopg.Connection:
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (EXTENSION_LOCK,))
         conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
     register_vector(conn)
-    conn.execute("SELECT set_config('ivfflat.probes', %s, false)", (str(NEIGHBOUR_PROBES),))
+    set_configs(conn, {"ivfflat.probes": NEIGHBOUR_PROBES})
     return conn

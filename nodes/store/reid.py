@@ -14,6 +14,7 @@ from nodes.matching.setdist import set_distance, unit
 from nodes.store.apart import apart_of, cluster_sources, co_occurring_clusters, for_source, record
 from nodes.store.checkpoints import advance
 from nodes.store.clusters import names_of, new_cluster, record_event, refresh_cluster, windowed_sets
+from nodes.store.db import set_configs
 from nodes.store.dress import dressed_from
 
 DECISION_LOCK = 7244
@@ -41,12 +42,10 @@ def candidate_ids(conn: psycopg.Connection, embeddings: np.ndarray, s: ReidSetti
         every = [r[0] for r in conn.execute("SELECT id FROM clusters ORDER BY id LIMIT %s", (s.exact_clusters + 1,))]
         if len(every) <= s.exact_clusters:
             return every
-    conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-    conn.execute("SET LOCAL ivfflat.iterative_scan = relaxed_order")
+    scans = {"hnsw.iterative_scan": "relaxed_order", "ivfflat.iterative_scan": "relaxed_order"}
     ranked: list[int] = []
     if s.query_vectors:
-        conn.execute(f"SET LOCAL hnsw.ef_search = {int(s.ef_search)}")
-        conn.execute(f"SET LOCAL ivfflat.probes = {int(s.probes)}")
+        set_configs(conn, {**scans, "hnsw.ef_search": s.ef_search, "ivfflat.probes": s.probes}, local=True)
         probes = [Vector(q) for q in sample(embeddings, s.query_vectors)]
         rows = conn.execute(
             "SELECT v.cluster_id FROM unnest(%s::vector[]) AS q(v) CROSS JOIN LATERAL ("
@@ -57,8 +56,8 @@ def candidate_ids(conn: psycopg.Connection, embeddings: np.ndarray, s: ReidSetti
             (probes, -1 if exclude_sequence is None else exclude_sequence, s.neighbours, s.neighbours)).fetchall()
         ranked = [c for c, _ in Counter(r[0] for r in rows).most_common(s.max_candidates)]
     if s.centroid_candidates:
-        conn.execute(f"SET LOCAL hnsw.ef_search = {int(s.centroid_ef_search)}")
-        conn.execute(f"SET LOCAL ivfflat.probes = {int(s.centroid_probes)}")
+        set_configs(conn, {**scans, "hnsw.ef_search": s.centroid_ef_search, "ivfflat.probes": s.centroid_probes},
+                    local=True)
         centroid = unit(embeddings.mean(axis=0)).astype(np.float32)
         for (cluster_id,) in conn.execute("SELECT id FROM clusters WHERE size > 0 ORDER BY centroid <=> %s LIMIT %s",
                                           (centroid, s.centroid_candidates)):
