@@ -115,7 +115,8 @@ def table(rows: list[dict]) -> None:
     apart = [r for r in rows if "cross_cast_merges" in r]
     for r in (r for r in rows if r not in apart):
         sep = r.get("separation", {})
-        cross = (f"{r['joined_same_person_from_first_visit']}/{r['joined_someone_else']}/{r['person_sequences']}"
+        cross = (f"{r['joined_same_person_from_first_visit']}/{r['joined_someone_else']}/"
+                 f"{r['person_sequences_seen_in_first_visit']}"
                  if "joined_someone_else" in r else "")
         within = f"{r['reappearances_found']}/{r['reappearances']}" if "reappearances" in r else ""
         dress = r.get("clothing", {})
@@ -128,7 +129,7 @@ def table(rows: list[dict]) -> None:
     crosses = [r for r in rows if "joined_someone_else" in r]
     found, later = sum(r["reappearances_found"] for r in visits), sum(r["reappearances"] for r in visits)
     joined, wrong = sum(r["joined_same_person_from_first_visit"] for r in crosses), sum(r["joined_someone_else"] for r in crosses)
-    of = sum(r["person_sequences"] for r in crosses)
+    of = sum(r["person_sequences_seen_in_first_visit"] for r in crosses)
     for r in apart:
         print(f"{r['clip']:<16} {'strangers':<14} {r['clips']} clips of different people (the others degraded), "
               f"{r['clusters']} clusters, {r['cross_cast_merges']} holding two clips")

@@ -126,8 +126,9 @@ def test_another_clip_of_the_same_people_joins_their_clusters(env, run_dir, tmp_
     assert second.returncode == 0, second.stderr
     found = eval_video(env, "second_half", "--first-visit", "first_half")
     print(found)
-    assert found["second_visit"]["person_sequences"] >= 6
-    assert found["second_visit"]["joined_same_person_from_first_visit"] == found["second_visit"]["person_sequences"]
+    again = found["second_visit"]
+    assert again["person_sequences"] >= 6 and again["person_sequences_seen_in_first_visit"] == again["person_sequences"]
+    assert again["joined_same_person_from_first_visit"] == again["person_sequences"]
     assert found["second_visit"]["joined_someone_else"] == 0
     assert found["first_half"]["false_merges"] == found["second_half"]["false_merges"] == 0
 

@@ -12,8 +12,8 @@ For a visit (the `video_id` the clip was stored under), from the store as it is 
   clothing              the same pairs by what they wear (torso colours): how many are over reid.torso_apart (a
                         different pair there is kept apart; a same pair there is split by clothing)
 With a first visit (another video_id of the same people), also the second visit's person-sequences whose
-cluster holds the same person from the first visit (recall) or someone else (errors), and the decisions as
-they were published (status, and the name they carried).
+cluster holds the same person from the first visit (recall, out of those whose person the first visit shows) or
+someone else (errors), and the decisions as they were published (status, and the name they carried).
 """
 
 from __future__ import annotations
@@ -109,8 +109,10 @@ def score_second_visit(first: list[Row], second: list[Row], decisions: dict[int,
     """How the second visit's person-sequences joined the first visit's clusters; `decisions` as published."""
     held = people_by_cluster(first)
     people = [r for r in second if r.person]
+    seen = {r.person for r in first if r.person}
     return {
         "person_sequences": len(people),
+        "person_sequences_seen_in_first_visit": sum(1 for r in people if r.person in seen),
         "joined_same_person_from_first_visit": sum(1 for r in people if r.person in held.get(r.cluster_id, ())),
         "joined_someone_else": sum(1 for r in people if held.get(r.cluster_id) and r.person not in held[r.cluster_id]),
         "published": dict(Counter(d["status"] for d in decisions.values())),
