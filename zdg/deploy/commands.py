@@ -144,7 +144,10 @@ def add_deploy_commands(sub: argparse._SubParsersAction) -> None:
                    help="a subscriber of the graph's secure topics (repeatable); boxes without host: are 'local'")
     p.set_defaults(func=cmd_keys)
 
-    p = sub.add_parser("build", help="build the container images (docker CLI; DOCKER_HOST picks the engine)")
+    p = sub.add_parser("build", help="build the container images (docker CLI; DOCKER_HOST picks the engine)",
+                       description="Build the container images. Each image's build stage stays tagged "
+                       "IMAGE:VERSION-build (the dependencies, cached for the next build); the untagged images zdg's "
+                       "builds leave (older build stages, images a rebuild replaced) are removed, and no others.")
     p.add_argument("--base-image", help="FROM image for all (default: the Dockerfiles' python:3.11-slim-bookworm)")
     p.add_argument("--store", action="store_true", help="also build a local image of the store (zdg-store)")
     p.add_argument("--gpu", action="store_true", help="the applications' images from their GPU Dockerfiles (a CUDA base)")
